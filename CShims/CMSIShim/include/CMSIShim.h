@@ -1,0 +1,13 @@
+/*
+ * CMSIShim: the few things Swift cannot express directly. No logic lives here.
+ *   msishim_pci.h   libpci calls guarded so libpci's "fatal" error callback returns to Swift
+ *                   instead of exiting the process; fixed-argument wrappers for variadic calls.
+ *   msishim_mmio.h  volatile, barriered 32/64-bit MMIO loads and stores (static inline).
+ *   msishim_sys.h   ioctl request numbers and small syscall wrappers (VFIO, eventfd, ...).
+ */
+#ifndef CMSISHIM_H
+#define CMSISHIM_H
+#include "msishim_pci.h"
+#include "msishim_mmio.h"
+#include "msishim_sys.h"
+#endif

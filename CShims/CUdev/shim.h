@@ -1,0 +1,2 @@
+/* libudev headers; apt: libudev-dev, pkg-config: libudev. */
+#include <libudev.h>

@@ -1,0 +1,91 @@
+// swift-tools-version:6.0
+//
+// MSIShim: PCI interrupt capabilities, MSI/MSI-X/IMS tables and a model of the
+// Linux MSI descriptor store, on real devices or a mock, with the `msictl` CLI.
+//
+// Layers (each a folder under Sources/, lowest first):
+//   MSIShimCore      vocabulary shared by every layer: PCI addresses, errno names,
+//                    config-space protocols, capability decoding (pure Swift).
+//   MSIModel         the kernel's MSI descriptor store, domains, vectors (pure Swift, no I/O).
+//   PCIAccess        libpci + libudev + sysfs: enumeration, names, kernel's IRQ view.
+//   DeviceIO         config space and BAR regions: sysfs, UIO, VFIO, memory, files.
+//   InterruptTables  MSI-X, MSI and IMS tables over DeviceIO; irq chips for the model.
+//   MockDevice       a spec-faithful MSI/MSI-X/IMS device behind the DeviceIO protocols.
+//   msictl           the command-line tool (the only place that prints).
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "MSIShim",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "msictl", targets: ["msictl"]),
+        .library(name: "MSIModel", targets: ["MSIModel"]),
+        .library(name: "PCIAccess", targets: ["PCIAccess"]),
+        .library(name: "DeviceIO", targets: ["DeviceIO"]),
+        .library(name: "InterruptTables", targets: ["InterruptTables"]),
+        .library(name: "MockDevice", targets: ["MockDevice"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: C shims (module maps and tiny C; no logic)
+        .systemLibrary(
+            name: "CPCI", path: "CShims/CPCI", pkgConfig: "libpci",
+            providers: [.apt(["libpci-dev"])]),
+        .systemLibrary(
+            name: "CUdev", path: "CShims/CUdev", pkgConfig: "libudev",
+            providers: [.apt(["libudev-dev"])]),
+        .target(name: "CMSIShim", dependencies: ["CPCI"], path: "CShims/CMSIShim"),
+
+        // MARK: Library layers
+        .target(name: "MSIShimCore", swiftSettings: strict),
+        .target(name: "MSIModel", dependencies: ["MSIShimCore"], swiftSettings: strict),
+        .target(
+            name: "PCIAccess", dependencies: ["MSIShimCore", "CPCI", "CUdev", "CMSIShim"],
+            swiftSettings: strict),
+        .target(
+            name: "DeviceIO", dependencies: ["MSIShimCore", "PCIAccess", "CMSIShim"],
+            swiftSettings: strict),
+        .target(
+            name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel", "DeviceIO", "CMSIShim"],
+            swiftSettings: strict),
+        .target(
+            name: "MockDevice",
+            dependencies: ["MSIShimCore", "MSIModel", "DeviceIO", "PCIAccess", "InterruptTables"],
+            swiftSettings: strict),
+
+        // MARK: Executables
+        .executableTarget(
+            name: "msictl",
+            dependencies: [
+                "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+        // Benchmarks (scripts/bench); BenchBaseline holds the C baselines they compare against.
+        .target(name: "BenchBaseline", path: "Sources/BenchBaseline"),
+        .executableTarget(
+            name: "msibench",
+            dependencies: [
+                "BenchBaseline", "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables",
+                "MockDevice", "CMSIShim",
+            ],
+            swiftSettings: strict),
+
+        // MARK: Tests (Swift Testing)
+        .testTarget(name: "MSIShimCoreTests", dependencies: ["MSIShimCore"]),
+        .testTarget(name: "MSIModelTests", dependencies: ["MSIModel", "MSIShimCore"]),
+        .testTarget(name: "PCIAccessTests", dependencies: ["PCIAccess", "MSIShimCore"]),
+        .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim"]),
+        .testTarget(
+            name: "InterruptTablesTests",
+            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "DeviceIO", "MSIShimCore"]),
+        .testTarget(name: "MSICtlTests", dependencies: ["MSIShimCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+// DeviceIO: see Package.swift for this layer's role.
+import MSIShimCore

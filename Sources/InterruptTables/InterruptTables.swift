@@ -1,0 +1,2 @@
+// InterruptTables: see Package.swift for this layer's role.
+import MSIShimCore

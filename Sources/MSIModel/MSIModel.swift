@@ -1,0 +1,2 @@
+// MSIModel: see Package.swift for this layer's role.
+import MSIShimCore

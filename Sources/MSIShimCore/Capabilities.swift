@@ -1,0 +1,223 @@
+// Walking capability lists and decoding the interrupt capabilities, over any
+// ConfigSpaceAccess (a dump snapshot, libpci, sysfs, VFIO or the mock).
+
+/// One entry of a capability list.
+public struct PCICapability: Hashable, Sendable, Codable {
+    /// Capability ID (8-bit standard, 16-bit extended).
+    public var id: UInt16
+    /// Config-space offset of the capability header.
+    public var offset: Int
+    /// True for PCIe extended capabilities (offset ≥ 0x100).
+    public var extended: Bool
+    /// Version nibble of an extended capability header (0 for standard ones).
+    public var version: UInt8
+
+    public init(id: UInt16, offset: Int, extended: Bool, version: UInt8 = 0) {
+        self.id = id
+        self.offset = offset
+        self.extended = extended
+        self.version = version
+    }
+}
+
+/// How a capability walk ended. lspci prints the last three as `<chain looped>`,
+/// `<chain broken>` and `<access denied>`.
+public enum CapabilityChainStatus: Hashable, Sendable, Codable {
+    /// The list ended with a zero next pointer.
+    case complete
+    /// A next pointer revisited an offset already seen.
+    case looped(at: Int)
+    /// An ID of 0xFF (device gone or garbage), a pointer into the standard header (< 0x40),
+    /// or an extended header of 0xFFFFFFFF.
+    case broken(at: Int)
+    /// The capability lies beyond the readable part of config space (unprivileged sysfs
+    /// readers see 64 bytes: capabilities need root).
+    case accessDenied(at: Int)
+
+    public var isComplete: Bool { self == .complete }
+}
+
+/// A walked capability list.
+public struct CapabilityList: Hashable, Sendable {
+    public var capabilities: [PCICapability]
+    /// How the standard list ended.
+    public var standardStatus: CapabilityChainStatus
+    /// How the extended list ended (`.complete` when there is no extended space to walk).
+    public var extendedStatus: CapabilityChainStatus
+
+    /// The first standard capability with this ID.
+    public func first(_ id: UInt8) -> PCICapability? {
+        capabilities.first { !$0.extended && $0.id == UInt16(id) }
+    }
+}
+
+extension ConfigSpaceAccess {
+    /// Walks the standard and (for PCIe/PCI-X devices with 4 KiB of readable space) the
+    /// extended capability lists, guarding loops with a visited set as lspci does.
+    ///
+    /// Throws only when the header itself cannot be read; problems inside the chain are
+    /// reported in the returned statuses, never thrown.
+    public func capabilityList() throws -> CapabilityList {
+        var caps: [PCICapability] = []
+        var standardStatus = CapabilityChainStatus.complete
+        var extendedStatus = CapabilityChainStatus.complete
+        let status = try read16(PCIReg.status)
+        var canHaveExtended = false
+        if status & PCIReg.Status.capabilityList != 0 {
+            let headerType = try read8(PCIReg.headerType) & 0x7F
+            let pointerAt = headerType == 2 ? PCIReg.cardbusCapabilityListPointer : PCIReg.capabilityListPointer
+            var visited = Set<Int>()
+            var at = Int(try read8(pointerAt) & ~3)
+            while at != 0 {
+                guard at + 4 <= readableSize else { standardStatus = .accessDenied(at: at); break }
+                guard at >= PCIReg.standardHeaderSize, at < PCIReg.extendedStart else {
+                    standardStatus = .broken(at: at); break
+                }
+                guard visited.insert(at).inserted else { standardStatus = .looped(at: at); break }
+                let id = try read8(at)
+                guard id != 0xFF else { standardStatus = .broken(at: at); break }
+                caps.append(PCICapability(id: UInt16(id), offset: at, extended: false))
+                if id == PCICapabilityID.express || id == 0x07 /* PCI-X */ { canHaveExtended = true }
+                at = Int(try read8(at + 1) & ~3)
+            }
+        }
+        if canHaveExtended, readableSize >= PCIReg.extendedSize {
+            var visited = Set<Int>()
+            var at = PCIReg.extendedStart
+            repeat {
+                guard visited.insert(at).inserted else { extendedStatus = .looped(at: at); break }
+                let header = try read32(at)
+                if header == 0 { break }  // no extended capabilities
+                guard header != 0xFFFF_FFFF else { extendedStatus = .broken(at: at); break }
+                caps.append(PCICapability(
+                    id: UInt16(header & 0xFFFF), offset: at, extended: true, version: UInt8((header >> 16) & 0xF)))
+                at = Int(header >> 20) & ~3
+                if at != 0 && at < PCIReg.extendedStart { extendedStatus = .broken(at: at); break }
+            } while at != 0
+        }
+        return CapabilityList(capabilities: caps, standardStatus: standardStatus, extendedStatus: extendedStatus)
+    }
+}
+
+/// The MSI capability decoded field by field (the fields `lspci -vv` prints).
+public struct MSICapability: Hashable, Sendable, Codable {
+    public var capOffset: Int
+    public var control: UInt16
+    public var enabled: Bool { control & PCIReg.MSI.enable != 0 }
+    /// log2 of Multiple Message Capable (MMC).
+    public var multipleCapableLog2: Int { Int((control & PCIReg.MSI.qmask) >> 1) }
+    /// log2 of Multiple Message Enable (MME).
+    public var multipleEnabledLog2: Int { Int((control & PCIReg.MSI.qsize) >> 4) }
+    /// Vectors the function can request: `1 << MMC` (lspci's second Count number).
+    public var countCapable: Int { 1 << multipleCapableLog2 }
+    /// Vectors software enabled: `1 << MME` (lspci's first Count number).
+    public var countEnabled: Int { 1 << multipleEnabledLog2 }
+    public var maskable: Bool { control & PCIReg.MSI.perVectorMask != 0 }
+    public var is64Bit: Bool { control & PCIReg.MSI.is64Bit != 0 }
+    /// Message address (upper half is 0 for a 32-bit capability).
+    public var address: UInt64
+    /// Message data (16 bits).
+    public var data: UInt16
+    /// Mask bits; `nil` unless per-vector masking is supported.
+    public var mask: UInt32?
+    /// Pending bits; `nil` unless per-vector masking is supported.
+    public var pending: UInt32?
+
+    /// Offsets of the registers that depend on the 64-bit flag.
+    public var dataOffset: Int { capOffset + (is64Bit ? PCIReg.MSI.data64 : PCIReg.MSI.data32) }
+    public var maskOffset: Int { capOffset + (is64Bit ? PCIReg.MSI.mask64 : PCIReg.MSI.mask32) }
+    public var pendingOffset: Int { capOffset + (is64Bit ? PCIReg.MSI.pending64 : PCIReg.MSI.pending32) }
+
+    /// Reads and decodes the MSI capability at `offset`.
+    public init(config: some ConfigSpaceAccess, at offset: Int) throws {
+        capOffset = offset
+        control = try config.read16(offset + PCIReg.MSI.flags)
+        let is64 = control & PCIReg.MSI.is64Bit != 0
+        let lo = try config.read32(offset + PCIReg.MSI.addressLo)
+        let hi = is64 ? try config.read32(offset + PCIReg.MSI.addressHi) : 0
+        address = UInt64(hi) << 32 | UInt64(lo)
+        data = try config.read16(offset + (is64 ? PCIReg.MSI.data64 : PCIReg.MSI.data32))
+        if control & PCIReg.MSI.perVectorMask != 0 {
+            mask = try config.read32(offset + (is64 ? PCIReg.MSI.mask64 : PCIReg.MSI.mask32))
+            pending = try config.read32(offset + (is64 ? PCIReg.MSI.pending64 : PCIReg.MSI.pending32))
+        } else {
+            mask = nil
+            pending = nil
+        }
+    }
+}
+
+/// The MSI-X capability decoded field by field.
+public struct MSIXCapability: Hashable, Sendable, Codable {
+    public var capOffset: Int
+    public var control: UInt16
+    public var tableRegister: UInt32
+    public var pbaRegister: UInt32
+
+    public var enabled: Bool { control & PCIReg.MSIX.enable != 0 }
+    public var functionMasked: Bool { control & PCIReg.MSIX.functionMask != 0 }
+    /// Number of table entries, 1…2048.
+    public var tableSize: Int { Int(control & PCIReg.MSIX.tableSizeMask) + 1 }
+    /// BAR indicator of the table (0…5 valid; 6 and 7 are reserved).
+    public var tableBIR: Int { Int(tableRegister & PCIReg.MSIX.birMask) }
+    public var tableOffset: UInt32 { tableRegister & ~PCIReg.MSIX.birMask }
+    public var pbaBIR: Int { Int(pbaRegister & PCIReg.MSIX.birMask) }
+    public var pbaOffset: UInt32 { pbaRegister & ~PCIReg.MSIX.birMask }
+    /// Bytes the table occupies: 16 per entry.
+    public var tableLength: Int { tableSize * PCIReg.MSIX.entrySize }
+    /// Bytes the PBA occupies: one bit per entry, in whole QWORDs.
+    public var pbaLength: Int { (tableSize + 63) / 64 * 8 }
+
+    /// Reads and decodes the MSI-X capability at `offset`.
+    public init(config: some ConfigSpaceAccess, at offset: Int) throws {
+        capOffset = offset
+        control = try config.read16(offset + PCIReg.MSIX.flags)
+        tableRegister = try config.read32(offset + PCIReg.MSIX.table)
+        pbaRegister = try config.read32(offset + PCIReg.MSIX.pba)
+    }
+}
+
+/// PCI Express device/port type (bits 7:4 of the PCIe capabilities register).
+public enum PCIExpressType: Int, Hashable, Sendable, Codable, CustomStringConvertible {
+    case endpoint = 0
+    case legacyEndpoint = 1
+    case rootPort = 4
+    case upstreamPort = 5
+    case downstreamPort = 6
+    case pcieToPCIBridge = 7
+    case pciToPCIeBridge = 8
+    case rootComplexIntegratedEndpoint = 9
+    case rootComplexEventCollector = 10
+
+    /// The words lspci prints.
+    public var description: String {
+        switch self {
+        case .endpoint: "Endpoint"
+        case .legacyEndpoint: "Legacy Endpoint"
+        case .rootPort: "Root Port"
+        case .upstreamPort: "Upstream Port"
+        case .downstreamPort: "Downstream Port"
+        case .pcieToPCIBridge: "PCI-Express to PCI/PCI-X Bridge"
+        case .pciToPCIeBridge: "PCI/PCI-X to PCI-Express Bridge"
+        case .rootComplexIntegratedEndpoint: "Root Complex Integrated Endpoint"
+        case .rootComplexEventCollector: "Root Complex Event Collector"
+        }
+    }
+}
+
+/// The part of the PCI Express capability this package reports.
+public struct PCIExpressCapability: Hashable, Sendable, Codable {
+    public var capOffset: Int
+    public var flags: UInt16
+    public var version: Int { Int(flags & PCIReg.Express.versionMask) }
+    /// Raw type nibble; ``type`` is nil for reserved values.
+    public var typeCode: Int { Int((flags & PCIReg.Express.typeMask) >> 4) }
+    public var type: PCIExpressType? { PCIExpressType(rawValue: typeCode) }
+    /// Interrupt Message Number (bits 13:9): which MSI/MSI-X vector PCIe events use.
+    public var interruptMessageNumber: Int { Int((flags >> 9) & 0x1F) }
+
+    public init(config: some ConfigSpaceAccess, at offset: Int) throws {
+        capOffset = offset
+        flags = try config.read16(offset + PCIReg.Express.flags)
+    }
+}

@@ -1,0 +1,95 @@
+/// The address of a PCI function: `domain:bus:device.function`, printed as `0000:00:03.0`.
+public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+    public var domain: UInt32
+    public var bus: UInt8
+    /// Device (slot) number, 0…31.
+    public var device: UInt8
+    /// Function number, 0…7.
+    public var function: UInt8
+
+    /// Creates an address; returns `nil` when `device > 31` or `function > 7`.
+    public init?(domain: UInt32 = 0, bus: UInt8, device: UInt8, function: UInt8) {
+        guard device < 32, function < 8 else { return nil }
+        self.domain = domain
+        self.bus = bus
+        self.device = device
+        self.function = function
+    }
+
+    /// Parses `DDDD:BB:SS.F` or `BB:SS.F` (hex, as sysfs and lspci print them).
+    /// Throws ``PCIAddressError`` naming what is wrong.
+    public init(parsing text: String) throws(PCIAddressError) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2 || parts.count == 3 else { throw .malformed(text, "expected [DDDD:]BB:SS.F") }
+        var domain: UInt32 = 0
+        if parts.count == 3 {
+            guard let d = UInt32(parts[0], radix: 16), parts[0].count <= 8, !parts[0].isEmpty else {
+                throw .malformed(text, "domain '\(parts[0])' is not hex")
+            }
+            domain = d
+        }
+        let busText = parts[parts.count - 2]
+        guard !busText.isEmpty, busText.count <= 2, let bus = UInt8(busText, radix: 16) else {
+            throw .malformed(text, "bus '\(busText)' is not a hex byte")
+        }
+        let slotFn = parts[parts.count - 1].split(separator: ".", omittingEmptySubsequences: false)
+        guard slotFn.count == 2 else { throw .malformed(text, "expected SS.F after the bus") }
+        guard !slotFn[0].isEmpty, slotFn[0].count <= 2, let dev = UInt8(slotFn[0], radix: 16), dev < 32 else {
+            throw .malformed(text, "device '\(slotFn[0])' must be hex 00…1f")
+        }
+        guard slotFn[1].count == 1, let fn = UInt8(slotFn[1], radix: 16), fn < 8 else {
+            throw .malformed(text, "function '\(slotFn[1])' must be 0…7")
+        }
+        self.domain = domain
+        self.bus = bus
+        self.device = dev
+        self.function = fn
+    }
+
+    /// `0000:00:03.0`, the form sysfs uses.
+    public var description: String {
+        hex(domain, width: 4) + ":" + hex(bus, width: 2) + ":" + hex(device, width: 2) + "." + String(function, radix: 16)
+    }
+
+    /// `00:03.0`, the short form lspci prints for domain 0.
+    public var shortDescription: String {
+        hex(bus, width: 2) + ":" + hex(device, width: 2) + "." + String(function, radix: 16)
+    }
+
+    /// The device id the kernel's legacy global PCI-MSI domain uses in hwirq numbers:
+    /// `bus << 8 | devfn`.
+    public var requesterID: UInt16 { UInt16(bus) << 8 | UInt16(device) << 3 | UInt16(function) }
+
+    public static func < (a: PCIAddress, b: PCIAddress) -> Bool {
+        (a.domain, a.bus, a.device, a.function) < (b.domain, b.bus, b.device, b.function)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { try self.init(parsing: text) } catch {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+/// Why a PCI address string was rejected.
+public enum PCIAddressError: Error, Equatable, Sendable, CustomStringConvertible {
+    case malformed(String, String)
+
+    public var description: String {
+        switch self {
+        case .malformed(let text, let why): "invalid PCI address '\(text)': \(why)"
+        }
+    }
+}
+
+/// Lower-case hex of `value`, zero-padded to `width` digits.
+public func hex<T: BinaryInteger>(_ value: T, width: Int) -> String {
+    let s = String(value, radix: 16)
+    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+}

@@ -1,0 +1,2 @@
+// MockDevice: see Package.swift for this layer's role.
+import MSIShimCore

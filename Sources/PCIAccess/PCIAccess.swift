@@ -1,0 +1,2 @@
+// PCIAccess: see Package.swift for this layer's role.
+import MSIShimCore
