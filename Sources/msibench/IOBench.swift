@@ -1,0 +1,3 @@
+func runIOBench(_ arguments: [String]) throws {
+    FileHandleOutput.standardError("not implemented yet\n")
+}

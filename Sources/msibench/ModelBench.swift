@@ -1,0 +1,3 @@
+func runModelBench(_ arguments: [String]) throws {
+    FileHandleOutput.standardError("not implemented yet\n")
+}

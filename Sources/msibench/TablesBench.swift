@@ -1,0 +1,3 @@
+func runTablesBench(_ arguments: [String]) throws {
+    FileHandleOutput.standardError("not implemented yet\n")
+}

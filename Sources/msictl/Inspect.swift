@@ -1,0 +1,6 @@
+import ArgumentParser
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "(not implemented yet)", shouldDisplay: false)
+    func run() throws { throw ValidationError("not implemented yet") }
+}
