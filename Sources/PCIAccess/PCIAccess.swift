@@ -1,2 +1,0 @@
-// PCIAccess: see Package.swift for this layer's role.
-import MSIShimCore

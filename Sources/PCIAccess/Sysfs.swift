@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+public import MSIShimCore
+
+/// The kernel's sysfs view of PCI devices, rooted at a configurable path so tests can use a
+/// fake tree in a temporary folder (`root` = that folder, holding `bus/pci/devices/...`).
+///
+/// Reads return `nil` for absent attributes (a device without a driver, a kernel without
+/// IOMMU groups) rather than throwing: absence is information, not an error. Writes throw
+/// ``SysfsError`` carrying the errno.
+public struct SysfsPCI: Sendable {
+    /// The sysfs mount point, `/sys` on a live system.
+    public var root: String
+
+    public init(root: String = "/sys") {
+        self.root = root
+    }
+
+    /// `<root>/bus/pci/devices/<bdf>`.
+    public func devicePath(_ address: PCIAddress) -> String {
+        root + "/bus/pci/devices/" + address.description
+    }
+
+    /// Whether the device directory exists (false once the device is removed).
+    public func exists(_ address: PCIAddress) -> Bool {
+        access(devicePath(address), F_OK) == 0
+    }
+
+    /// Every PCI function sysfs lists, sorted.
+    public func addresses() -> [PCIAddress] {
+        listDirectory(root + "/bus/pci/devices").compactMap { try? PCIAddress(parsing: $0) }.sorted()
+    }
+
+    /// Name of the bound driver (basename of the `driver` link), or nil when unbound.
+    public func driver(of address: PCIAddress) -> String? {
+        readLinkBasename(devicePath(address) + "/driver")
+    }
+
+    /// IOMMU group number (basename of the `iommu_group` link), or nil without an IOMMU.
+    public func iommuGroup(of address: PCIAddress) -> Int? {
+        readLinkBasename(devicePath(address) + "/iommu_group").flatMap { Int($0) }
+    }
+
+    /// Other functions in the same IOMMU group (from `iommu_group/devices`).
+    public func iommuGroupMembers(of address: PCIAddress) -> [PCIAddress] {
+        listDirectory(devicePath(address) + "/iommu_group/devices").compactMap { try? PCIAddress(parsing: $0) }.sorted()
+    }
+
+    /// The kernel's MSI/MSI-X interrupts of the device: `msi_irqs/<irq>` files, each holding
+    /// `msi` or `msix`. Empty when none are allocated (the directory is then absent).
+    public func msiIRQs(of address: PCIAddress) -> [(irq: Int, kind: String)] {
+        let dir = devicePath(address) + "/msi_irqs"
+        return listDirectory(dir).compactMap { name -> (irq: Int, kind: String)? in
+            guard let irq = Int(name) else { return nil }
+            let kind = readText(dir + "/" + name)?.trimmingWhitespace() ?? "msi"
+            return (irq, kind)
+        }.sorted { $0.irq < $1.irq }
+    }
+
+    /// The contents of an attribute file, without the trailing newline; nil if unreadable.
+    public func attribute(_ name: String, of address: PCIAddress) -> String? {
+        readText(devicePath(address) + "/" + name)?.trimmingWhitespace()
+    }
+
+    /// Writes `value` to an attribute file (e.g. `driver_override`), as `echo value > file`.
+    public func writeAttribute(_ name: String, of address: PCIAddress, _ value: String) throws(SysfsError) {
+        try writeFile(devicePath(address) + "/" + name, value)
+    }
+
+    /// Writes `value` to a file below the sysfs root (e.g. `bus/pci/drivers_probe`).
+    public func writeFile(relative path: String, _ value: String) throws(SysfsError) {
+        try writeFile(root + "/" + path, value)
+    }
+
+    // MARK: - Small file helpers (no Foundation: probe must start fast)
+
+    func writeFile(_ path: String, _ value: String) throws(SysfsError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SysfsError(path: path, operation: "open", errno: errno) }
+        defer { close(fd) }
+        var bytes = Array(value.utf8)
+        let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
+        guard n == bytes.count else { throw SysfsError(path: path, operation: "write", errno: n < 0 ? errno : EIO) }
+    }
+}
+
+/// A failed sysfs write, with the path and errno (`EACCES` means "run as root").
+public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
+    public var path: String
+    public var operation: String
+    public var code: Int32
+
+    public init(path: String, operation: String, errno code: Int32) {
+        self.path = path
+        self.operation = operation
+        self.code = code
+    }
+
+    public var errno: KernelErrno? { KernelErrno(code: code) }
+
+    public var description: String {
+        let name = errno.map { "\($0.name) (\($0.message))" } ?? "errno \(code)"
+        let hint = code == EACCES || code == EPERM ? "; run as root" : ""
+        return "\(operation) \(path): \(name)\(hint)"
+    }
+}
+
+/// Reads a whole (small) file as text; nil if it cannot be opened.
+public func readText(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Names in a directory, without `.` and `..`; empty if it cannot be opened.
+public func listDirectory(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
+/// The last path component a symlink points to, or nil if `path` is not a readable link.
+public func readLinkBasename(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return target.split(separator: "/").last.map(String.init)
+}
+
+extension String {
+    /// The string without leading and trailing spaces, tabs and newlines.
+    public func trimmingWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
+        return String(self[first...last])
+    }
+}
