@@ -200,6 +200,15 @@ public struct PCIDeviceInfo: Hashable, Sendable {
         self.configSize = configSize
     }
 
+    /// MSI-X or MSI when exactly that one is enabled in config space.
+    public var enabledMSIKind: MSIKind? {
+        switch (msix?.enabled ?? false, msi?.enabled ?? false) {
+        case (true, false): .msix
+        case (false, true): .msi
+        default: nil
+        }
+    }
+
     /// PCIe device/port type, nil without a PCI Express capability (or a reserved type).
     public var pcieType: PCIExpressType? { express?.type }
 

@@ -75,10 +75,18 @@ public struct ProbeReport: Hashable, Sendable {
 
 /// Runs probes.
 public enum PCIProbe {
-    public static func run(_ source: ProbeSource, options: ProbeOptions = .init()) throws(ProbeError) -> ProbeReport {
+    /// Probes `source`.
+    /// - Parameter names: the name database to use (pass one whose
+    ///   ``PCINameDatabase/preloadInBackground()`` started early to overlap its loading with
+    ///   the probe); nil opens one when `options.lookupNames` is set.
+    public static func run(
+        _ source: ProbeSource, options: ProbeOptions = .init(), names: PCINameDatabase? = nil
+    ) throws(ProbeError) -> ProbeReport {
+        var report: ProbeReport
+        let database = options.lookupNames ? names ?? PCINameDatabase() : nil
         switch source {
         case let .live(root, interrupts):
-            do { return try live(sysfsRoot: root, procInterrupts: interrupts, options: options) } catch {
+            do { report = try live(sysfsRoot: root, procInterrupts: interrupts, options: options) } catch {
                 throw .libpci(error)
             }
         case let .dump(path, reader):
@@ -86,11 +94,18 @@ public enum PCIProbe {
             do { records = try LSPCIDump.read(path: path, collectBytes: reader == .native) } catch { throw .dump(error) }
             do {
                 switch reader {
-                case .libpci: return try dumpThroughLibPCI(path: path, records: records, options: options)
-                case .native: return try dumpNative(records: records, options: options)
+                case .libpci: report = try dumpThroughLibPCI(path: path, records: records, options: options)
+                case .native: report = try dumpNative(records: records, options: options)
                 }
             } catch { throw .libpci(error) }
         }
+        if let database {
+            do {
+                for i in report.devices.indices { try addNames(&report.devices[i], database) }
+            } catch { throw .libpci(error) }
+            report.warnings += database.takeWarnings()
+        }
+        return report
     }
 
     // MARK: Live system
@@ -101,29 +116,41 @@ public enum PCIProbe {
         let udev = options.useUdev && sysfsRoot == "/sys" ? try? UdevContext() : nil
         var interrupts: ProcInterrupts? = nil
         var devices: [PCIDeviceInfo] = []
+        var privileged: Bool? = nil
         for address in session.addresses where options.slots.matches(address) {
             let fields = try session.fields(of: address)
             guard options.ids.matches(
                 vendor: fields.vendorID, device: fields.deviceID, classCode: fields.classCode,
                 programmingInterface: fields.programmingInterface)
             else { continue }
-            let config = try LibPCIConfigSpace(session: session, address: address)
+            // The config file's size says 256 or 4096 without touching the device; whether
+            // this process may read past 64 bytes (CAP_SYS_ADMIN) is checked once.
+            var size = sysfs.configFileSize(of: address)
+            if let s = size, s > PCIReg.standardHeaderSize {
+                if privileged == nil {
+                    privileged = try session.readConfig(address, offset: PCIReg.standardHeaderSize, count: 4) != nil
+                }
+                if privileged == false { size = nil }
+            }
+            // Lazily, a dword at a time: on a VM each config dword is a trap to the hypervisor.
+            let config = try LibPCIConfigSpace(session: session, address: address, readableSize: size, prefetch: 0)
             var info = describe(address: address, fields: fields, config: config, fromDump: false)
-            if options.lookupNames { try addNames(&info, session) }
-
             info.driver = udev.map { $0.driver(of: address) } ?? sysfs.driver(of: address)
             info.iommuGroup = sysfs.iommuGroup(of: address)
-            let allocated = sysfs.msiIRQs(of: address)
+            let allocated = sysfs.msiIRQNumbers(of: address)
             if allocated.isEmpty {
                 info.irqs = []
             } else {
                 if interrupts == nil { interrupts = ProcInterrupts.read(path: procInterrupts) ?? ProcInterrupts(parsing: "") }
-                info.irqs = allocated.map { entry in
-                    let row = interrupts?.row(irq: entry.irq)
+                info.irqs = allocated.map { irq in
+                    let row = interrupts?.row(irq: irq)
                     let source = row?.source?.address == address ? row?.source : nil
+                    // The kind: from the per-device chip name, else from which of MSI/MSI-X is
+                    // enabled (they exclude each other), else the msi_irqs file itself.
+                    let kind = source?.kind ?? info.enabledMSIKind
+                        ?? sysfs.msiIRQKind(of: address, irq: irq).flatMap(MSIKind.init(rawValue:)) ?? .msi
                     return DeviceIRQ(
-                        irq: entry.irq, kind: MSIKind(rawValue: entry.kind) ?? .msi, index: source?.index,
-                        counts: row?.counts, actions: row.map { $0.actions })
+                        irq: irq, kind: kind, index: source?.index, counts: row?.counts, actions: row.map { $0.actions })
                 }
             }
             devices.append(info)
@@ -157,7 +184,6 @@ public enum PCIProbe {
             let config = ConfigSnapshot(name: snapshotName(address, record), bytes: bytes ?? [])
             var info = describe(address: address, fields: fields, config: config, fromDump: true)
             info.dumpLine = record?.line
-            if options.lookupNames { try addNames(&info, session) }
             devices.append(info)
         }
         return ProbeReport(
@@ -166,8 +192,6 @@ public enum PCIProbe {
     }
 
     static func dumpNative(records: [DumpRecord], options: ProbeOptions) throws(LibPCIError) -> ProbeReport {
-        // Names still come from libpci's database; an empty dump gives a session without devices.
-        let names = options.lookupNames ? try LibPCISession(method: .dump(path: "/dev/null")) : nil
         var devices: [PCIDeviceInfo] = []
         for record in records.sorted(by: { $0.address < $1.address }) where options.slots.matches(record.address) {
             let config = ConfigSnapshot(name: snapshotName(record.address, record), bytes: record.bytes)
@@ -178,11 +202,9 @@ public enum PCIProbe {
             else { continue }
             var info = describe(address: record.address, fields: fields, config: config, fromDump: true)
             info.dumpLine = record.line
-            if let names { try addNames(&info, names) }
             devices.append(info)
         }
-        return ProbeReport(
-            devices: devices, scannedCount: records.count, warnings: names?.takeWarnings() ?? [], cpus: nil, isLive: false)
+        return ProbeReport(devices: devices, scannedCount: records.count, warnings: [], cpus: nil, isLive: false)
     }
 
     static func snapshotName(_ address: PCIAddress, _ record: DumpRecord?) -> String {
@@ -232,9 +254,9 @@ public enum PCIProbe {
         return info
     }
 
-    static func addNames(_ info: inout PCIDeviceInfo, _ session: LibPCISession) throws(LibPCIError) {
-        info.vendorName = try session.vendorName(info.vendorID)
-        info.deviceName = try session.deviceName(vendor: info.vendorID, device: info.deviceID)
-        info.className = try session.className(info.classCode)
+    static func addNames(_ info: inout PCIDeviceInfo, _ names: PCINameDatabase) throws(LibPCIError) {
+        info.vendorName = try names.vendorName(info.vendorID)
+        info.deviceName = try names.deviceName(vendor: info.vendorID, device: info.deviceID)
+        info.className = try names.className(info.classCode)
     }
 }

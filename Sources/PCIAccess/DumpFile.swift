@@ -91,35 +91,53 @@ public enum LSPCIDump {
 
     /// The scanner. Mirrors lib/dump.c line by line; see the file comment for the grammar.
     static func scan(_ b: UnsafeBufferPointer<UInt8>, name: String, collectBytes: Bool) throws(DumpFileError) -> [DumpRecord] {
+        guard let base = b.baseAddress, b.count > 0 else { throw .noDevices(path: name, reason: "the file is empty") }
         var records: [DumpRecord] = []
         var firstLine: [PCIAddress: Int] = [:]
-        var current: Int? = nil
         var bareAddressLine: Int? = nil
+        // The device lines currently go to (libpci's `dev`), and its bytes so far.
+        var current: Int? = nil
+        var length = 0
+        var scratch = [UInt8](repeating: 0xFF, count: collectBytes ? maxConfigSize : 0)
         var pos = 0
         var line = 0
         let n = b.count
 
         func fail(_ reason: String) -> DumpFileError { .malformed(path: name, line: line, reason: reason) }
+        func finishDevice() {
+            guard let i = current else { return }
+            records[i].length = length
+            if collectBytes {
+                records[i].bytes = Array(scratch[0..<length])
+                for k in 0..<length { scratch[k] = 0xFF }
+            }
+            current = nil
+            length = 0
+        }
 
         while pos < n {
             line += 1
+            // fgets with libpci's buffer: at most 253 characters and the newline.
             let limit = min(n, pos + maxLineLength + 1)
-            var e = pos
-            while e < limit && b[e] != 0x0A && b[e] != 0 { e += 1 }
-            if e == limit || b[e] == 0 {
-                if e < limit { throw fail("contains a NUL byte (libpci: line too long or unterminated)") }
+            guard let nl = memchr(base + pos, 0x0A, limit - pos) else {
+                if memchr(base + pos, 0, limit - pos) != nil {
+                    throw fail("contains a NUL byte (libpci: line too long or unterminated)")
+                }
                 if limit == n && n - pos <= maxLineLength {
                     throw fail("last line has no newline (libpci: line too long or unterminated)")
                 }
                 throw fail("line longer than \(maxLineLength) characters (libpci: line too long or unterminated)")
             }
+            let e = base.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+            if memchr(base + pos, 0, e - pos) != nil {
+                throw fail("contains a NUL byte (libpci: line too long or unterminated)")
+            }
             var end = e
             if end > pos && b[end - 1] == 0x0D { end -= 1 }
-            let next = e + 1
-            defer { pos = next }
-            let length = end - pos
+            let start = pos
+            pos = e + 1
 
-            if let header = deviceHeader(b, pos, end) {
+            if let header = deviceHeader(b, start, end) {
                 guard header.device < 32 else {
                     throw fail("device number \(hex(header.device, width: 2)) is out of range (00-1f)")
                 }
@@ -132,18 +150,20 @@ public enum LSPCIDump {
                     throw fail("device \(address) appears twice (first at line \(earlier))")
                 }
                 firstLine[address] = line
-                records.append(DumpRecord(
-                    address: address, line: line, length: 0,
-                    bytes: collectBytes ? [UInt8](repeating: 0xFF, count: 256) : []))
+                finishDevice()
+                records.append(DumpRecord(address: address, line: line, length: 0, bytes: []))
                 current = records.count - 1
                 continue
             }
-            if length == 0 {
-                current = nil
+            if end == start {
+                finishDevice()
                 continue
             }
-            if bareAddressLine == nil && isBareAddress(b, pos, end) { bareAddressLine = line }
-            guard let dev = current, let (offsetValue, dataStart) = dataLineOffset(b, pos, end) else { continue }
+            if current == nil {
+                if bareAddressLine == nil && isBareAddress(b, start, end) { bareAddressLine = line }
+                continue
+            }
+            guard let (offsetValue, dataStart) = dataLineOffset(b, start, end) else { continue }
 
             var offset = Int(offsetValue)
             var z = dataStart
@@ -155,36 +175,25 @@ public enum LSPCIDump {
                     }
                     throw fail("at most 4096 bytes of config space are supported (libpci: dump: At most 4096 bytes of config space are supported)")
                 }
-                if collectBytes {
-                    if offset >= records[dev].bytes.count {
-                        records[dev].bytes.append(
-                            contentsOf: repeatElement(0xFF, count: maxConfigSize - records[dev].bytes.count))
-                    }
-                    records[dev].bytes[offset] = hexValue(b[z]) << 4 | hexValue(b[z + 1])
-                }
+                if collectBytes { scratch[offset] = hexValue(b[z]) << 4 | hexValue(b[z + 1]) }
                 offset += 1
-                if offset > records[dev].length { records[dev].length = offset }
+                if offset > length { length = offset }
                 z += 2
                 if z < end { z += 1 }
             }
             if z < end {
-                throw fail("malformed data at column \(z - pos + 1): expected two-digit hex bytes separated by single spaces (libpci: dump: Malformed line)")
+                throw fail("malformed data at column \(z - start + 1): expected two-digit hex bytes separated by single spaces (libpci: dump: Malformed line)")
             }
         }
+        finishDevice()
 
         if records.isEmpty {
-            if n == 0 { throw .noDevices(path: name, reason: "the file is empty") }
             if let bare = bareAddressLine {
                 throw .noDevices(
                     path: name,
                     reason: "line \(bare): a device line needs text after the address (e.g. '00:03.0 Device'), as lspci -x prints it")
             }
             throw .noDevices(path: name, reason: "no device lines such as '00:03.0 Device'; is this an lspci -x dump?")
-        }
-        if collectBytes {
-            for i in records.indices where records[i].bytes.count != records[i].length {
-                records[i].bytes.removeSubrange(records[i].length...)
-            }
         }
         return records
     }
@@ -195,34 +204,30 @@ public enum LSPCIDump {
 
     /// `BB:DD.F `, `DDDD:BB:DD.F ` or `DDDDD:BB:DD.F ` at the start of the line (F must be a
     /// decimal digit, as sscanf's %d needs); nil otherwise.
+    @inline(__always)
     static func deviceHeader(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Header? {
-        func matches(_ pattern: StaticString) -> Bool {
-            let count = pattern.utf8CodeUnitCount
-            guard end - start >= count else { return false }
-            return pattern.withUTF8Buffer { p in
-                for k in 0..<count {
-                    let c = b[start + k]
-                    if p[k] == UInt8(ascii: "#") ? !isHexDigit(c) : p[k] != c { return false }
-                }
-                return true
-            }
-        }
-        var domainDigits = 0
-        if matches("##:##.# ") {
-            domainDigits = 0
-        } else if matches("####:##:##.# ") {
-            domainDigits = 4
-        } else if matches("#####:##:##.# ") {
-            domainDigits = 5
+        let length = end - start
+        guard length >= 8 else { return nil }
+        @inline(__always) func hx(_ i: Int) -> Bool { isHexDigit(b[start + i]) }
+        @inline(__always) func at(_ i: Int, _ c: UInt8) -> Bool { b[start + i] == c }
+        let colon = UInt8(ascii: ":"), dot = UInt8(ascii: "."), space = UInt8(ascii: " ")
+        // "##:##.# " with the bus first, or after a 4- or 5-digit domain and a colon.
+        var p: Int
+        var domain: UInt32 = 0
+        if at(2, colon) && at(5, dot) && at(7, space) && hx(0) && hx(1) && hx(3) && hx(4) && hx(6) {
+            p = 0
+        } else if length >= 13 && at(4, colon) && at(7, colon) && at(10, dot) && at(12, space)
+            && hx(0) && hx(1) && hx(2) && hx(3) && hx(5) && hx(6) && hx(8) && hx(9) && hx(11) {
+            for k in 0..<4 { domain = domain << 4 | UInt32(hexValue(b[start + k])) }
+            p = 5
+        } else if length >= 14 && at(5, colon) && at(8, colon) && at(11, dot) && at(13, space)
+            && hx(0) && hx(1) && hx(2) && hx(3) && hx(4) && hx(6) && hx(7) && hx(9) && hx(10) && hx(12) {
+            for k in 0..<5 { domain = domain << 4 | UInt32(hexValue(b[start + k])) }
+            p = 6
         } else {
             return nil
         }
-        var p = start
-        var domain: UInt32 = 0
-        if domainDigits > 0 {
-            for _ in 0..<domainDigits { domain = domain << 4 | UInt32(hexValue(b[p])); p += 1 }
-            p += 1
-        }
+        p += start
         let bus = UInt32(hexValue(b[p])) << 4 | UInt32(hexValue(b[p + 1]))
         let device = UInt32(hexValue(b[p + 3])) << 4 | UInt32(hexValue(b[p + 4]))
         let f = b[p + 6]
@@ -272,17 +277,29 @@ public enum LSPCIDump {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw .cannotRead(path: path, errno: errno) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw .cannotRead(path: path, errno: EISDIR) }
-        var out: [UInt8] = []
-        out.reserveCapacity(Int(st.st_size) + 1)
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        // Read straight into the result; a file that grows while read continues in chunks.
+        var capacity = max(Int(st.st_size), 0) + 1
+        var out = [UInt8]()
         while true {
-            let got = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw .cannotRead(path: path, errno: errno)
+            var failure: Int32 = 0
+            var reachedEnd = false
+            let chunk = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                count = 0
+                while count < buffer.count {
+                    let got = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)  // allowed: capacity >= 1
+                    if got < 0 {
+                        if errno == EINTR { continue }
+                        failure = errno
+                        return
+                    }
+                    if got == 0 { reachedEnd = true; return }
+                    count += got
+                }
             }
-            if got == 0 { break }
-            out.append(contentsOf: chunk[0..<got])
+            if failure != 0 { throw .cannotRead(path: path, errno: failure) }
+            if out.isEmpty { out = chunk } else { out += chunk }
+            if reachedEnd { break }
+            capacity = 1 << 16
         }
         return out
     }

@@ -71,16 +71,24 @@ public struct ProcInterrupts: Hashable, Sendable {
         var cpus: [Int] = []
         var rows: [InterruptRow] = []
         var sawHeader = false
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            if !sawHeader {
-                let names = line.split(separator: " ", omittingEmptySubsequences: true)
-                if !names.isEmpty && names.allSatisfy({ $0.hasPrefix("CPU") }) {
-                    cpus = names.compactMap { Int($0.dropFirst(3)) }
-                    sawHeader = true
+        var text = text
+        text.withUTF8 { bytes in
+            var start = 0
+            while start < bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != 0x0A { end += 1 }
+                defer { start = end + 1 }
+                let line = UnsafeBufferPointer(rebasing: bytes[start..<end])
+                if !sawHeader {
+                    let names = Self.tokens(line)
+                    if !names.isEmpty && names.allSatisfy({ $0.count > 3 && $0.starts(with: Self.cpuPrefix) }) {
+                        cpus = names.compactMap { Self.decimal($0.dropFirst(3)) }.map { Int($0) }
+                        sawHeader = true
+                    }
+                    continue
                 }
-                continue
+                if let row = Self.parseRow(line, cpuCount: cpus.count) { rows.append(row) }
             }
-            if let row = Self.parseRow(line, cpuCount: cpus.count) { rows.append(row) }
         }
         self.cpus = cpus
         self.rows = rows
@@ -116,45 +124,86 @@ public struct ProcInterrupts: Hashable, Sendable {
 
     // MARK: Row parsing
 
-    static func parseRow(_ line: Substring, cpuCount: Int) -> InterruptRow? {
-        guard let colon = line.firstIndex(of: ":") else { return nil }
-        guard let irq = Int(line[..<colon].trimmingSpaces()) else { return nil }  // NMI, LOC, ...
-        var tokens = line[line.index(after: colon)...].split(separator: " ", omittingEmptySubsequences: true)[...]
+    private static let cpuPrefix = Array("CPU".utf8)
+
+    /// Space-separated tokens of a line.
+    static func tokens(_ line: UnsafeBufferPointer<UInt8>) -> [Slice<UnsafeBufferPointer<UInt8>>] {
+        var out: [Slice<UnsafeBufferPointer<UInt8>>] = []
+        var i = 0
+        while i < line.count {
+            while i < line.count && (line[i] == 0x20 || line[i] == 0x09) { i += 1 }
+            let s = i
+            while i < line.count && line[i] != 0x20 && line[i] != 0x09 { i += 1 }
+            if i > s { out.append(line[s..<i]) }
+        }
+        return out
+    }
+
+    /// A run of decimal digits as a number; nil if empty, not all digits, or too long.
+    static func decimal(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> UInt64? {
+        guard !digits.isEmpty, digits.count <= 19 else { return nil }
+        var v: UInt64 = 0
+        for c in digits {
+            guard c >= 0x30 && c <= 0x39 else { return nil }
+            v = v * 10 + UInt64(c - 0x30)
+        }
+        return v
+    }
+
+    static func parseRow(_ line: UnsafeBufferPointer<UInt8>, cpuCount: Int) -> InterruptRow? {
+        var tokens = tokens(line)[...]
+        guard let first = tokens.first, first.last == UInt8(ascii: ":"),
+              let irq = decimal(first.dropLast()) else { return nil }  // NMI:, LOC:, ...
+        tokens = tokens.dropFirst()
         var counts: [UInt64] = []
         counts.reserveCapacity(cpuCount)
-        while counts.count < cpuCount, let first = tokens.first, let n = UInt64(first) {
+        while counts.count < cpuCount, let t = tokens.first, let n = decimal(t) {
             counts.append(n)
             tokens = tokens.dropFirst()
         }
         guard counts.count == cpuCount else { return nil }
         // The chip name runs up to the "<hwirq>-<handler>" token (chip names may hold spaces).
-        var chipParts: [Substring] = []
+        var chipParts: [String] = []
         var hwirq: UInt64? = nil
         var handler: String? = nil
         while let t = tokens.first {
             tokens = tokens.dropFirst()
-            if let dash = t.firstIndex(of: "-"), let n = UInt64(t[..<dash]) {
+            if let dash = t.firstIndex(of: UInt8(ascii: "-")), let n = decimal(t[t.startIndex..<dash]) {
                 hwirq = n
-                handler = String(t[t.index(after: dash)...])
+                handler = String(decoding: t[(dash + 1)...], as: UTF8.self)
                 break
             }
-            chipParts.append(t)
+            chipParts.append(String(decoding: t, as: UTF8.self))
         }
         let chip = chipParts.joined(separator: " ")
-        let actions = tokens.joined(separator: " ")
+        let actions = tokens.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
         let source = hwirq.flatMap { msiSource(chip: chip, hwirq: $0) }
-        return InterruptRow(irq: irq, counts: counts, chip: chip, hwirq: hwirq, handler: handler, actions: actions, source: source)
+        return InterruptRow(
+            irq: Int(irq), counts: counts, chip: chip, hwirq: hwirq, handler: handler, actions: actions, source: source)
     }
 
     /// Maps a chip name and hwirq to the PCI vector (see the file comment).
     public static func msiSource(chip: String, hwirq: UInt64) -> MSIVectorSource? {
-        for (marker, kind) in [("PCI-MSIX-", MSIKind.msix), ("PCI-MSI-", MSIKind.msi)] {
-            if let range = chip.firstRange(of: marker), let address = try? PCIAddress(parsing: String(chip[range.upperBound...])) {
+        let bytes = Array(chip.utf8)
+        for (marker, kind) in [(msixMarker, MSIKind.msix), (msiMarker, MSIKind.msi)] {
+            if let at = find(marker, in: bytes),
+               let address = try? PCIAddress(parsing: String(decoding: bytes[(at + marker.count)...], as: UTF8.self)) {
                 return MSIVectorSource(address: address, kind: kind, index: Int(hwirq))
             }
         }
         if chip == "PCI-MSI" || chip.hasSuffix("-PCI-MSI") {
             return legacySource(hwirq: hwirq)
+        }
+        return nil
+    }
+
+    private static let msixMarker = Array("PCI-MSIX-".utf8)
+    private static let msiMarker = Array("PCI-MSI-".utf8)
+
+    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for i in 0...(haystack.count - needle.count) where haystack[i] == needle[0] {
+            if haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
         }
         return nil
     }
@@ -174,14 +223,5 @@ public struct ProcInterrupts: Hashable, Sendable {
     /// The hwirq the older global PCI-MSI domain gives vector `index` of `address`.
     public static func legacyHWIRQ(address: PCIAddress, index: Int) -> UInt64 {
         UInt64(index) | UInt64(address.requesterID) << 11 | UInt64(address.domain) << 27
-    }
-}
-
-extension Substring {
-    func trimmingSpaces() -> Substring {
-        var s = self
-        while s.first == " " || s.first == "\t" { s = s.dropFirst() }
-        while s.last == " " || s.last == "\t" { s = s.dropLast() }
-        return s
     }
 }

@@ -55,8 +55,14 @@ public final class UdevContext: Sendable {
 
     /// The device at `address`, or nil when sysfs has no such device.
     public func device(_ address: PCIAddress) -> UdevPCIDevice? {
-        udev.withLock { u -> UdevPCIDevice? in
-            guard let d = udev_device_new_from_subsystem_sysname(u.pointer, "pci", address.description) else { return nil }
+        // Hand libudev the real device path (one readlink here): it verifies a syspath
+        // component by component, and the bus/pci/devices link would add a dozen steps.
+        let link = "/sys/bus/pci/devices/" + address.description
+        let syspath = resolveSymlink(link) ?? link
+        return udev.withLock { u -> UdevPCIDevice? in
+            guard let d = udev_device_new_from_syspath(u.pointer, syspath)
+                ?? udev_device_new_from_subsystem_sysname(u.pointer, "pci", address.description)
+            else { return nil }
             defer { udev_device_unref(d) }
             return UdevPCIDevice(
                 address: address,
@@ -193,4 +199,21 @@ private func monotonicMilliseconds() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// The absolute, normalised target of a symlink (one level), or nil if `path` is not a link.
+func resolveSymlink(_ path: String) -> String? {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink(path, &buffer, buffer.count - 1)
+    guard n > 0 else { return nil }
+    let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    var parts: [Substring] = target.hasPrefix("/") ? [] : path.split(separator: "/").dropLast()
+    for component in target.split(separator: "/") {
+        switch component {
+        case ".": continue
+        case "..": if !parts.isEmpty { parts.removeLast() }
+        default: parts.append(component)
+        }
+    }
+    return "/" + parts.joined(separator: "/")
 }

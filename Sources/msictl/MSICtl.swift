@@ -16,6 +16,7 @@ struct MSICtl: ParsableCommand {
     /// would print the usage text and exit 64). Help, version and errors thrown by a
     /// subcommand's run() are handled by ArgumentParser as usual.
     static func main() {
+        if CommandLine.arguments.dropFirst().first == "probe" { ProbeWarmup.start() }
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

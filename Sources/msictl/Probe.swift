@@ -49,7 +49,9 @@ struct Probe: ParsableCommand {
         }
         let source: ProbeSource = dump.map { .dump(path: $0, reader: dumpReader) } ?? .live()
         let report: ProbeReport
-        do { report = try PCIProbe.run(source, options: options) } catch { ProbeIO.fail("\(error)", status: 2) }
+        do { report = try PCIProbe.run(source, options: options, names: ProbeWarmup.names) } catch {
+            ProbeIO.fail("\(error)", status: 2)
+        }
 
         for warning in report.warnings { ProbeIO.printError("warning: \(warning)") }
         guard !report.devices.isEmpty else {
@@ -80,6 +82,16 @@ struct Probe: ParsableCommand {
 }
 
 extension DumpReader: ExpressibleByArgument {}
+
+/// Loading libpci's name database takes ~10 ms (it parses all of pci.ids); `msictl probe`
+/// starts it on a second thread before argument parsing so it overlaps everything else.
+enum ProbeWarmup {
+    static let names = PCINameDatabase()
+
+    static func start() {
+        names.preloadInBackground()
+    }
+}
 
 /// Output helpers of `msictl probe` (no Foundation: probe must start fast).
 enum ProbeIO {
