@@ -23,6 +23,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "msictl", targets: ["msictl"]),
+        .executable(name: "msilab", targets: ["msilab"]),
         .library(name: "MSIModel", targets: ["MSIModel"]),
         .library(name: "PCIAccess", targets: ["PCIAccess"]),
         .library(name: "DeviceIO", targets: ["DeviceIO"]),
@@ -75,6 +76,11 @@ let package = Package(
                     ["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections"],
                     .when(platforms: [.linux], configuration: .release)),
             ]),
+        // The guest side of the QEMU lab (scripts/lab): scenarios against real vfio-pci/uio devices.
+        .executableTarget(
+            name: "msilab",
+            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice"],
+            swiftSettings: strict),
         // Benchmarks (scripts/bench); BenchBaseline holds the C baselines they compare against.
         .target(name: "BenchBaseline", path: "Sources/BenchBaseline"),
         .executableTarget(
