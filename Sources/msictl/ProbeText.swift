@@ -102,7 +102,7 @@ enum ProbeText {
         if bar.isIO {
             s = "I/O ports at " + (bar.base != 0 ? hex(bar.base, width: 1) : "<unassigned>")
         } else {
-            s = "Memory at " + (bar.isInvalid64BitSlot ? "<invalid-64bit-slot>" : bar.base != 0 ? hex(bar.base, width: 8) : "<unassigned>")
+            s = "Memory at " + (bar.isInvalid64BitSlot ? "<broken-64-bit-slot>" : bar.base != 0 ? hex(bar.base, width: 8) : "<unassigned>")
             s += " (\(bar.is64Bit ? "64-bit" : "32-bit"), \(bar.prefetchable ? "" : "non-")prefetchable)"
         }
         if bar.isVirtual { s = "[virtual] " + s }

@@ -96,9 +96,14 @@ struct AgreementTests {
                 #expect(d.express == nil, "PCIe capability only in ours at \(at)")
             }
 
-            // BARs ("Region N" lines).
-            #expect(d.bars.map(\.index) == l.regions.map(\.index), "BAR indexes differ at \(at)")
-            for (b, r) in zip(d.bars, l.regions) where b.index == r.index {
+            // BARs ("Region N" lines). lspci 3.9 reads a dump's BAR registers one by one and
+            // prints the upper half of a 64-bit BAR as a region of its own when the address
+            // is above 4 GiB ("Region 1: Memory at <unassigned> (32-bit, ...)"); that register
+            // belongs to the BAR before it, which both report correctly.
+            let upperHalves = Set(d.bars.filter(\.is64Bit).map { $0.index + 1 })
+            let regions = l.regions.filter { !(upperHalves.contains($0.index) && $0.base == nil && !live) }
+            #expect(d.bars.map(\.index) == regions.map(\.index), "BAR indexes differ at \(at)")
+            for (b, r) in zip(d.bars, regions) where b.index == r.index {
                 #expect(b.isIO == r.isIO, "BAR \(b.index) I/O at \(at)")
                 #expect((b.base == 0 ? nil : b.base) == r.base, "BAR \(b.index) base at \(at)")
                 if !b.isIO {
