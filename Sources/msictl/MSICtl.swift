@@ -16,7 +16,14 @@ struct MSICtl: ParsableCommand {
     /// would print the usage text and exit 64). Help, version and errors thrown by a
     /// subcommand's run() are handled by ArgumentParser as usual.
     static func main() {
-        if CommandLine.arguments.dropFirst().first == "probe" { ProbeWarmup.start() }
+        let arguments = CommandLine.arguments.dropFirst()
+        if arguments.first == "probe" {
+            ProbeWarmup.start()
+            if let invocation = Probe.parseEveryday(arguments.dropFirst()) {
+                do { try Probe.execute(invocation) } catch { exit(withError: error) }
+                return
+            }
+        }
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()

@@ -247,6 +247,21 @@ struct ProbeCLITests {
         }
     }
 
+    @Test(
+        "the everyday fast parse and ArgumentParser give the same results",
+        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"))
+    func fastParseMatchesArgumentParser() throws {
+        let path = try #require(TestEnvironment.sharedDumps.last)
+        // "--dump=FILE" is left to ArgumentParser; "--dump FILE" takes the fast path.
+        for extra in [[], ["-s", "0a"], ["-d", "::0c03"], ["--dump-reader", "native"], ["-s", "1f.7"]] {
+            let fast = try TestEnvironment.run(try #require(TestEnvironment.msictl), ["probe", "--json", "--dump", path] + extra)
+            let slow = try TestEnvironment.run(try #require(TestEnvironment.msictl), ["probe", "--json", "--dump=\(path)"] + extra)
+            #expect(fast.status == slow.status && fast.stdout == slow.stdout && fast.stderr == slow.stderr, "\(extra)")
+        }
+        // Repeated options are left to ArgumentParser too (the last one wins there).
+        #expect(try msictl("probe", "--dump", path, "-s", "1f.7", "-s", "0a").status == 0)
+    }
+
     @Test("--help exits 0 and documents the exit statuses")
     func help() throws {
         let r = try msictl("probe", "--help")
