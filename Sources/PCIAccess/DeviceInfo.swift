@@ -63,6 +63,46 @@ public struct PCIBar: Hashable, Sendable {
         return bars
     }
 
+    /// Builds the BAR list from the kernel's resources, as lspci does on a live system: the
+    /// type comes from the resource flags (`PCI_IORESOURCE_*`), so the BAR registers are
+    /// read (through `register`) only for assigned regions, to tell a virtual one (assigned
+    /// by the OS, zero in the device) from the rest. On a VM every register read is a trap.
+    public static func decode(
+        resources bases: [UInt64], sizes: [UInt64]?, flags: [UInt64], count: Int, command: UInt16,
+        register: (Int) -> UInt32
+    ) -> [PCIBar] {
+        var bars: [PCIBar] = []
+        for i in 0..<min(count, bases.count, flags.count) {
+            let pos = bases[i]
+            let size = sizes.flatMap { i < $0.count ? $0[i] : nil }
+            let kind = flags[i] & 0x1F00
+            let isIO = flags[i] & 0x100 != 0
+            let isMemory = !isIO && flags[i] & 0x200 != 0
+            guard pos != 0 || isIO || isMemory || (size ?? 0) != 0 else { continue }
+            let is64Bit = isMemory && flags[i] & 0x10_0000 != 0
+            var isVirtual = false
+            var brokenSlot = false
+            if pos != 0 {
+                let lower = register(i)
+                // Same space in the register as in the resource: compare what the device holds.
+                if (lower & 1 != 0) == isIO {
+                    var upper: UInt32 = 0
+                    if kind == 0x200 && lower & 0x6 == 0x4 {
+                        if i >= count - 1 { brokenSlot = true } else { upper = register(i + 1) }
+                    }
+                    let hardware = isIO ? lower & ~0x3 : lower & ~0xF
+                    isVirtual = hardware == 0 && upper == 0
+                }
+            }
+            bars.append(PCIBar(
+                index: i, base: brokenSlot ? 0 : pos & (isIO ? ~0x3 : ~0xF), size: size, is64Bit: is64Bit,
+                prefetchable: isMemory && flags[i] & 0x2000 != 0, isIO: isIO, isVirtual: isVirtual,
+                isDisabled: !isVirtual && command & (isIO ? PCIReg.Command.io : PCIReg.Command.memory) == 0,
+                isInvalid64BitSlot: brokenSlot))
+        }
+        return bars
+    }
+
     /// libpci's generic `base_addr[]` from BAR registers (what its dump method reports):
     /// registers of 0 or all-ones are skipped, a 64-bit BAR's value sits at its lower slot.
     public static func genericBaseAddresses(registers: [UInt32]) -> [UInt64] {

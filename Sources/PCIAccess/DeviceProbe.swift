@@ -247,9 +247,15 @@ public enum PCIProbe {
         }
         let barCount = PCIBar.count(headerType: headerType)
         if headerType > 2 { info.problems.append(.unknownHeaderType(headerType)) }
-        let registers = (0..<barCount).map { (try? config.read32(PCIReg.bar0 + 4 * $0)) ?? 0 }
         let command = (try? config.read16(PCIReg.command)) ?? 0
-        info.bars = PCIBar.decode(registers: registers, bases: fields.baseAddresses, sizes: fields.sizes, command: command)
+        if let flags = fields.resourceFlags {
+            info.bars = PCIBar.decode(
+                resources: fields.baseAddresses, sizes: fields.sizes, flags: flags, count: barCount, command: command,
+                register: { (try? config.read32(PCIReg.bar0 + 4 * $0)) ?? 0 })
+        } else {
+            let registers = (0..<barCount).map { (try? config.read32(PCIReg.bar0 + 4 * $0)) ?? 0 }
+            info.bars = PCIBar.decode(registers: registers, bases: fields.baseAddresses, sizes: fields.sizes, command: command)
+        }
         if headerType <= 2 { info.decodeCapabilities(from: config, fromDump: fromDump) }
         return info
     }

@@ -63,6 +63,9 @@ public struct LibPCIDeviceFields: Hashable, Sendable {
     public var baseAddresses: [UInt64]
     /// Region sizes; nil when the method does not know them (dumps).
     public var sizes: [UInt64]?
+    /// The kernel's resource flags per region (`PCI_IORESOURCE_*`, from sysfs `resource`);
+    /// nil when unknown (dumps).
+    public var resourceFlags: [UInt64]? = nil
 }
 
 /// A libpci session: one `pci_access` with its scanned device list.
@@ -165,16 +168,19 @@ public final class LibPCISession: Sendable {
     public func fields(of address: PCIAddress) throws(LibPCIError) -> LibPCIDeviceFields {
         try withDevice(address, "fill_info") { dev, err throws(LibPCIError) in
             var want = Int32(PCI_FILL_IDENT | PCI_FILL_CLASS | PCI_FILL_CLASS_EXT | PCI_FILL_BASES)
-            if case .live = method { want |= Int32(PCI_FILL_SIZES) }
+            if case .live = method { want |= Int32(PCI_FILL_SIZES | PCI_FILL_IO_FLAGS) }
             var known: Int32 = 0
             guard msishim_pci_fill_info(dev, want, &known, &err, err.count) >= 0 else { throw .failed(operation: "fill_info", message: "") }
             let p = dev.pointee
             let bases = withUnsafeBytes(of: p.base_addr) { Array($0.bindMemory(to: UInt64.self)) }
             let sizes = known & Int32(PCI_FILL_SIZES) != 0
                 ? withUnsafeBytes(of: p.size) { Array($0.bindMemory(to: UInt64.self)) } : nil
+            let flags = known & Int32(PCI_FILL_IO_FLAGS) != 0
+                ? withUnsafeBytes(of: p.flags) { Array($0.bindMemory(to: UInt64.self)) } : nil
             return LibPCIDeviceFields(
                 vendorID: p.vendor_id, deviceID: p.device_id, classCode: p.device_class,
-                programmingInterface: p.prog_if, revision: p.rev_id, baseAddresses: bases, sizes: sizes)
+                programmingInterface: p.prog_if, revision: p.rev_id, baseAddresses: bases, sizes: sizes,
+                resourceFlags: flags)
         }
     }
 

@@ -130,13 +130,28 @@ extension Probe {
     }
 }
 
-/// Loading libpci's name database takes ~10 ms (it parses all of pci.ids); `msictl probe`
-/// starts it on a second thread before argument parsing so it overlaps everything else.
+/// Loading libpci's name database takes ~10 ms (it parses all of pci.ids). When a CPU is
+/// idle, `msictl probe` loads it on a second thread before argument parsing so it overlaps
+/// everything else; on a busy machine the second thread would wait for a CPU while the
+/// main thread waits for it (measured: slower than loading in line), so it is not started
+/// and the first name lookup loads the database on the main thread.
 enum ProbeWarmup {
     static let names = PCINameDatabase()
 
     static func start() {
-        names.preloadInBackground()
+        if hasIdleCPU() { names.preloadInBackground() }
+    }
+
+    /// Whether fewer tasks are runnable than CPUs are online (the 4th field of
+    /// /proc/loadavg counts runnable tasks, this one included).
+    static func hasIdleCPU() -> Bool {
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        guard cpus > 1, let text = readText("/proc/loadavg") else { return false }
+        let fields = text.split(separator: " ")
+        guard fields.count >= 4, let slash = fields[3].firstIndex(of: "/"), let running = Int(fields[3][..<slash]) else {
+            return false
+        }
+        return running < cpus
     }
 }
 
