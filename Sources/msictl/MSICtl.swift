@@ -14,7 +14,10 @@ struct MSICtl: ParsableCommand {
     /// ArgumentParser's entry point, except that a usage error prints one line on stderr
     /// and exits with status 2 (the house convention for usage/input errors; ArgumentParser
     /// would print the usage text and exit 64). Help, version and errors thrown by a
-    /// subcommand's run() are handled by ArgumentParser as usual.
+    /// subcommand's run() are handled by ArgumentParser as usual. `msictl probe` in its
+    /// everyday spellings skips ArgumentParser altogether (see Probe.parseEveryday).
+    /// (Synchronous: should a subcommand become an AsyncParsableCommand, make this an
+    /// AsyncParsableCommand with `static func main() async` and await its run().)
     static func main() {
         let arguments = CommandLine.arguments.dropFirst()
         if arguments.first == "probe" {
