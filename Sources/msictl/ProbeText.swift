@@ -54,6 +54,10 @@ enum ProbeText {
                 + ", MSI \(hex(e.interruptMessageNumber, width: 2))")
         }
 
+        // Without the capability list (non-root, short dump) "none" would be a guess.
+        let unknown: String?
+        if case .accessDenied = d.standardChain { unknown = "unknown (capability list not readable)" } else { unknown = nil }
+
         if let m = d.msi {
             line("MSI", "[\(hex(m.capOffset, width: 2))] Enable\(flag(m.enabled)) Count=\(m.countEnabled)/\(m.countCapable)"
                 + " Maskable\(flag(m.maskable)) 64bit\(flag(m.is64Bit))")
@@ -63,14 +67,14 @@ enum ProbeText {
                 more("Masking: \(hex(mask, width: 8))  Pending: \(hex(pending, width: 8))")
             }
         } else {
-            line("MSI", "none")
+            line("MSI", unknown ?? "none")
         }
         if let x = d.msix {
             line("MSI-X", "[\(hex(x.capOffset, width: 2))] Enable\(flag(x.enabled)) Count=\(x.tableSize) Masked\(flag(x.functionMasked))")
             more("Vector table: BAR=\(x.tableBIR) offset=\(hex(x.tableOffset, width: 8))"
                 + "  PBA: BAR=\(x.pbaBIR) offset=\(hex(x.pbaOffset, width: 8))")
         } else {
-            line("MSI-X", "none")
+            line("MSI-X", unknown ?? "none")
         }
 
         if let irqs = d.irqs {

@@ -262,6 +262,31 @@ struct ProbeCLITests {
         #expect(try msictl("probe", "--dump", path, "-s", "1f.7", "-s", "0a").status == 0)
     }
 
+    @Test(
+        "as an unprivileged user: 64 bytes of config space, capabilities need root, not an error",
+        .enabled(if: TestEnvironment.isRoot, "dropping privileges needs root"),
+        .enabled(if: TestEnvironment.which("setpriv") != nil, "setpriv (util-linux) is not installed"),
+        .enabled(if: TestEnvironment.hasLivePCI, "no PCI devices in /sys/bus/pci/devices"))
+    func unprivileged() throws {
+        let setpriv = try #require(TestEnvironment.which("setpriv"))
+        let binary = try #require(TestEnvironment.msictl)
+        let drop = ["--reuid=65534", "--regid=65534", "--clear-groups", binary, "probe"]
+        let r = try TestEnvironment.run(setpriv, drop + ["--json"])
+        #expect(r.status == 0)
+        expectOneLine(r.stderr, contains: "capabilities need root")
+        let devices = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]])
+        for d in devices {
+            #expect(d["configSize"] as? Int == 64)
+            let status = ((d["capabilityChain"] as? [String: Any])?["standard"] as? [String: Any])?["status"] as? String
+            let hasCaps = (d["capabilities"] as? [Any])?.isEmpty == false
+            #expect(!hasCaps && (status == "accessDenied" || status == "complete"))
+        }
+        let text = try TestEnvironment.run(setpriv, drop)
+        #expect(text.stdout.contains("unknown (capability list not readable)") || devices.allSatisfy {
+            ((($0["capabilityChain"] as? [String: Any])?["standard"] as? [String: Any])?["status"] as? String) == "complete"
+        })
+    }
+
     @Test("--help exits 0 and documents the exit statuses")
     func help() throws {
         let r = try msictl("probe", "--help")
