@@ -297,11 +297,26 @@ public enum LSPCIDump {
                 }
             }
             if failure != 0 { throw .cannotRead(path: path, errno: failure) }
+            let checkedUpTo = out.count
             if out.isEmpty { out = chunk } else { out += chunk }
             if reachedEnd { break }
+            // Something endless (/dev/zero, a pipe) stops as soon as a line is too long or
+            // holds a NUL: the scan then reports that line, as libpci would.
+            if hasInvalidLine(out, from: checkedUpTo) { break }
             capacity = 1 << 16
         }
         return out
+    }
+
+    /// Whether a line overlapping `bytes[from...]` is longer than libpci's buffer or holds a NUL.
+    static func hasInvalidLine(_ bytes: [UInt8], from: Int) -> Bool {
+        var lineStart = from
+        while lineStart > 0 && bytes[lineStart - 1] != 0x0A { lineStart -= 1 }
+        for i in lineStart..<bytes.count {
+            if bytes[i] == 0 { return true }
+            if bytes[i] == 0x0A { lineStart = i + 1 } else if i - lineStart >= maxLineLength + 1 { return true }
+        }
+        return false
     }
 }
 

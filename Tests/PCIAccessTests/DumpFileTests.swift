@@ -125,6 +125,14 @@ struct DumpFileTests {
         }
     }
 
+    @Test("endless inputs stop at the first bad line instead of filling memory")
+    func endless() throws {
+        #expect(throws: DumpFileError.malformed(
+            path: "/dev/zero", line: 1, reason: "contains a NUL byte (libpci: line too long or unterminated)")) {
+            _ = try LSPCIDump.read(path: "/dev/zero", collectBytes: false)
+        }
+    }
+
     @Test("unreadable paths report the errno")
     func unreadable() throws {
         #expect(throws: DumpFileError.cannotOpen(path: "/nonexistent/x.dump", errno: ENOENT)) {
