@@ -145,3 +145,61 @@ struct DumpFileTests {
         #expect(DumpFileError.cannotOpen(path: "/x", errno: ENOENT).errno == .ENOENT)
     }
 }
+
+/// Random damage to real dumps: whatever the scanner accepts, libpci must read the same
+/// bytes (so it is safe to hand libpci the file), and nothing may crash.
+@Suite("dump fuzzing")
+struct DumpFuzzTests {
+    struct SplitMix {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    }
+
+    @Test(
+        "600 damaged dumps: accepted ones read identically by libpci and both probe readers",
+        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"))
+    func fuzz() throws {
+        let source = try String(contentsOfFile: try #require(TestEnvironment.sharedDumps.last), encoding: .utf8)
+        // The first few devices keep each case small.
+        var seed = Array(source.utf8.prefix(6000))
+        while seed.last != 0x0A { seed.removeLast() }
+        let alphabet = Array("0123456789abcdefABCDEF :.\n\n  0f\r\tx".utf8) + [0]
+        var rng = SplitMix(state: 0x5EED)
+        let dir = try TestEnvironment.temporaryDirectory("fuzz")
+        var accepted = 0
+        for round in 0..<600 {
+            var bytes = seed
+            for _ in 0..<(1 + rng.below(3)) {
+                let at = rng.below(bytes.count)
+                switch rng.below(4) {
+                case 0: bytes[at] = alphabet[rng.below(alphabet.count)]
+                case 1: bytes.insert(alphabet[rng.below(alphabet.count)], at: at)
+                case 2: bytes.remove(at: at)
+                default:  // a big offset, the kind libpci mishandles
+                    bytes.insert(contentsOf: Array("\n\(["80000000", "7fffffff", "fff", "1000", "ff0"][rng.below(5)]): 00\n".utf8), at: at)
+                }
+            }
+            let path = dir.appendingPathComponent("case\(round).dump").path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            guard let records = try? LSPCIDump.read(path: path, collectBytes: true) else { continue }
+            accepted += 1
+            let session = try LibPCISession(method: .dump(path: path))
+            #expect(session.addresses == records.map(\.address).sorted(), "case \(round)")
+            for r in records {
+                #expect(try session.readConfig(r.address, offset: 0, count: max(r.length, 1)) == (r.length == 0 ? nil : r.bytes),
+                        "case \(round) \(r.address)")
+            }
+            let a = try PCIProbe.run(.dump(path: path, reader: .libpci), options: ProbeOptions(lookupNames: false))
+            let b = try PCIProbe.run(.dump(path: path, reader: .native), options: ProbeOptions(lookupNames: false))
+            #expect(a.devices == b.devices, "case \(round)")
+        }
+        #expect(accepted > 40)
+    }
+}
