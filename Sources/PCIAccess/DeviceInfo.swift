@@ -226,6 +226,7 @@ public struct PCIDeviceInfo: Hashable, Sendable {
     /// Line of the device in its dump file (dumps only).
     public var dumpLine: Int?
 
+    /// A record with the identity fields; the rest is filled by decoding and the prober.
     public init(
         address: PCIAddress, vendorID: UInt16, deviceID: UInt16, classCode: UInt16, programmingInterface: UInt8,
         revision: UInt8, headerType: UInt8, configSize: Int

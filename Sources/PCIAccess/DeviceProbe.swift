@@ -32,6 +32,7 @@ public struct ProbeOptions: Hashable, Sendable {
     /// Ask libudev for drivers (live); false reads the sysfs `driver` link.
     public var useUdev: Bool
 
+    /// Everything selected, names looked up, drivers from libudev.
     public init(slots: PCISlotFilter = .init(), ids: PCIIDFilter = .init(), lookupNames: Bool = true, useUdev: Bool = true) {
         self.slots = slots
         self.ids = ids

@@ -10,10 +10,12 @@ public struct JSONWriter: Sendable {
     private var needsComma: [Bool] = [false]
     private var afterKey = false
 
+    /// A writer whose buffer starts with room for `capacity` bytes.
     public init(capacity: Int = 1 << 16) {
         bytes.reserveCapacity(capacity)
     }
 
+    /// `{`, `}`, `[`, `]`: open and close containers (pair them).
     public mutating func beginObject() { separate(); bytes.append(UInt8(ascii: "{")); needsComma.append(false) }
     public mutating func endObject() { needsComma.removeLast(); bytes.append(UInt8(ascii: "}")) }
     public mutating func beginArray() { separate(); bytes.append(UInt8(ascii: "[")); needsComma.append(false) }
@@ -29,6 +31,7 @@ public struct JSONWriter: Sendable {
         afterKey = true
     }
 
+    /// A string value, escaped as JSON requires.
     public mutating func string(_ value: String) {
         separate()
         bytes.append(UInt8(ascii: "\""))
@@ -49,25 +52,30 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// A string value, or `null`.
     public mutating func string(_ value: String?) {
         if let value { string(value) } else { null() }
     }
 
+    /// A number value (integers only: this package has no fractions to print).
     public mutating func number(_ value: UInt64) {
         separate()
         appendDigits(value)
     }
 
+    /// A number value.
     public mutating func number(_ value: Int) {
         separate()
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
         appendDigits(value.magnitude.toUInt64)
     }
 
+    /// A number value, or `null`.
     public mutating func number(_ value: UInt64?) {
         if let value { number(value) } else { null() }
     }
 
+    /// A number value, or `null`.
     public mutating func number(_ value: Int?) {
         if let value { number(value) } else { null() }
     }
@@ -87,11 +95,13 @@ public struct JSONWriter: Sendable {
         }
     }
 
+    /// `true` or `false`.
     public mutating func bool(_ value: Bool) {
         separate()
         bytes.append(contentsOf: value ? trueBytes : falseBytes)
     }
 
+    /// `null`.
     public mutating func null() {
         separate()
         bytes.append(contentsOf: nullBytes)

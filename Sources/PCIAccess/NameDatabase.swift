@@ -16,6 +16,7 @@ public final class PCINameDatabase: Sendable {
     /// use so that creating the database costs nothing on the caller's thread.
     private let state = Mutex<Result<LibPCISession, LibPCIError>?>(nil)
 
+    /// A database; nothing is opened or loaded until the first use.
     public init() {}
 
     /// Loads the database now (the first lookup would otherwise do it).
@@ -49,14 +50,17 @@ public final class PCINameDatabase: Sendable {
         runDetached { [self] in preload() }
     }
 
+    /// The vendor's name, nil when the database does not know the ID.
     public func vendorName(_ vendor: UInt16) throws(LibPCIError) -> String? {
         try withSession { s throws(LibPCIError) in try s.vendorName(vendor) }
     }
 
+    /// The device's name, nil when unknown.
     public func deviceName(vendor: UInt16, device: UInt16) throws(LibPCIError) -> String? {
         try withSession { s throws(LibPCIError) in try s.deviceName(vendor: vendor, device: device) }
     }
 
+    /// The class name (base class << 8 | subclass), nil when unknown.
     public func className(_ classCode: UInt16) throws(LibPCIError) -> String? {
         try withSession { s throws(LibPCIError) in try s.className(classCode) }
     }

@@ -25,6 +25,7 @@ public struct MSIVectorSource: Hashable, Sendable {
     /// MSI-X table entry or MSI vector number.
     public var index: Int
 
+    /// A vector of `address`.
     public init(address: PCIAddress, kind: MSIKind?, index: Int) {
         self.address = address
         self.kind = kind

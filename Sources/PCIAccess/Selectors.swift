@@ -11,6 +11,7 @@ public struct PCISelectorError: Error, Hashable, Sendable, CustomStringConvertib
     public var text: String
     public var reason: String
 
+    /// An error for `text` given to `option`.
     public init(option: String, text: String, reason: String) {
         self.option = option
         self.text = text
