@@ -1,1 +1,1 @@
-#include "BenchBaseline.h"
+#include "bench_common.h"

@@ -1,2 +1,0 @@
-// InterruptTables: see Package.swift for this layer's role.
-import MSIShimCore

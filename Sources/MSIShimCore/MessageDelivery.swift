@@ -1,0 +1,57 @@
+// What a device puts on the bus when it signals, and the interrupt controller that receives
+// it. The mock device and the software IMS store emit messages; the model's platform (x86
+// vector domain or interrupt remapping) is a MessageSink.
+
+/// Which interrupt source of a mock device emitted (or tried to emit) a message.
+public enum MessageSource: Hashable, Sendable, CustomStringConvertible {
+    case msix(Int)
+    case msi(Int)
+    case ims(Int)
+
+    public var description: String {
+        switch self {
+        case .msix(let i): "msix \(i)"
+        case .msi(let v): "msi \(v)"
+        case .ims(let s): "ims \(s)"
+        }
+    }
+}
+
+/// A message write the device put on the bus: what the interrupt controller receives.
+public struct EmittedMessage: Hashable, Sendable {
+    public var source: MessageSource
+    public var address: UInt64
+    public var data: UInt32
+
+    public init(source: MessageSource, address: UInt64, data: UInt32) {
+        self.source = source
+        self.address = address
+        self.data = data
+    }
+}
+
+/// What the platform did with an emitted message.
+public enum DeliveryOutcome: Hashable, Sendable {
+    /// An interrupt reached `cpu` on `vector` and was accounted to Linux irq `virq`.
+    case delivered(virq: Int, cpu: Int, vector: Int)
+    /// The message went nowhere (no such vector, nothing requested, bad address, remapping fault).
+    case dropped(String)
+}
+
+/// The receiver of a mock device's message writes: an interrupt-controller model.
+///
+/// Called without any mock lock held, so an implementation may call back into the device.
+public protocol MessageSink: Sendable {
+    func deliver(_ message: EmittedMessage) -> DeliveryOutcome
+}
+
+/// The result of asking a mock device to raise an interrupt.
+public enum FireResult: Hashable, Sendable {
+    /// The device sent the message; the sink says what happened to it.
+    case sent(EmittedMessage, DeliveryOutcome)
+    /// The source is masked: the device set its pending bit and sent nothing.
+    case pending
+    /// The device could not signal at all (capability disabled, device gone, index invalid).
+    case dropped(String)
+}
+

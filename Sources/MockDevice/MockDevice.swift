@@ -1,2 +1,0 @@
-// MockDevice: see Package.swift for this layer's role.
-import MSIShimCore

@@ -1,0 +1,204 @@
+import Synchronization
+public import MSIShimCore
+
+/// One BAR of a mock device.
+public struct MockBARLayout: Hashable, Sendable {
+    /// BAR register index, 0…5 (a 64-bit BAR also uses `index + 1`).
+    public var index: Int
+    /// Size in bytes, a power of two ≥ 16.
+    public var size: Int
+    public var is64Bit: Bool
+    public var prefetchable: Bool
+
+    public init(index: Int, size: Int, is64Bit: Bool = false, prefetchable: Bool = false) {
+        self.index = index
+        self.size = size
+        self.is64Bit = is64Bit
+        self.prefetchable = prefetchable
+    }
+}
+
+/// Where a device-memory IMS slot array (IDXD style: 16-byte slots of address lo, address hi,
+/// data, control) lives. Control bit 0 masks, bit 3 enables PASID, bits 31:12 hold the PASID.
+public struct MockIMSLayout: Hashable, Sendable {
+    public var bar: Int
+    public var offset: Int
+    public var slots: Int
+
+    public init(bar: Int, offset: Int, slots: Int) {
+        self.bar = bar
+        self.offset = offset
+        self.slots = slots
+    }
+
+    public static let slotSize = 16
+    public static let controlMask: UInt32 = 1 << 0
+    public static let controlPASIDEnable: UInt32 = 1 << 3
+    public static let pasidShift: UInt32 = 12
+}
+
+/// A spec-faithful PCI function with MSI, MSI-X and an optional IMS slot array, behind the
+/// same ``ConfigSpaceAccess`` and ``MMIORegion`` protocols the hardware backends implement.
+///
+/// It honours the rules a real MSI-X device must (reference: userspace-pci-anchors.md part
+/// (b)): only Enable and Function Mask are writable in Message Control; reset leaves every
+/// entry masked; the effective mask is `!Enable ∨ FunctionMask ∨ entry.Mask`; an event while
+/// masked sets the pending bit and sends nothing; every masked→unmasked transition with a
+/// pending bit sends exactly once; the PBA is read-only; only aligned DWORD/QWORD accesses
+/// reach the table. Misuse that real hardware would tolerate silently (rewriting a live
+/// entry, writing the PBA, enabling MSI and MSI-X together) is recorded as a
+/// ``MockViolation``. MSI honours Multiple Message Enable (the low data bits carry the vector)
+/// and per-vector masking with pending bits.
+///
+/// Messages go to a ``MessageSink`` (an interrupt-controller model), called after the device's
+/// lock is released. Locking: one `Mutex` guards all device state; every access takes it once.
+public final class MockPCIDevice: Sendable {
+    public let address: PCIAddress
+    let state: Mutex<MockState>
+
+    /// Builds a device from raw config-space bytes (256 or 4096) and BAR layouts.
+    ///
+    /// - Parameters:
+    ///   - reset: put MSI/MSI-X/IMS in their reset state (what a driver's probe finds after a
+    ///     function reset). Pass `false` to keep the enable/mask bits the bytes hold.
+    /// - Throws: ``MockDeviceError`` when the MSI-X table or PBA does not fit its BAR, they
+    ///   overlap, or a BIR is invalid (rule 12).
+    public init(
+        address: PCIAddress, config: [UInt8], bars: [MockBARLayout], ims: MockIMSLayout? = nil,
+        reset: Bool = true, sink: (any MessageSink)? = nil
+    ) throws {
+        self.address = address
+        let s = try MockState(address: address, config: config, bars: bars, ims: ims, sink: sink)
+        state = Mutex(s)
+        if reset { self.reset() }
+    }
+
+    /// Config space of the device.
+    public var config: MockConfigSpace { MockConfigSpace(device: self) }
+
+    /// The memory region of BAR `index`, or nil when the BAR is not implemented.
+    public func bar(_ index: Int) -> MockBARRegion? {
+        state.withLock { s in
+            guard index >= 0, index < s.bars.count, let bar = s.bars[index] else { return nil }
+            return MockBARRegion(device: self, index: index, size: bar.layout.size)
+        }
+    }
+
+    /// The implemented BAR layouts, by index.
+    public var barLayouts: [MockBARLayout] {
+        state.withLock { s in s.bars.compactMap { $0?.layout } }
+    }
+
+    /// The device-memory IMS layout, if the device has one.
+    public var imsLayout: MockIMSLayout? { state.withLock { $0.ims } }
+
+    /// Attaches the interrupt controller that receives the device's messages.
+    public func attach(sink: (any MessageSink)?) {
+        state.withLock { $0.sink = sink }
+    }
+
+    /// Function-level reset of the interrupt state (QEMU's msix_reset/msi_reset): MSI and MSI-X
+    /// disabled, function mask clear, every MSI-X entry and IMS slot zeroed and masked, no
+    /// pending bits.
+    public func reset() {
+        state.withLock { $0.resetInterruptState() }
+    }
+
+    // MARK: Raising interrupts
+
+    /// The device wants to signal MSI-X vector `index` (a device event such as a completed
+    /// queue entry).
+    public func fireMSIX(_ index: Int) -> FireResult {
+        finish(state.withLock { $0.raiseMSIX(index) })
+    }
+
+    /// The device wants to signal MSI vector `vector` (0 ≤ vector < enabled count).
+    public func fireMSI(_ vector: Int) -> FireResult {
+        finish(state.withLock { $0.raiseMSI(vector) })
+    }
+
+    /// The device wants to signal IMS slot `slot` of its device-memory slot array.
+    public func fireIMS(_ slot: Int) -> FireResult {
+        finish(state.withLock { $0.raiseIMS(slot) })
+    }
+
+    private func finish(_ raised: (Raise, (any MessageSink)?)) -> FireResult {
+        switch raised.0 {
+        case .send(let message):
+            let outcome = raised.1?.deliver(message) ?? .dropped("no interrupt controller attached")
+            return .sent(message, outcome)
+        case .pending: return .pending
+        case .dropped(let why): return .dropped(why)
+        }
+    }
+
+    /// Delivers messages released by a write (an unmask with a pending bit set).
+    func deliver(_ messages: [EmittedMessage], to sink: (any MessageSink)?) {
+        guard !messages.isEmpty else { return }
+        for m in messages {
+            let outcome = sink?.deliver(m) ?? .dropped("no interrupt controller attached")
+            state.withLock { $0.released.append((m, outcome)) }
+        }
+    }
+
+    // MARK: Observation and fault injection
+
+    /// Access counters since creation.
+    public var counters: MockCounters { state.withLock { $0.counters } }
+
+    /// Rule violations recorded so far.
+    public var violations: [MockViolation] { state.withLock { $0.violations } }
+
+    /// Messages sent because a write unmasked a pending source (rule 7), with what the sink
+    /// did, oldest first; `takeReleased()` empties the list.
+    public func takeReleased() -> [(EmittedMessage, DeliveryOutcome)] {
+        state.withLock { s in
+            defer { s.released.removeAll() }
+            return s.released
+        }
+    }
+
+    /// The MSI-X pending bit of `index` as the PBA shows it.
+    public func msixPending(_ index: Int) -> Bool {
+        state.withLock { s in s.msix.map { index >= 0 && index < $0.tableSize && s.pbaBit(index) } ?? false }
+    }
+
+    /// The pending bit of IMS slot `slot`.
+    public func imsPending(_ slot: Int) -> Bool {
+        state.withLock { s in s.ims.map { slot >= 0 && slot < $0.slots && s.imsPending.get(slot) } ?? false }
+    }
+
+    /// Simulates surprise removal (or a device stuck in reset): every read returns all-ones,
+    /// writes are dropped, nothing can be signalled. `false` brings it back.
+    public func setGone(_ gone: Bool) {
+        state.withLock { $0.gone = gone }
+    }
+
+    /// Makes the PBA bit of MSI-X entry `index` stuck at 1 (a broken device): it still sends
+    /// on unmask, but the bit never clears.
+    public func setStuckPending(msix index: Int, _ stuck: Bool = true) {
+        state.withLock { s in
+            if stuck { s.stuckPending.insert(index) } else { s.stuckPending.remove(index) }
+        }
+    }
+}
+
+/// A growable bitmap (pending bits).
+struct Bitmap {
+    var words: [UInt64]
+
+    init(count: Int) { words = [UInt64](repeating: 0, count: (count + 63) / 64) }
+
+    func get(_ i: Int) -> Bool { words[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+    mutating func set(_ i: Int) { words[i >> 6] |= 1 << UInt64(i & 63) }
+    mutating func clear(_ i: Int) { words[i >> 6] &= ~(1 << UInt64(i & 63)) }
+    mutating func clearAll() { for i in words.indices { words[i] = 0 } }
+    var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
+}
+
+/// What a raise request turned into (computed under the lock, acted on after it).
+enum Raise {
+    case send(EmittedMessage)
+    case pending
+    case dropped(String)
+}
