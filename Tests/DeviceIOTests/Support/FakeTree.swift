@@ -50,7 +50,17 @@ func writeBytes(_ path: String, _ bytes: [UInt8]) {
 func writeText(_ path: String, _ text: String) { writeBytes(path, Array(text.utf8)) }
 
 func fileBytes(_ path: String) -> [UInt8] {
-    Array((readText(path) ?? "").utf8)
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        out += chunk[0..<n]
+    }
+    return out
 }
 
 func symlinkAt(_ target: String, _ link: String) {
