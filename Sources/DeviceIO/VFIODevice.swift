@@ -136,8 +136,8 @@ public struct VFIOIRQInfo: Hashable, Sendable {
 public final class VFIODevice: Sendable {
     /// How the device was reached.
     public enum Flow: Sendable, Hashable, CustomStringConvertible {
-        /// Pick the cdev flow when the kernel has it (`vfio-dev/` in sysfs and `/dev/iommu`),
-        /// else the group flow.
+        /// Try the cdev flow when sysfs lists a `vfio-dev/` node, falling back to the group
+        /// flow when the cdev or `/dev/iommu` is missing.
         case automatic
         /// `/dev/vfio/vfio` + `/dev/vfio/<group>`.
         case group
@@ -238,8 +238,12 @@ public final class VFIODevice: Sendable {
         case .cdev:
             return try openCdevFlow(address, permission: permission, environment: environment)
         case .automatic:
-            if cdevName(address, sysfs: sysfs) != nil && access(environment.iommufdPath, F_OK) == 0 {
-                return try openCdevFlow(address, permission: permission, environment: environment)
+            if cdevName(address, sysfs: sysfs) != nil {
+                do {
+                    return try openCdevFlow(address, permission: permission, environment: environment)
+                } catch .noDeviceCdev {
+                    // No /dev/iommu or no cdev node: the group flow may still work.
+                }
             }
             return try openGroupFlow(address, permission: permission, environment: environment)
         }

@@ -58,21 +58,37 @@ _Static_assert(MSISHIM_VFIO_DEVICE_RESET == VFIO_DEVICE_RESET, "VFIO_DEVICE_RESE
 _Static_assert(MSISHIM_VFIO_DEVICE_BIND_IOMMUFD == VFIO_DEVICE_BIND_IOMMUFD, "VFIO_DEVICE_BIND_IOMMUFD");
 _Static_assert(MSISHIM_VFIO_DEVICE_ATTACH_IOMMUFD_PT == VFIO_DEVICE_ATTACH_IOMMUFD_PT, "ATTACH_IOMMUFD_PT");
 #endif
-/* Struct layouts the Swift encoders assume (tests compare against these). */
 #define MSISHIM_HAVE_VFIO_HEADER 1
-static inline size_t msishim_sizeof_vfio_region_info(void) { return sizeof(struct vfio_region_info); }
-static inline size_t msishim_sizeof_vfio_irq_info(void) { return sizeof(struct vfio_irq_info); }
-static inline size_t msishim_sizeof_vfio_irq_set(void) { return sizeof(struct vfio_irq_set); }
-static inline size_t msishim_sizeof_vfio_info_cap_header(void) { return sizeof(struct vfio_info_cap_header); }
-static inline size_t msishim_sizeof_vfio_region_sparse_mmap_area(void) { return sizeof(struct vfio_region_sparse_mmap_area); }
-static inline size_t msishim_offsetof_vfio_region_info_offset(void) { return offsetof(struct vfio_region_info, offset); }
-static inline size_t msishim_offsetof_vfio_irq_set_data(void) { return offsetof(struct vfio_irq_set, data); }
-static inline size_t msishim_offsetof_sparse_areas(void) { return offsetof(struct vfio_region_info_cap_sparse_mmap, areas); }
 #endif
 #endif
 #ifndef MSISHIM_HAVE_VFIO_HEADER
 #define MSISHIM_HAVE_VFIO_HEADER 0
 #endif
+
+/* Struct layouts the Swift encoders assume, from the host header (0 without one); tests
+ * compare them with VFIO.Layout. */
+#if MSISHIM_HAVE_VFIO_HEADER
+#define MSISHIM_LAYOUT(expr) (expr)
+#else
+#define MSISHIM_LAYOUT(expr) 0
+#endif
+static inline size_t msishim_sizeof_vfio_region_info(void) { return MSISHIM_LAYOUT(sizeof(struct vfio_region_info)); }
+static inline size_t msishim_sizeof_vfio_irq_info(void) { return MSISHIM_LAYOUT(sizeof(struct vfio_irq_info)); }
+static inline size_t msishim_sizeof_vfio_irq_set(void) { return MSISHIM_LAYOUT(sizeof(struct vfio_irq_set)); }
+static inline size_t msishim_sizeof_vfio_info_cap_header(void) { return MSISHIM_LAYOUT(sizeof(struct vfio_info_cap_header)); }
+static inline size_t msishim_sizeof_vfio_region_sparse_mmap_area(void)
+{
+    return MSISHIM_LAYOUT(sizeof(struct vfio_region_sparse_mmap_area));
+}
+static inline size_t msishim_offsetof_vfio_region_info_offset(void)
+{
+    return MSISHIM_LAYOUT(offsetof(struct vfio_region_info, offset));
+}
+static inline size_t msishim_offsetof_vfio_irq_set_data(void) { return MSISHIM_LAYOUT(offsetof(struct vfio_irq_set, data)); }
+static inline size_t msishim_offsetof_sparse_areas(void)
+{
+    return MSISHIM_LAYOUT(offsetof(struct vfio_region_info_cap_sparse_mmap, areas));
+}
 static inline int msishim_have_vfio_header(void) { return MSISHIM_HAVE_VFIO_HEADER; }
 
 /* ioctl is variadic in C; these fix the third argument's type. Return -1 with errno set. */

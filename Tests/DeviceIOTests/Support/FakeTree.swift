@@ -5,6 +5,7 @@ import Glibc
 #endif
 @testable import DeviceIO
 import MSIShimCore
+import Testing
 import PCIAccess
 
 /// A temporary directory removed when the value is released.
@@ -234,4 +235,15 @@ struct FailingOpens: SystemCalls {
     func munmap(_ a: UnsafeMutableRawPointer, length: Int) { base.munmap(a, length: length) }
     func eventfd(initial: UInt32, flags: Int32) throws(SyscallError) -> Int32 { try base.eventfd(initial: initial, flags: flags) }
     func status(_ fd: Int32) throws(SyscallError) -> FileStatus { try base.status(fd) }
+}
+
+/// The error `body` throws, or nil (records an issue when nothing is thrown).
+func thrownError<T>(_ body: () throws -> T, sourceLocation: SourceLocation = #_sourceLocation) -> (any Error)? {
+    do {
+        _ = try body()
+        Issue.record("expected an error", sourceLocation: sourceLocation)
+        return nil
+    } catch {
+        return error
+    }
 }
