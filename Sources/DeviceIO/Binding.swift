@@ -106,7 +106,7 @@ public struct BindOutcome: Sendable {
 }
 
 /// Why binding could not be done.
-public enum BindError: ErrnoCarrying, Sendable, CustomStringConvertible {
+public enum BindError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertible {
     case noSuchDevice(PCIAddress)
     /// The current driver is in use and `force` was not given.
     case inUse(PCIAddress, driver: String, reasons: [InUseReason])
