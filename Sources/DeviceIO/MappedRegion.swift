@@ -28,14 +28,12 @@ public struct DevicePresence: Sendable {
 /// current size is compared with the end of the access, so a truncated file yields
 /// ``MSIShimCore/DeviceAccessError/truncated(_:offset:size:)`` instead of SIGBUS.
 /// Costs one `fstat` per access; only plain files get it (device mappings cannot shrink).
-@usableFromInline
 struct ShrinkGuard: Sendable {
     let fd: Int32
     /// File offset of the region's byte 0.
     let fileOffset: Int
     let syscalls: any SystemCalls
 
-    @usableFromInline
     func check(_ name: String, offset: Int, width: Int) throws {
         let size: Int
         do {
@@ -86,8 +84,19 @@ public final class MappedRegion: MMIORegion, @unchecked Sendable {
     /// Why writes are refused, or nil when the region is writable.
     public let writeRefusal: String?
     @usableFromInline let base: UnsafeMutableRawPointer
-    @usableFromInline let shrinkGuard: ShrinkGuard?
-    @usableFromInline let presence: DevicePresence?
+    /// What the hot path needs, as trivial values so an in-bounds access touches no
+    /// reference-counted field. `readEnd4` is the exclusive bound for the start of a fast
+    /// 4-byte read (size − 3), or 0 when every access must take the checked path (a
+    /// truncation-guarded file); the write bounds are also 0 when the region is read-only.
+    @usableFromInline let readEnd4: UInt
+    @usableFromInline let readEnd8: UInt
+    @usableFromInline let writeEnd4: UInt
+    @usableFromInline let writeEnd8: UInt
+    @usableFromInline let probed: Bool
+    let writable: Bool
+    let guarded: Bool
+    let shrinkGuard: ShrinkGuard?
+    let presence: DevicePresence?
     let owner: MappingOwner?
 
     /// Wraps `size` bytes at `base`. `owner` (if any) keeps the mapping alive as long as this
@@ -103,54 +112,89 @@ public final class MappedRegion: MMIORegion, @unchecked Sendable {
         self.owner = owner
         self.shrinkGuard = shrinkGuard
         self.presence = presence
+        self.writable = writeRefusal == nil
+        self.guarded = shrinkGuard != nil
+        self.probed = presence != nil
+        let fast = shrinkGuard == nil
+        self.readEnd4 = fast && size >= 4 ? UInt(size - 3) : 0
+        self.readEnd8 = fast && size >= 8 ? UInt(size - 7) : 0
+        self.writeEnd4 = writeRefusal == nil ? readEnd4 : 0
+        self.writeEnd8 = writeRefusal == nil ? readEnd8 : 0
     }
 
-    public var isWritable: Bool { writeRefusal == nil }
+    public var isWritable: Bool { writable }
 
     /// Whether accesses check the backing file's size first (true for plain files).
-    public var isTruncationGuarded: Bool { shrinkGuard != nil }
+    public var isTruncationGuarded: Bool { guarded }
 
     /// The first byte of the region, for code that must hand the mapping to C (benchmarks).
     /// Accesses through it bypass every check.
     public var unsafeBaseAddress: UnsafeMutableRawPointer { base }
 
+    // The fast paths below handle the common case (in bounds, aligned, nothing to guard) with
+    // trivial comparisons; everything else, including every error, goes to `checked(...)`.
+
     @inlinable
     public func read32(_ offset: Int) throws -> UInt32 {
-        try DeviceAccessError.check(name, offset: offset, width: 4, size: size)
-        if let shrinkGuard { try shrinkGuard.check(name, offset: offset, width: 4) }
+        guard UInt(bitPattern: offset) < readEnd4, offset & 3 == 0 else {
+            return UInt32(truncatingIfNeeded: try checkedRead(offset, width: 4))
+        }
         let v = msishim_mmio_read32(base + offset)
-        if v == .max, let presence { try verifyPresent(presence) }
+        if v == .max && probed { try verifyPresent() }
         return v
     }
 
     @inlinable
     public func read64(_ offset: Int) throws -> UInt64 {
-        try DeviceAccessError.check(name, offset: offset, width: 8, size: size)
-        if let shrinkGuard { try shrinkGuard.check(name, offset: offset, width: 8) }
+        guard UInt(bitPattern: offset) < readEnd8, offset & 7 == 0 else {
+            return try checkedRead(offset, width: 8)
+        }
         let v = msishim_mmio_read64(base + offset)
-        if v == .max, let presence { try verifyPresent(presence) }
+        if v == .max && probed { try verifyPresent() }
         return v
     }
 
     @inlinable
     public func write32(_ offset: Int, _ value: UInt32) throws {
-        if let writeRefusal { throw DeviceAccessError.notWritable(name, reason: writeRefusal) }
-        try DeviceAccessError.check(name, offset: offset, width: 4, size: size)
-        if let shrinkGuard { try shrinkGuard.check(name, offset: offset, width: 4) }
+        guard UInt(bitPattern: offset) < writeEnd4, offset & 3 == 0 else {
+            return try checkedWrite(offset, width: 4, UInt64(value))
+        }
         msishim_mmio_write32(base + offset, value)
     }
 
     @inlinable
     public func write64(_ offset: Int, _ value: UInt64) throws {
-        if let writeRefusal { throw DeviceAccessError.notWritable(name, reason: writeRefusal) }
-        try DeviceAccessError.check(name, offset: offset, width: 8, size: size)
-        if let shrinkGuard { try shrinkGuard.check(name, offset: offset, width: 8) }
+        guard UInt(bitPattern: offset) < writeEnd8, offset & 7 == 0 else {
+            return try checkedWrite(offset, width: 8, value)
+        }
         msishim_mmio_write64(base + offset, value)
     }
 
-    @usableFromInline
-    func verifyPresent(_ presence: DevicePresence) throws {
-        if !presence.isPresent() { throw DeviceAccessError.deviceGone(name) }
+    /// The slow path: full checks with errors, the truncation guard, then the access.
+    @usableFromInline @inline(never)
+    func checkedRead(_ offset: Int, width: Int) throws -> UInt64 {
+        try DeviceAccessError.check(name, offset: offset, width: width, size: size)
+        if let shrinkGuard { try shrinkGuard.check(name, offset: offset, width: width) }
+        let v = width == 8 ? msishim_mmio_read64(base + offset) : UInt64(msishim_mmio_read32(base + offset))
+        if v == (width == 8 ? .max : 0xFFFF_FFFF) && probed { try verifyPresent() }
+        return v
+    }
+
+    @usableFromInline @inline(never)
+    func checkedWrite(_ offset: Int, width: Int, _ value: UInt64) throws {
+        if let writeRefusal { throw DeviceAccessError.notWritable(name, reason: writeRefusal) }
+        try DeviceAccessError.check(name, offset: offset, width: width, size: size)
+        if let shrinkGuard { try shrinkGuard.check(name, offset: offset, width: width) }
+        if width == 8 {
+            msishim_mmio_write64(base + offset, value)
+        } else {
+            msishim_mmio_write32(base + offset, UInt32(truncatingIfNeeded: value))
+        }
+    }
+
+    @usableFromInline @inline(never)
+    func verifyPresent() throws {
+        if let presence, !presence.isPresent() { throw DeviceAccessError.deviceGone(name) }
     }
 
     // MARK: - Regions that are not devices
