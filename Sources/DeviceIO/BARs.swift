@@ -22,6 +22,7 @@ public struct PCIBAR: Hashable, Sendable, CustomStringConvertible {
 
     /// Register index 0…5 (the MSI-X BIR names these).
     public var index: Int
+    /// What the register holds.
     public var kind: Kind
     /// Bus address of the BAR (0 when unknown or unassigned).
     public var start: UInt64

@@ -10,7 +10,9 @@ import PCIAccess
 
 /// The userspace-I/O drivers `msictl bind` hands devices to.
 public enum UserspaceDriver: String, CaseIterable, Sendable {
+    /// vfio-pci: IOMMU-isolated, MSI/MSI-X through eventfds.
     case vfioPCI = "vfio-pci"
+    /// uio_pci_generic: no isolation, INTx only.
     case uioPCIGeneric = "uio_pci_generic"
 }
 
@@ -36,11 +38,25 @@ public struct SysfsWrite: Hashable, Sendable {
 
 /// Why a device looks in use by its kernel driver.
 public struct InUseReason: Hashable, Sendable, CustomStringConvertible {
+    /// The kind of evidence.
     public enum Kind: String, Sendable {
-        case interrupts, storage, network, bootDisplay, bridge, rootFilesystem
+        /// The driver has taken interrupts (non-zero /proc/interrupts counts).
+        case interrupts
+        /// Class 01xx: disks may be mounted through it.
+        case storage
+        /// Class 02xx: a network interface may be up.
+        case network
+        /// The boot VGA device.
+        case bootDisplay
+        /// A PCI-to-PCI bridge (class 0604).
+        case bridge
+        /// The block device holding `/` is below it.
+        case rootFilesystem
     }
 
+    /// The kind of evidence.
     public var kind: Kind
+    /// A sentence naming the evidence (IRQ counts, class code, block device).
     public var detail: String
 
     public var description: String { detail }
@@ -107,6 +123,7 @@ public struct BindOutcome: Sendable {
 
 /// Why binding could not be done.
 public enum BindError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertible {
+    /// The function is not in sysfs.
     case noSuchDevice(PCIAddress)
     /// The current driver is in use and `force` was not given.
     case inUse(PCIAddress, driver: String, reasons: [InUseReason])
@@ -149,6 +166,7 @@ public enum BindError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertib
 /// probe it again. The state directory defaults to `/run/msictl` (tmpfs: like
 /// `driver_override` itself, it does not survive a reboot).
 public struct DriverBinder: Sendable {
+    /// The roots and system calls.
     public var environment: DeviceIOEnvironment
     /// Interrupt totals (swappable for the PCIAccess /proc/interrupts parser).
     public var interrupts: InterruptCountSource

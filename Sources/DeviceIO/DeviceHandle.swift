@@ -35,8 +35,11 @@ public struct DeviceHandle: Sendable {
     public enum Choice: Sendable, Hashable {
         /// VFIO for vfio-pci, UIO for uio_pci_generic, sysfs otherwise.
         case automatic
+        /// VFIO with the given flow (the device must be bound to vfio-pci).
         case vfio(VFIODevice.Flow)
+        /// UIO (the device must have a UIO device).
         case uio
+        /// sysfs `config` and `resourceN`.
         case sysfs
     }
 

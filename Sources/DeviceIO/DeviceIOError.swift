@@ -7,7 +7,9 @@ public import MSIShimCore
 
 /// A device in an IOMMU group, with the driver it is bound to (nil = none).
 public struct GroupMember: Hashable, Sendable, CustomStringConvertible {
+    /// The member.
     public var address: PCIAddress
+    /// Its driver (nil = none).
     public var driver: String?
 
     /// Creates a member description.

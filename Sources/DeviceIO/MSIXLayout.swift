@@ -97,7 +97,9 @@ public struct MSIXLayout: Hashable, Sendable {
 public enum MSIXLayoutError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertible {
     /// Which MSI-X structure a problem concerns.
     public enum Structure: String, Sendable {
+        /// The vector table.
         case table = "MSI-X table"
+        /// The Pending Bit Array.
         case pba = "MSI-X PBA"
     }
 

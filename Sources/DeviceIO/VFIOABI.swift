@@ -10,16 +10,23 @@ public enum VFIO {
 
     /// IOMMU types for `VFIO_CHECK_EXTENSION` / `VFIO_SET_IOMMU`.
     public enum IOMMUType {
+        /// `VFIO_TYPE1_IOMMU`.
         public static let type1: UInt = 1
+        /// `VFIO_TYPE1v2_IOMMU` (preferred).
         public static let type1v2: UInt = 3
+        /// `VFIO_NOIOMMU_IOMMU` (unsafe mode; not used here).
         public static let noIOMMU: UInt = 8
     }
 
     /// Fixed region indices of a vfio-pci device.
     public enum Region {
+        /// `VFIO_PCI_BAR0_REGION_INDEX` (BAR n is n).
         public static let bar0 = 0
+        /// `VFIO_PCI_ROM_REGION_INDEX`.
         public static let rom = 6
+        /// `VFIO_PCI_CONFIG_REGION_INDEX` (never mmappable).
         public static let config = 7
+        /// `VFIO_PCI_VGA_REGION_INDEX`.
         public static let vga = 8
         /// Regions every vfio-pci device reports (BAR0…VGA).
         public static let count = 9
@@ -29,22 +36,38 @@ public enum VFIO {
     public struct RegionFlags: OptionSet, Hashable, Sendable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// `VFIO_REGION_INFO_FLAG_READ`.
         public static let read = RegionFlags(rawValue: 1 << 0)
+        /// `VFIO_REGION_INFO_FLAG_WRITE`.
         public static let write = RegionFlags(rawValue: 1 << 1)
+        /// `VFIO_REGION_INFO_FLAG_MMAP`.
         public static let mmap = RegionFlags(rawValue: 1 << 2)
+        /// `VFIO_REGION_INFO_FLAG_CAPS`: a capability chain follows.
         public static let caps = RegionFlags(rawValue: 1 << 3)
     }
 
     /// Region-info capability IDs.
     public enum RegionCapability {
+        /// `VFIO_REGION_INFO_CAP_SPARSE_MMAP`: the mmappable areas.
         public static let sparseMMap: UInt16 = 1
+        /// `VFIO_REGION_INFO_CAP_TYPE`: (type, subtype) of a device-specific region.
         public static let type: UInt16 = 2
+        /// `VFIO_REGION_INFO_CAP_MSIX_MAPPABLE`: the MSI-X BAR may be mapped whole.
         public static let msixMappable: UInt16 = 3
     }
 
     /// IRQ indices of a vfio-pci device.
     public enum IRQIndex: Int, Sendable, CaseIterable, CustomStringConvertible {
-        case intx = 0, msi = 1, msix = 2, err = 3, req = 4
+        /// `VFIO_PCI_INTX_IRQ_INDEX`.
+        case intx = 0
+        /// `VFIO_PCI_MSI_IRQ_INDEX`.
+        case msi = 1
+        /// `VFIO_PCI_MSIX_IRQ_INDEX`.
+        case msix = 2
+        /// `VFIO_PCI_ERR_IRQ_INDEX` (AER error notification, PCIe only).
+        case err = 3
+        /// `VFIO_PCI_REQ_IRQ_INDEX`: the kernel asks for the device back.
+        case req = 4
 
         public var description: String {
             switch self {
@@ -61,8 +84,11 @@ public enum VFIO {
     public struct IRQInfoFlags: OptionSet, Hashable, Sendable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// `VFIO_IRQ_INFO_EVENTFD`: signalled through eventfds.
         public static let eventfd = IRQInfoFlags(rawValue: 1 << 0)
+        /// `VFIO_IRQ_INFO_MASKABLE` (INTx only on vfio-pci).
         public static let maskable = IRQInfoFlags(rawValue: 1 << 1)
+        /// `VFIO_IRQ_INFO_AUTOMASKED`: masked after each interrupt (INTx).
         public static let automasked = IRQInfoFlags(rawValue: 1 << 2)
         /// Growing the number of vectors needs disable + re-enable.
         public static let noResize = IRQInfoFlags(rawValue: 1 << 3)
@@ -72,13 +98,21 @@ public enum VFIO {
     public struct IRQSetFlags: OptionSet, Hashable, Sendable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// `VFIO_IRQ_SET_DATA_NONE`: no data (loopback trigger, or disable with count 0).
         public static let dataNone = IRQSetFlags(rawValue: 1 << 0)
+        /// `VFIO_IRQ_SET_DATA_BOOL`: one byte per vector.
         public static let dataBool = IRQSetFlags(rawValue: 1 << 1)
+        /// `VFIO_IRQ_SET_DATA_EVENTFD`: one s32 fd per vector (−1 removes).
         public static let dataEventfd = IRQSetFlags(rawValue: 1 << 2)
+        /// `VFIO_IRQ_SET_ACTION_MASK` (not implemented for MSI/MSI-X by vfio-pci).
         public static let actionMask = IRQSetFlags(rawValue: 1 << 3)
+        /// `VFIO_IRQ_SET_ACTION_UNMASK` (not implemented for MSI/MSI-X by vfio-pci).
         public static let actionUnmask = IRQSetFlags(rawValue: 1 << 4)
+        /// `VFIO_IRQ_SET_ACTION_TRIGGER`.
         public static let actionTrigger = IRQSetFlags(rawValue: 1 << 5)
+        /// `VFIO_IRQ_SET_DATA_TYPE_MASK`.
         public static let dataTypeMask: IRQSetFlags = [.dataNone, .dataBool, .dataEventfd]
+        /// `VFIO_IRQ_SET_ACTION_TYPE_MASK`.
         public static let actionTypeMask: IRQSetFlags = [.actionMask, .actionUnmask, .actionTrigger]
     }
 
@@ -86,35 +120,57 @@ public enum VFIO {
     public struct DeviceFlags: OptionSet, Hashable, Sendable {
         public let rawValue: UInt32
         public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// `VFIO_DEVICE_FLAGS_RESET`: `VFIO_DEVICE_RESET` works.
         public static let reset = DeviceFlags(rawValue: 1 << 0)
+        /// `VFIO_DEVICE_FLAGS_PCI`: a vfio-pci device.
         public static let pci = DeviceFlags(rawValue: 1 << 1)
+        /// `VFIO_REGION_INFO_FLAG_CAPS`: a capability chain follows.
         public static let caps = DeviceFlags(rawValue: 1 << 7)
     }
 
     /// `vfio_group_status.flags`.
     public enum GroupFlags {
+        /// `VFIO_GROUP_FLAGS_VIABLE`: every device of the group is usable by userspace.
         public static let viable: UInt32 = 1 << 0
+        /// `VFIO_GROUP_FLAGS_CONTAINER_SET`.
         public static let containerSet: UInt32 = 1 << 1
     }
 
     /// ioctl request numbers (all `_IO(';', n)`).
     public enum Ioctl {
+        /// `VFIO_GET_API_VERSION`.
         public static let getAPIVersion = UInt(MSISHIM_VFIO_GET_API_VERSION)
+        /// `VFIO_CHECK_EXTENSION`.
         public static let checkExtension = UInt(MSISHIM_VFIO_CHECK_EXTENSION)
+        /// `VFIO_SET_IOMMU`.
         public static let setIOMMU = UInt(MSISHIM_VFIO_SET_IOMMU)
+        /// `VFIO_GROUP_GET_STATUS`.
         public static let groupGetStatus = UInt(MSISHIM_VFIO_GROUP_GET_STATUS)
+        /// `VFIO_GROUP_SET_CONTAINER`.
         public static let groupSetContainer = UInt(MSISHIM_VFIO_GROUP_SET_CONTAINER)
+        /// `VFIO_GROUP_UNSET_CONTAINER`.
         public static let groupUnsetContainer = UInt(MSISHIM_VFIO_GROUP_UNSET_CONTAINER)
+        /// `VFIO_GROUP_GET_DEVICE_FD`.
         public static let groupGetDeviceFD = UInt(MSISHIM_VFIO_GROUP_GET_DEVICE_FD)
+        /// `VFIO_DEVICE_GET_INFO`.
         public static let deviceGetInfo = UInt(MSISHIM_VFIO_DEVICE_GET_INFO)
+        /// `VFIO_DEVICE_GET_REGION_INFO`.
         public static let deviceGetRegionInfo = UInt(MSISHIM_VFIO_DEVICE_GET_REGION_INFO)
+        /// `VFIO_DEVICE_GET_IRQ_INFO`.
         public static let deviceGetIRQInfo = UInt(MSISHIM_VFIO_DEVICE_GET_IRQ_INFO)
+        /// `VFIO_DEVICE_SET_IRQS`.
         public static let deviceSetIRQs = UInt(MSISHIM_VFIO_DEVICE_SET_IRQS)
+        /// `VFIO_DEVICE_RESET`.
         public static let deviceReset = UInt(MSISHIM_VFIO_DEVICE_RESET)
+        /// `VFIO_DEVICE_BIND_IOMMUFD` (cdev, 6.6+).
         public static let deviceBindIOMMUFD = UInt(MSISHIM_VFIO_DEVICE_BIND_IOMMUFD)
+        /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` (cdev, 6.6+).
         public static let deviceAttachIOMMUFDPT = UInt(MSISHIM_VFIO_DEVICE_ATTACH_IOMMUFD_PT)
+        /// `VFIO_DEVICE_DETACH_IOMMUFD_PT` (cdev, 6.6+).
         public static let deviceDetachIOMMUFDPT = UInt(MSISHIM_VFIO_DEVICE_DETACH_IOMMUFD_PT)
+        /// `IOMMU_DESTROY` (iommufd).
         public static let iommuDestroy = UInt(MSISHIM_IOMMU_DESTROY)
+        /// `IOMMU_IOAS_ALLOC` (iommufd).
         public static let iommuIOASAlloc = UInt(MSISHIM_IOMMU_IOAS_ALLOC)
 
         /// The ioctl's uAPI name, for messages.

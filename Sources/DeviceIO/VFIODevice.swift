@@ -10,8 +10,11 @@ import Synchronization
 
 /// `VFIO_DEVICE_GET_INFO`.
 public struct VFIODeviceInfo: Hashable, Sendable {
+    /// `flags` (PCI, RESET, CAPS).
     public var flags: VFIO.DeviceFlags
+    /// `num_regions`: highest region index + 1 (9 or more for vfio-pci).
     public var regionCount: Int
+    /// `num_irqs`: highest IRQ index + 1 (5 for vfio-pci: INTx, MSI, MSI-X, ERR, REQ).
     public var irqCount: Int
 }
 
@@ -19,6 +22,7 @@ public struct VFIODeviceInfo: Hashable, Sendable {
 public struct VFIORegionInfo: Hashable, Sendable {
     /// Region index (BAR0…5, ROM 6, CONFIG 7, VGA 8).
     public var index: Int
+    /// READ, WRITE, MMAP, CAPS.
     public var flags: VFIO.RegionFlags
     /// Size in bytes (0 = not implemented).
     public var size: UInt64
@@ -118,7 +122,9 @@ public struct VFIORegionInfo: Hashable, Sendable {
 
 /// `VFIO_DEVICE_GET_IRQ_INFO`.
 public struct VFIOIRQInfo: Hashable, Sendable {
+    /// The IRQ index asked about.
     public var index: VFIO.IRQIndex
+    /// EVENTFD, MASKABLE, AUTOMASKED, NORESIZE.
     public var flags: VFIO.IRQInfoFlags
     /// Vectors the index supports (0 = the device lacks it).
     public var count: Int

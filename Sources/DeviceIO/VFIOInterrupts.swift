@@ -56,7 +56,10 @@ public final class EventFD: Sendable {
 
 /// The two message-signalled interrupt kinds VFIO exposes.
 public enum MSIKind: Sendable, Hashable, CustomStringConvertible {
-    case msi, msix
+    /// MSI (capability in config space; up to 32 vectors).
+    case msi
+    /// MSI-X (table in a BAR; up to 2048 vectors).
+    case msix
 
     /// The VFIO IRQ index.
     public var index: VFIO.IRQIndex { self == .msi ? .msi : .msix }

@@ -20,6 +20,7 @@ public struct VFIOMappingPlan: Hashable, Sendable, CustomStringConvertible {
         case none
     }
 
+    /// How the areas were chosen.
     public var strategy: Strategy
     /// BAR-relative byte ranges to map (each mapping is rounded up to whole pages).
     public var areas: [Range<Int>]
