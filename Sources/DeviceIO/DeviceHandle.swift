@@ -130,3 +130,37 @@ public struct DeviceHandle: Sendable {
         return try SysfsBAR.map(address, bar: index, intent: intent, environment: environment)
     }
 }
+
+/// The BAR region holding the MSI-X table, and whether reads through it show the real table.
+public struct MSIXTableAccess: Sendable {
+    /// The region of the table's BAR (table at `layout.tableOffset`).
+    public let region: any MMIORegion
+    /// The layout it was opened for.
+    public let layout: MSIXLayout
+    /// True when the table is mapped (sysfs, UIO, or a VFIO mapping); false when VFIO reaches
+    /// it through pread/pwrite, where vfio-pci returns 0xFF bytes and drops writes.
+    public let isReal: Bool
+    /// A sentence explaining `isReal`.
+    public let note: String
+}
+
+extension DeviceHandle {
+    /// Opens the BAR of the MSI-X table and says whether the real table is visible.
+    ///
+    /// Through VFIO the table is real only when vfio-pci lets the BAR be mapped over it
+    /// (`MSIX_MAPPABLE`, or a sparse area covering it); otherwise reads return all-ones and
+    /// the table can only be inspected through sysfs `resourceN` (as root, on a kernel that has
+    /// those files). With VFIO, vfio-pci owns the table's programming (SET_IRQS) either way.
+    public func msixTable(_ layout: MSIXLayout) throws -> MSIXTableAccess {
+        let region = try bar(layout.tableBAR)
+        guard let vfioBAR = region as? VFIOBARRegion else {
+            return MSIXTableAccess(region: region, layout: layout, isReal: true, note: "the table's BAR is mapped directly")
+        }
+        let real = vfioBAR.isMapped(layout.tableRange)
+        let note = real
+            ? "vfio-pci maps the table's pages (\(vfioBAR.plan.explanation))"
+            : "vfio-pci does not map the table's pages: reads through pread return 0xFF bytes and writes are "
+                + "dropped (\(vfioBAR.plan.explanation)); read the real table through sysfs resource\(layout.tableBAR)"
+        return MSIXTableAccess(region: region, layout: layout, isReal: real, note: note)
+    }
+}

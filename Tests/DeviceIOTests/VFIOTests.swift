@@ -375,6 +375,19 @@ struct VFIOFixture {
     let bar = try h.bar(layout.tableBAR)
     try bar.write32(layout.tableOffset + 12, 1)
     #expect(f.kernel.peek32(devA, bar: 0, 0x200C) == 1)
+    let table = try h.msixTable(layout)
+    #expect(table.isReal && table.note.contains("MSIX_MAPPABLE"))
+}
+
+@Test func msixTableAccessSaysWhenVFIOHidesTheTable() throws {
+    let f = VFIOFixture(msixMappable: false)
+    let h = try DeviceHandle.open(devA, environment: f.env)
+    let layout = try #require(try h.msixLayout())
+    let table = try h.msixTable(layout)
+    #expect(!table.isReal && table.note.contains("0xFF") && table.note.contains("resource0"))
+    #expect(try table.region.read32(layout.tableOffset) == 0xFFFF_FFFF)
+    #expect(!h.isWritable)
+    #expect(throws: DeviceAccessError.self) { try table.region.write32(layout.tableOffset + 12, 0) }
 }
 
 @Test(.enabled(if: msishim_have_vfio_header() != 0, "the build host has no <linux/vfio.h> to compare with"))
