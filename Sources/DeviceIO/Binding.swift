@@ -389,8 +389,12 @@ public struct DriverBinder: Sendable {
     }
 
     func writeState(_ path: String, _ contents: String) throws(BindError) {
-        let dir = environment.stateDirectory
-        if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw .state(path: dir, errno: errno) }
+        // mkdir -p: /run may be missing (minimal initramfs) or the directory may be new.
+        var dir = environment.stateDirectory.hasPrefix("/") ? "" : "."
+        for part in environment.stateDirectory.split(separator: "/") {
+            dir += "/" + part
+            if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw .state(path: dir, errno: errno) }
+        }
         let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .state(path: path, errno: errno) }
         defer { close(fd) }

@@ -95,7 +95,7 @@ final class FakeTree {
     var sysfs: String { dir.path + "/sys" }
     var dev: String { dir.path + "/dev" }
     var proc: String { dir.path + "/proc" }
-    var state: String { dir.path + "/state" }
+    var state: String { dir.path + "/run/msictl" }  // parents missing, like /run in an initramfs
 
     init() {
         makeDirectories(sysfs + "/bus/pci/devices")
