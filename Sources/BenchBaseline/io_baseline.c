@@ -14,6 +14,23 @@ uint64_t io_baseline_read32_loop(const void *base, size_t mask, size_t iteration
     return sum;
 }
 
+uint64_t io_baseline_checked_read32_loop(const void *base, size_t size, size_t mask, size_t iterations)
+{
+    uint64_t sum = 0, ones = 0;
+    size_t end = size >= 4 ? size - 3 : 0;
+    for (size_t i = 0; i < iterations; i++) {
+        size_t offset = (i * 4) & mask;
+        if (offset >= end || (offset & 3) != 0)
+            return UINT64_MAX;
+        uint32_t v = *(const volatile uint32_t *)((const char *)base + offset);
+        IO_BARRIER();
+        if (v == UINT32_MAX)
+            ones++;
+        sum += v;
+    }
+    return sum + ones;
+}
+
 uint64_t io_baseline_read64_loop(const void *base, size_t mask, size_t iterations)
 {
     uint64_t sum = 0;

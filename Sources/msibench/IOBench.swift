@@ -111,25 +111,28 @@ func runIOBench(_ arguments: [String]) throws {
     let size = 64 * 1024
     let mask = size - 1
 
-    print("== MMIO accessors over one anonymous \(size / 1024) KiB mapping (\(n) accesses, best of 5)")
+    print("== MMIO accessors over one anonymous \(size / 1024) KiB mapping (\(n) accesses, best of 9)")
     let region = try MappedRegion.anonymous(name: "bench", size: size)
     let base = region.unsafeBaseAddress
     let existential: any MMIORegion = region
-    let c32 = ioMeasure(n) { io_baseline_read32_loop(base, mask, n) }
-    let s32 = try ioMeasure(n) { try ioConcreteRead32(region, mask: mask, n: n) }
-    let e32 = try ioMeasure(n) { try ioExistentialRead32(existential, mask: mask, n: n) }
+    let c32 = ioMeasure(n, repeats: 9) { io_baseline_read32_loop(base, mask, n) }
+    let s32 = try ioMeasure(n, repeats: 9) { try ioConcreteRead32(region, mask: mask, n: n) }
+    let e32 = try ioMeasure(n, repeats: 9) { try ioExistentialRead32(existential, mask: mask, n: n) }
+    let k32 = ioMeasure(n, repeats: 9) { io_baseline_checked_read32_loop(base, size, mask, n) }
     ioRow("read32  raw C loop (baseline)", c32.ns, baseline: nil)
+    ioRow("read32  C loop with the same checks", k32.ns, baseline: c32.ns)
     ioRow("read32  MappedRegion (concrete)", s32.ns, baseline: c32.ns)
+    ioRow("read32  MappedRegion vs the checked C loop", s32.ns, baseline: k32.ns)
     ioRow("read32  any MMIORegion (existential)", e32.ns, baseline: c32.ns)
-    let c64 = ioMeasure(n) { io_baseline_read64_loop(base, mask, n) }
-    let s64 = try ioMeasure(n) { try ioConcreteRead64(region, mask: mask, n: n) }
-    let e64 = try ioMeasure(n) { try ioExistentialRead64(existential, mask: mask, n: n) }
+    let c64 = ioMeasure(n, repeats: 9) { io_baseline_read64_loop(base, mask, n) }
+    let s64 = try ioMeasure(n, repeats: 9) { try ioConcreteRead64(region, mask: mask, n: n) }
+    let e64 = try ioMeasure(n, repeats: 9) { try ioExistentialRead64(existential, mask: mask, n: n) }
     ioRow("read64  raw C loop (baseline)", c64.ns, baseline: nil)
     ioRow("read64  MappedRegion (concrete)", s64.ns, baseline: c64.ns)
     ioRow("read64  any MMIORegion (existential)", e64.ns, baseline: c64.ns)
-    let cw = ioMeasure(n) { io_baseline_write32_loop(base, mask, n); return UInt64(n) }
-    let sw = try ioMeasure(n) { try ioConcreteWrite32(region, mask: mask, n: n) }
-    let ew = try ioMeasure(n) { try ioExistentialWrite32(existential, mask: mask, n: n) }
+    let cw = ioMeasure(n, repeats: 9) { io_baseline_write32_loop(base, mask, n); return UInt64(n) }
+    let sw = try ioMeasure(n, repeats: 9) { try ioConcreteWrite32(region, mask: mask, n: n) }
+    let ew = try ioMeasure(n, repeats: 9) { try ioExistentialWrite32(existential, mask: mask, n: n) }
     ioRow("write32 raw C loop (baseline)", cw.ns, baseline: nil)
     ioRow("write32 MappedRegion (concrete)", sw.ns, baseline: cw.ns)
     ioRow("write32 any MMIORegion (existential)", ew.ns, baseline: cw.ns)
