@@ -31,6 +31,15 @@ uint64_t io_baseline_checked_read32_loop(const void *base, size_t size, size_t m
     return sum + ones;
 }
 
+void io_baseline_read32_block(const void *base, size_t offset, uint32_t *out, size_t count)
+{
+    const char *p = (const char *)base + offset;
+    for (size_t i = 0; i < count; i++) {
+        out[i] = *(const volatile uint32_t *)(p + 4 * i);
+        IO_BARRIER();
+    }
+}
+
 uint64_t io_baseline_read64_loop(const void *base, size_t mask, size_t iterations)
 {
     uint64_t sum = 0;

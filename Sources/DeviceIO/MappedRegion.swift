@@ -170,6 +170,28 @@ public final class MappedRegion: MMIORegion, @unchecked Sendable {
         msishim_mmio_write64(base + offset, value)
     }
 
+    /// Reads `buffer.count` consecutive dwords starting at `offset` (e.g. a whole MSI-X table),
+    /// checking the range once instead of per access; each dword is still one volatile 32-bit
+    /// load, in ascending order. A block that reads entirely as all-ones (what a vanished device
+    /// returns) asks the presence probe once at the end.
+    @inlinable
+    public func readDwords(_ offset: Int, into buffer: UnsafeMutableBufferPointer<UInt32>) throws {
+        let count = buffer.count
+        guard count > 0 else { return }
+        guard UInt(bitPattern: offset) < readEnd4, offset & 3 == 0, count <= (size &- offset) >> 2 else {
+            for i in 0..<count { buffer[i] = try read32(offset + 4 * i) }
+            return
+        }
+        var allBits = UInt32.max
+        let start = base + offset
+        for i in 0..<count {
+            let v = msishim_mmio_read32(start + 4 &* i)
+            allBits &= v
+            buffer[i] = v
+        }
+        if allBits == .max && probed { try verifyPresent() }
+    }
+
     /// The slow path: full checks with errors, the truncation guard, then the access.
     @usableFromInline @inline(never)
     func checkedRead(_ offset: Int, width: Int) throws -> UInt64 {

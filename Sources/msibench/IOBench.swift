@@ -124,6 +124,21 @@ func runIOBench(_ arguments: [String]) throws {
     ioRow("read32  MappedRegion (concrete)", s32.ns, baseline: c32.ns)
     ioRow("read32  MappedRegion vs the checked C loop", s32.ns, baseline: k32.ns)
     ioRow("read32  any MMIORegion (existential)", e32.ns, baseline: c32.ns)
+    // Bulk: the whole 64 KiB as dwords, checked once per block (how a table dump reads).
+    let dwords = size / 4
+    let blocks = max(1, n / dwords)
+    let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: dwords)
+    defer { out.deallocate() }
+    let cb = ioMeasure(blocks * dwords, repeats: 9) { () -> UInt64 in
+        for _ in 0..<blocks { io_baseline_read32_block(base, 0, out.baseAddress, dwords) }
+        return UInt64(out[dwords - 1])
+    }
+    let sb = try ioMeasure(blocks * dwords, repeats: 9) { () throws -> UInt64 in
+        for _ in 0..<blocks { try region.readDwords(0, into: out) }
+        return UInt64(out[dwords - 1])
+    }
+    ioRow("read32 block (64 KiB) raw C copy", cb.ns, baseline: nil)
+    ioRow("read32 block MappedRegion.readDwords", sb.ns, baseline: cb.ns)
     let c64 = ioMeasure(n, repeats: 9) { io_baseline_read64_loop(base, mask, n) }
     let s64 = try ioMeasure(n, repeats: 9) { try ioConcreteRead64(region, mask: mask, n: n) }
     let e64 = try ioMeasure(n, repeats: 9) { try ioExistentialRead64(existential, mask: mask, n: n) }

@@ -116,3 +116,29 @@ import MSIShimCore
         try MappedRegion.file(path: path, writable: false, syscalls: failing)
     }
 }
+
+@Test func blockReadsCheckOnceAndStillGuard() throws {
+    let r = try MappedRegion.anonymous(name: "blk", size: 64)
+    for i in 0..<16 { try r.write32(4 * i, UInt32(i) | 0xA0_0000) }
+    let out = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: 4)
+    defer { out.deallocate() }
+    try r.readDwords(8, into: out)
+    #expect(Array(out) == [0xA0_0002, 0xA0_0003, 0xA0_0004, 0xA0_0005])
+    #expect(throws: DeviceAccessError.outOfBounds("blk", offset: 64, width: 4, size: 64)) { try r.readDwords(52, into: out) }
+    #expect(throws: DeviceAccessError.unaligned("blk", offset: 2, width: 4)) { try r.readDwords(2, into: out) }
+    // A block of all-ones from a vanished device.
+    let gone = MappedRegion(
+        name: "gone", base: r.unsafeBaseAddress, size: 64, writeRefusal: nil, owner: nil, presence: DevicePresence { false })
+    for i in 0..<4 { try gone.write32(4 * i, .max) }
+    #expect(throws: DeviceAccessError.deviceGone("gone")) { try gone.readDwords(0, into: out) }
+    try gone.write32(0, 0)
+    try gone.readDwords(0, into: out)  // one real value: the device answered
+    // A truncated file takes the per-dword path and reports the truncation.
+    let dir = TempDir()
+    writeBytes(dir.path + "/t.bin", [UInt8](repeating: 1, count: 8192))
+    let f = try MappedRegion.file(path: dir.path + "/t.bin", writable: false)
+    try f.readDwords(4096, into: out)
+    #expect(out[0] == 0x0101_0101)
+    #expect(truncate(dir.path + "/t.bin", 4096) == 0)
+    #expect(throws: DeviceAccessError.truncated(f.name, offset: 4096, size: 4096)) { try f.readDwords(4096, into: out) }
+}

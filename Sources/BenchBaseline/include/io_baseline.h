@@ -12,6 +12,8 @@ uint64_t io_baseline_read32_loop(const void *base, size_t mask, size_t iteration
  * all-ones value looked at), without a Swift call in sight: what the checks alone cost.
  * Returns UINT64_MAX on a failed check. */
 uint64_t io_baseline_checked_read32_loop(const void *base, size_t size, size_t mask, size_t iterations);
+/* Copies `count` dwords from base + offset into out with volatile 32-bit loads. */
+void io_baseline_read32_block(const void *base, size_t offset, uint32_t *out, size_t count);
 /* Sums `iterations` volatile 64-bit loads at offsets (i * 8) & mask from base. */
 uint64_t io_baseline_read64_loop(const void *base, size_t mask, size_t iterations);
 /* `iterations` volatile 32-bit stores of i at offsets (i * 4) & mask. */
