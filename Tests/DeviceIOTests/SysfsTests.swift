@@ -199,3 +199,16 @@ func liveSysfsConfigOfARealDevice() throws {
     #expect([64, 256, 4096].contains(cfg.readableSize))
     #expect(!cfg.isWritable)
 }
+
+@Test func subPageBARMapsAWholePageButBoundsAtTheBARSize() throws {
+    let tree = FakeTree()
+    var bytes = [UInt8](repeating: 0, count: 0x100)
+    bytes.put32(0x5A5A_5A5A, at: 0xFC)
+    tree.add(FakeFunction(
+        address: devA, driver: "vfio-pci", config: ConfigBuilder().bytes,
+        resource: resourceText([1: (0xfe00_1000, 0x100, memFlags)]), resourceFiles: [1: bytes]))
+    let r = try SysfsBAR.map(devA, bar: 1, environment: tree.environment())
+    #expect(r.size == 0x100)
+    #expect(try r.read32(0xFC) == 0x5A5A_5A5A)
+    #expect(throws: DeviceAccessError.outOfBounds(r.name, offset: 0x100, width: 4, size: 0x100)) { try r.read32(0x100) }
+}
