@@ -1,5 +1,5 @@
 public import MSIShimCore
-public import DeviceIO
+import DeviceIO
 
 /// One MSI-X table entry as the device holds it (16 bytes at `table + 16 * index`).
 public struct MSIXEntry: Hashable, Sendable, Codable {
