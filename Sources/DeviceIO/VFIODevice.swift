@@ -389,7 +389,11 @@ public final class VFIODevice: Sendable {
             deviceFD = try sys.open(cdevPath, flags: O_RDWR)
         } catch {
             if error.code == ENOENT {
-                throw .noDeviceCdev(address, reason: "no \(cdevPath) (is devtmpfs mounted? kernel < 6.6?)")
+                // Linux 6.1-6.5 list vfio-dev/vfioX in sysfs (a class device) without any cdev.
+                throw .noDeviceCdev(
+                    address, reason: "no \(cdevPath): sysfs lists vfio-dev/\(cdev) (Linux 6.1+ does), but the kernel "
+                        + "has no VFIO device cdevs (Linux 6.6+ with CONFIG_VFIO_DEVICE_CDEV; or devtmpfs is not "
+                        + "mounted); use the group flow")
             }
             throw .from(error, path: cdevPath, operation: "open")
         }

@@ -3,7 +3,14 @@
 //
 // In MSI-X mode each interrupt cause is routed to a vector by IVAR; a cause fires when
 // software writes its bit to ICS while the bit is enabled in IMS. EIAC auto-clears the
-// cause in ICR after the vector fired, so the next ICS write raises it again.
+// cause in ICR after the vector fired — and, unless CTRL_EXT.IAME is set, clears its IMS
+// bit too — so each raise is "IMS = cause, ICS = cause".
+//
+// Never write ITR/EITR: QEMU stores max(value, 500) on any write, which turns interrupt
+// throttling on (a second interrupt within ~128 µs is postponed). Their reset value, 0, means
+// no throttling. Never set CTRL_EXT bit 31 (PBA_CLR in QEMU): an IMS write would then clear
+// the vector's pending bit, which the PBA checks must observe.
+import MSIShimCore
 
 enum E1000E {
     /// BAR0 register offsets.
@@ -15,18 +22,30 @@ enum E1000E {
     static let imc = 0x00D8
     static let eiac = 0x00DC
     static let ivar = 0x00E4
-    /// EITR registers (one per MSI-X vector) throttle interrupts; keep them 0.
-    static func eitr(_ vector: Int) -> Int { 0x00E8 + 4 * vector }
 
     /// ICR/ICS/IMS bits of the five MSI-X causes, in vector order 0…4.
     static let causes: [UInt32] = [1 << 20, 1 << 21, 1 << 22, 1 << 23, 1 << 24]  // RXQ0 RXQ1 TXQ0 TXQ1 OTHER
+    static let causeNames = ["RXQ0", "RXQ1", "TXQ0", "TXQ1", "OTHER"]
     static let allCauses: UInt32 = causes.reduce(0, |)
 
     /// IVAR routing cause i to vector i (4-bit fields: vector in bits 2:0, valid in bit 3).
     static let ivarIdentity: UInt32 = (0..<5).reduce(0) { $0 | (UInt32($1) | 0x8) << UInt32(4 * $1) }
 
-    /// CTRL_EXT.PBA_support: the 82574 reports MSI-X pending bits in the PBA.
-    static let ctrlExtPBASupport: UInt32 = 1 << 31
-
     static let msixVectors = 5
+    static let vendorDevice: (UInt16, UInt16) = (0x8086, 0x10D3)
+
+    /// Puts the interrupt logic in a known state: every cause masked and cleared, causes
+    /// routed to vectors 1:1, auto-clear on for the five MSI-X causes.
+    static func quiesce(_ bar0: some MMIORegion) throws {
+        try bar0.write32(imc, 0xFFFF_FFFF)
+        try bar0.write32(icr, 0xFFFF_FFFF)
+        try bar0.write32(ivar, ivarIdentity)
+        try bar0.write32(eiac, allCauses)
+    }
+
+    /// Makes the device raise the cause routed to `vector` (IMS then ICS).
+    static func raise(_ bar0: some MMIORegion, vector: Int) throws {
+        try bar0.write32(ims, causes[vector])
+        try bar0.write32(ics, causes[vector])
+    }
 }

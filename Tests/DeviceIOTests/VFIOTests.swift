@@ -15,8 +15,9 @@ struct VFIOFixture {
     let kernel: FakeVFIOKernel
     var env: DeviceIOEnvironment { tree.environment(syscalls: kernel) }
 
+    /// `cdevNode: false` with `cdev: true` is Linux 6.1-6.5: sysfs lists `vfio-dev/vfio3`, /dev has no node.
     init(msixMappable: Bool = true, sparse: [Range<UInt64>]? = nil, dynamicMSIX: Bool = false, cdev: Bool = false,
-         viable: Bool = true, tableOffset: UInt32 = 0x2000, bar0Size: Int = 0x4000, msixEntries: Int = 64) {
+         cdevNode: Bool = true, viable: Bool = true, tableOffset: UInt32 = 0x2000, bar0Size: Int = 0x4000, msixEntries: Int = 64) {
         kernel = FakeVFIOKernel(devRoot: tree.dev)
         var cfg = ConfigBuilder(size: 4096)
         cfg.bar(0, 0xfe00_0000)
@@ -31,7 +32,7 @@ struct VFIOFixture {
             resource: resourceText([0: (0xfe00_0000, UInt64(bar0Size), memFlags),
                                     2: (0x8_0000_0000, 0x4000, mem64PrefetchFlags)]),
             iommuGroup: 7, vfioDev: cdev ? "vfio3" : nil))
-        var d = FakeVFIODevice(address: devA, group: 7, cdevName: cdev ? "vfio3" : nil, config: cfg.bytes)
+        var d = FakeVFIODevice(address: devA, group: 7, cdevName: cdev && cdevNode ? "vfio3" : nil, config: cfg.bytes)
         d.bars = [0: FakeBAR(size: bar0Size), 2: FakeBAR(size: 0x4000)]
         d.msixBAR = 0
         d.msixTable = Int(tableOffset)..<(Int(tableOffset) + 16 * msixEntries)
@@ -151,6 +152,17 @@ struct VFIOFixture {
         Issue.record("expected DeviceIOError.noDeviceCdev")
     }
     #expect(try VFIODevice.open(devA, flow: .automatic, environment: old.env).flow == .group)
+    // Linux 6.1-6.5 (seen in the QEMU lab on Debian's 6.1): sysfs lists vfio-dev/vfio3, /dev has no
+    // cdev. The reason says so; automatic falls back to the group flow.
+    let sysfsOnly = VFIOFixture(cdev: true, cdevNode: false)
+    if case let .noDeviceCdev(_, reason)? = thrownError({
+        try VFIODevice.open(devA, flow: .cdev, environment: sysfsOnly.env)
+    }) as? DeviceIOError {
+        #expect(reason.contains("vfio-dev/vfio3") && reason.contains("CONFIG_VFIO_DEVICE_CDEV") && reason.contains("group flow"))
+    } else {
+        Issue.record("expected DeviceIOError.noDeviceCdev")
+    }
+    #expect(try VFIODevice.open(devA, flow: .automatic, environment: sysfsOnly.env).flow == .group)
     // cdev present but no /dev/iommu: automatic falls back to the group flow.
     let f = VFIOFixture(cdev: true)
     f.kernel.iommufdPresent = false
