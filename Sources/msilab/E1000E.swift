@@ -6,9 +6,11 @@
 // cause in ICR after the vector fired — and, unless CTRL_EXT.IAME is set, clears its IMS
 // bit too — so each raise is "IMS = cause, ICS = cause".
 //
-// Never write ITR/EITR: QEMU stores max(value, 500) on any write, which turns interrupt
-// throttling on (a second interrupt within ~128 µs is postponed). Their reset value, 0, means
-// no throttling. Never set CTRL_EXT bit 31 (PBA_CLR in QEMU): an IMS write would then clear
+// Throttling: QEMU 7.2 resets ITR/EITR to 500 (x 256 ns = 128 µs) and clamps any write to at
+// least that, so a second interrupt on a vector within 128 µs of the first is postponed to the
+// timer — and QEMU 7.2 never clears the "postponed" flag, so every later timer expiry sends one
+// more: back-to-back raises give duplicates. Scenarios therefore space raises by milliseconds
+// and count exactly. Never set CTRL_EXT bit 31 (PBA_CLR in QEMU): an IMS write would then clear
 // the vector's pending bit, which the PBA checks must observe.
 import MSIShimCore
 

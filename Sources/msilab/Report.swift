@@ -32,6 +32,11 @@ final class Report: Sendable {
         emit("@@CHECK SKIP \(name) \(reason)")
     }
 
+    /// A request to the host-side helper (scripts/lab-host/SCENARIO), which watches the console.
+    func host(_ request: String) {
+        emit("@@HOST \(request)")
+    }
+
     func info(_ text: String) {
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) { emit("@@INFO \(line)") }
     }

@@ -20,7 +20,19 @@ func address(_ i: Int) -> PCIAddress? {
 switch args.first {
 case "vfio-e1000e":
     if let a = address(1) { VFIOScenario(address: a, report: report).run() }
+case "unplug":  // unplug BDF QEMU-ID
+    if let a = address(1), args.count > 2 { FaultScenarios(report: report).unplug(a, qemuID: args[2]) }
+case "group-not-viable":  // group-not-viable BDF BLOCKER-BDF
+    if let a = address(1), let b = address(2) { FaultScenarios(report: report).groupNotViable(a, blocker: b) }
+case "write-refused":
+    if let a = address(1) { FaultScenarios(report: report).writeRefused(a) }
+case "uio-unplug":  // uio-unplug BDF QEMU-ID
+    if let a = address(1), args.count > 2 { FaultScenarios(report: report).uioUnplug(a, qemuID: args[2]) }
+case "uio-unbound":
+    if let a = address(1) { FaultScenarios(report: report).uioUnbound(a) }
 default:
-    report.fail("msilab-usage", "unknown scenario '\(args.first ?? "")' (vfio-e1000e)")
+    report.fail(
+        "msilab-usage",
+        "unknown scenario '\(args.first ?? "")' (vfio-e1000e, unplug, uio-unplug, group-not-viable, write-refused, uio-unbound)")
 }
 exit(report.failed ? 1 : 0)
