@@ -83,4 +83,19 @@ extension MSIDeviceData {
         deactivate(virq)
         if let failure { throw failure }
     }
+
+    /// `pci_write_msi_msg(irq, msg)`: writes `message` for `virq` through the PCI path
+    /// (`__pci_write_msi_msg`: an unmasked MSI-X entry is masked around the update, the message
+    /// is cached). Any interrupt of a multi-MSI block writes the block's single message.
+    /// - Throws: EINVAL when `virq` is not one of this device's PCI MSI/MSI-X interrupts.
+    public mutating func writeMSIMessage(virq: Int, _ message: MSIMessage) throws(MSIError) {
+        let fn = "pci_write_msi_msg"
+        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else {
+            throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)")
+        }
+        switch dom.chip {
+        case .pciMSI, .pciMSIX: try pciWriteMessage(s, message)
+        case .device: throw MSIError(.EINVAL, fn, "irq \(virq) is not a PCI MSI/MSI-X interrupt")
+        }
+    }
 }

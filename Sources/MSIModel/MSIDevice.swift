@@ -134,6 +134,11 @@ public final class MSIDevice: Sendable {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.freeIRQ(virq) }
     }
 
+    /// `pci_write_msi_msg()`; see ``MSIDeviceData/writeMSIMessage(virq:_:)``.
+    public func writeMSIMessage(virq: Int, _ message: MSIMessage) throws(MSIError) {
+        try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.writeMSIMessage(virq: virq, message) }
+    }
+
     // MARK: PCI
 
     /// `pci_alloc_irq_vectors_affinity()`; see ``MSIDeviceData/allocIRQVectors(min:max:flags:affinity:)``.

@@ -247,10 +247,14 @@ public final class MSIPlatform: Sendable, MessageSink {
     /// Forgets recorded warnings.
     public func clearWarnings() { state.withLock { $0.warnings.clear() } }
 
-    /// Makes the parent domain fail allocations after `count` more successful ones (nil turns
-    /// it off): the model's fault injection for the "parent fails at index N" cases.
-    public func failIRQAllocations(after count: Int?) {
-        state.withLock { $0.failAfter = count }
+    /// Fault injection for the "parent fails at index N" cases: after `successes` more
+    /// successful parent allocations, the next `times` ones fail (as if the parent domain ran
+    /// out), then allocations work again. `nil` turns injection off.
+    public func failIRQAllocations(after successes: Int?, times: Int = 1) {
+        state.withLock { s in
+            s.failAfter = successes
+            s.failTimes = times
+        }
     }
 
     /// Brings a CPU online or takes it offline (`irq_matrix_online/offline`).

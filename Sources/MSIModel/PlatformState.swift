@@ -55,6 +55,7 @@ struct PlatformState: Sendable {
     let irteEntries: Int
     var warnings = WarningLog()
     var failAfter: Int?
+    var failTimes = 1
     var nextDeviceID: UInt32 = 1
 
     init(config: MSIPlatformConfiguration, matrix: VectorMatrix, online: CPUMask, table: DeliveryTable,
@@ -146,7 +147,11 @@ struct PlatformState: Sendable {
                              msiIndex: Int, domainName: String, isPCIMultiMSI: Bool) throws(MSIError) -> Int {
         let fn = "__irq_domain_alloc_irqs"
         if let f = failAfter {
-            if f <= 0 { throw MSIError(.ENOSPC, fn, "parent domain allocation failed (injected)") }
+            if f <= 0 {
+                failTimes -= 1
+                if failTimes <= 0 { failAfter = nil }
+                throw MSIError(.ENOSPC, fn, "parent domain allocation failed (injected)")
+            }
             failAfter = f - 1
         }
         guard n >= 1 else { throw MSIError(.EINVAL, fn, "nvec_used is 0") }
