@@ -464,3 +464,12 @@ public struct MSIDeviceData: ~Copyable {
         return Int(d.rawValue == 0 ? store0.virq(at: index) : store1.virq(at: index))
     }
 }
+
+extension MSIDeviceData {
+    /// Structural checks of both stores (property tests): nil when consistent.
+    func checkStoreInvariants() -> String? {
+        if let e = store0.checkInvariants() { return "default store: \(e)" }
+        if let e = store1.checkInvariants() { return "secondary store: \(e)" }
+        return nil
+    }
+}
