@@ -83,3 +83,10 @@ func expectErrno(_ code: KernelErrno, sourceLocation: SourceLocation = #_sourceL
         Issue.record("expected MSIError \(code.name), got \(error)", sourceLocation: sourceLocation)
     }
 }
+
+/// A thread-safe counter for handlers.
+final class Counter: Sendable {
+    let v = Atomic<Int>(0)
+    func bump() { v.add(1, ordering: .relaxed) }
+    var value: Int { v.load(ordering: .relaxed) }
+}
