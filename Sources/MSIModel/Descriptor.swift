@@ -92,8 +92,9 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
 
 /// The descriptor as stored: 52 bytes, no references. Affinity arrays live out of line in the
 /// store's side table and are referenced by `affinityRef` (0 = none).
+@usableFromInline
 struct PackedDescriptor {
-    var virq: UInt32 = 0
+    @usableFromInline var virq: UInt32 = 0
     var addressLo: UInt32 = 0
     var addressHi: UInt32 = 0
     var data: UInt32 = 0

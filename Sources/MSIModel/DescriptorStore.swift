@@ -7,14 +7,77 @@
 // freed when they empty. No ARC traffic on any path: the store is a non-copyable value owning
 // raw memory, living inside the device's Mutex.
 
+/// A page of 64 absent (all-zero) descriptors shared by every store: unallocated pages point
+/// here so a lookup needs no nil check. Never written.
+nonisolated(unsafe) let emptyDescriptorPage: UnsafeMutablePointer<PackedDescriptor> = {
+    let p = UnsafeMutablePointer<PackedDescriptor>.allocate(capacity: DescriptorStore.pageSize)
+    p.initialize(repeating: PackedDescriptor(), count: DescriptorStore.pageSize)
+    return p
+}()
+
+/// A page table whose 1024 entries all point at ``emptyDescriptorPage``: the table of a store
+/// that never had a descriptor. Never written.
+nonisolated(unsafe) let emptyPageTable: UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>> = {
+    let t = UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>>.allocate(capacity: DescriptorStore.maxPages)
+    t.initialize(repeating: emptyDescriptorPage, count: DescriptorStore.maxPages)
+    return t
+}()
+
+/// The read-only part of a store a lookup needs: its page table (always 1024 entries, empty
+/// pages pointing at the shared zero page). A plain value, so the owner can keep a copy in an
+/// inlinable field, refreshed when the table changes (first insert, release).
+@usableFromInline
+struct StoreLookup {
+    @usableFromInline var pages: UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>>
+
+    @usableFromInline init(pages: UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>>) {
+        self.pages = pages
+    }
+
+    /// The Linux interrupt stored at `index` (which must be 0…65535), 0 when absent or
+    /// unassociated: absent slots are all-zero. Two loads, no branch.
+    @inlinable @inline(__always)
+    func virq(at index: Int) -> UInt32 {
+        pages[index &>> 6][index & 63].virq
+    }
+}
+
+/// The lookup table `msi_domain_get_virq()` effectively uses while PCI MSI is enabled: the
+/// single descriptor at index 0 owns `nvec_used` consecutive interrupts, so index `n` maps to
+/// `irq + n` for `n < nvec_used` and to 0 otherwise. Built at MSI enable, dropped at disable.
+struct MultiMSIView: ~Copyable {
+    let table: UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>>
+    let page: UnsafeMutablePointer<PackedDescriptor>
+
+    init(base: Int, count: Int) {
+        table = .allocate(capacity: DescriptorStore.maxPages)
+        table.initialize(repeating: emptyDescriptorPage, count: DescriptorStore.maxPages)
+        page = .allocate(capacity: DescriptorStore.pageSize)
+        page.initialize(repeating: PackedDescriptor(), count: DescriptorStore.pageSize)
+        for i in 0..<min(max(count, 0), DescriptorStore.pageSize) { page[i].virq = UInt32(base + i) }
+        table[0] = page
+    }
+
+    deinit {
+        page.deallocate()
+        table.deallocate()
+    }
+
+    var lookup: StoreLookup { StoreLookup(pages: table) }
+}
+
 struct DescriptorStore: ~Copyable {
     static let pageShift = 6
     static let pageSize = 1 << pageShift
     static let maxPages = MSILimits.domainSize >> pageShift
 
-    private var pages: UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>?>?
+    /// The page table: ``emptyPageTable`` until the first insert, then an owned 1024-entry
+    /// table (8 KiB) whose unallocated entries point at ``emptyDescriptorPage``.
+    private var pages: UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>> = emptyPageTable
+    private var ownsTable = false
+    /// One occupancy word per page, grown on demand.
     private var occupancy: UnsafeMutablePointer<UInt64>?
-    private var pageCapacity = 0
+    private var occupancyCapacity = 0
     /// Every page below this one is full.
     private var firstNonFullPage = 0
     private(set) var count = 0
@@ -25,8 +88,8 @@ struct DescriptorStore: ~Copyable {
     init() {}
 
     deinit {
-        if let pages {
-            for p in 0..<pageCapacity { pages[p]?.deallocate() }
+        if ownsTable {
+            for p in 0..<Self.maxPages where pages[p] != emptyDescriptorPage { pages[p].deallocate() }
             pages.deallocate()
         }
         occupancy?.deallocate()
@@ -34,64 +97,68 @@ struct DescriptorStore: ~Copyable {
 
     var isEmpty: Bool { count == 0 }
 
+    /// The page table as a lookup view (valid until the table changes: first insert).
+    var lookup: StoreLookup { StoreLookup(pages: pages) }
+
+    @inline(__always) private func word(_ p: Int) -> UInt64 {
+        guard p < occupancyCapacity, let occupancy else { return 0 }
+        return occupancy[p]
+    }
+
     /// The slot of `index` if occupied (xa_load).
     @inline(__always)
     func slot(_ index: Int) -> UnsafeMutablePointer<PackedDescriptor>? {
-        let p = index &>> Self.pageShift
-        guard p < pageCapacity, let pages, let page = pages[p] else { return nil }
-        let s = page + (index & (Self.pageSize - 1))
+        guard index >= 0, index < MSILimits.domainSize else { return nil }
+        let s = pages[index &>> Self.pageShift] + (index & (Self.pageSize - 1))
         return s.pointee.isPresent ? s : nil
     }
 
     /// The Linux interrupt stored at `index`, 0 when absent or unassociated.
     @inline(__always)
     func virq(at index: Int) -> UInt32 {
-        let p = index &>> Self.pageShift
-        guard p < pageCapacity, let pages, let page = pages[p] else { return 0 }
-        return page[index & (Self.pageSize - 1)].virq
+        guard index >= 0, index < MSILimits.domainSize else { return 0 }
+        return pages[index &>> Self.pageShift][index & (Self.pageSize - 1)].virq
     }
 
     func contains(_ index: Int) -> Bool { slot(index) != nil }
 
-    private mutating func grow(toPages needed: Int) {
-        guard needed > pageCapacity else { return }
-        let newCapacity = min(max(needed, pageCapacity * 2, 4), Self.maxPages)
-        let newPages = UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>?>.allocate(capacity: newCapacity)
-        let newOccupancy = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity)
-        newPages.initialize(repeating: nil, count: newCapacity)
-        newOccupancy.initialize(repeating: 0, count: newCapacity)
-        if let pages, let occupancy {
-            newPages.update(from: pages, count: pageCapacity)
-            newOccupancy.update(from: occupancy, count: pageCapacity)
-            pages.deallocate()
+    private mutating func growOccupancy(toPages needed: Int) {
+        guard needed > occupancyCapacity else { return }
+        let newCapacity = min(max(needed, occupancyCapacity * 2, 4), Self.maxPages)
+        let grown = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity)
+        grown.initialize(repeating: 0, count: newCapacity)
+        if let occupancy {
+            grown.update(from: occupancy, count: occupancyCapacity)
             occupancy.deallocate()
         }
-        pages = newPages
-        occupancy = newOccupancy
-        pageCapacity = newCapacity
+        occupancy = grown
+        occupancyCapacity = newCapacity
     }
 
     /// Stores `desc` at the free slot `index` (0…65535; the caller checked both).
     mutating func insert(_ desc: PackedDescriptor, at index: Int) {
         let p = index >> Self.pageShift
-        grow(toPages: p + 1)
-        guard let pages, let occupancy else { return }  // allowed: grow() just allocated them
-        let page: UnsafeMutablePointer<PackedDescriptor>
-        if let existing = pages[p] {
-            page = existing
-        } else {
-            page = .allocate(capacity: Self.pageSize)
+        if !ownsTable {
+            let table = UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>>.allocate(capacity: Self.maxPages)
+            table.initialize(repeating: emptyDescriptorPage, count: Self.maxPages)
+            pages = table
+            ownsTable = true
+        }
+        growOccupancy(toPages: p + 1)
+        if pages[p] == emptyDescriptorPage {
+            let page = UnsafeMutablePointer<PackedDescriptor>.allocate(capacity: Self.pageSize)
             page.initialize(repeating: PackedDescriptor(), count: Self.pageSize)
             pages[p] = page
         }
         var d = desc
         d.index = UInt16(truncatingIfNeeded: index)
         d.flags |= PackedDescriptor.present
-        page[index & (Self.pageSize - 1)] = d
+        pages[p][index & (Self.pageSize - 1)] = d
+        guard let occupancy else { return }  // allowed: growOccupancy() just made room
         occupancy[p] |= 1 << UInt64(index & (Self.pageSize - 1))
         count += 1
         if occupancy[p] == ~0, p == firstNonFullPage {
-            while firstNonFullPage < pageCapacity && occupancy[firstNonFullPage] == ~0 { firstNonFullPage += 1 }
+            while firstNonFullPage < occupancyCapacity && occupancy[firstNonFullPage] == ~0 { firstNonFullPage += 1 }
         }
     }
 
@@ -99,16 +166,16 @@ struct DescriptorStore: ~Copyable {
     /// left to the caller (``releaseAffinity(_:)``), which decides whether the descriptor leaks.
     @discardableResult
     mutating func remove(at index: Int) -> PackedDescriptor? {
-        guard let s = slot(index), let pages, let occupancy else { return nil }
+        guard let s = slot(index), let occupancy else { return nil }
         let old = s.pointee
         s.pointee = PackedDescriptor()
         let p = index >> Self.pageShift
         occupancy[p] &= ~(1 << UInt64(index & (Self.pageSize - 1)))
         count -= 1
         if p < firstNonFullPage { firstNonFullPage = p }
-        if occupancy[p] == 0, let page = pages[p] {
-            page.deallocate()
-            pages[p] = nil
+        if occupancy[p] == 0 {
+            pages[p].deallocate()
+            pages[p] = emptyDescriptorPage
         }
         return old
     }
@@ -116,8 +183,8 @@ struct DescriptorStore: ~Copyable {
     /// The lowest free index below `limit` (xa_alloc with `{0, limit-1}`), nil when full.
     func lowestFree(below limit: Int) -> Int? {
         var p = firstNonFullPage
-        while p < pageCapacity, let occupancy {
-            let w = occupancy[p]
+        while p < occupancyCapacity {
+            let w = word(p)
             if w != ~0 {
                 let index = p << Self.pageShift + (~w).trailingZeroBitCount
                 return index < limit ? index : nil
@@ -130,15 +197,15 @@ struct DescriptorStore: ~Copyable {
 
     /// The lowest occupied index ≥ `start`, nil when none (the xa_find used by iterators).
     func nextOccupied(from start: Int) -> Int? {
-        guard start >= 0, let occupancy else { return nil }
+        guard start >= 0 else { return nil }
         var p = start >> Self.pageShift
-        guard p < pageCapacity else { return nil }
-        var w = occupancy[p] & (~0 << UInt64(start & (Self.pageSize - 1)))
+        guard p < occupancyCapacity else { return nil }
+        var w = word(p) & (~0 << UInt64(start & (Self.pageSize - 1)))
         while true {
             if w != 0 { return p << Self.pageShift + w.trailingZeroBitCount }
             p += 1
-            guard p < pageCapacity else { return nil }
-            w = occupancy[p]
+            guard p < occupancyCapacity else { return nil }
+            w = word(p)
         }
     }
 
@@ -205,14 +272,14 @@ struct DescriptorStore: ~Copyable {
     /// first violation found.
     func checkInvariants() -> String? {
         var n = 0
-        for p in 0..<pageCapacity {
-            guard let occupancy, let pages else { return "page arrays missing" }
-            let w = occupancy[p]
+        for p in 0..<Self.maxPages {
+            let w = word(p)
             if w == 0 {
-                if pages[p] != nil { return "empty page \(p) not freed" }
+                if pages[p] != emptyDescriptorPage { return "empty page \(p) not freed" }
                 continue
             }
-            guard let page = pages[p] else { return "page \(p) has occupancy but no memory" }
+            let page = pages[p]
+            if page == emptyDescriptorPage { return "page \(p) has occupancy but no memory" }
             if w != ~0 && p < firstNonFullPage { return "page \(p) below the free hint is not full" }
             for s in 0..<Self.pageSize {
                 let occupied = w & (1 << UInt64(s)) != 0

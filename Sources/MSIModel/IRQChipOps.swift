@@ -145,20 +145,21 @@ extension MSIDeviceData {
     }
 
     func msixHW(_ fn: String) throws(MSIError) -> any MSIXHardware {
-        guard let hw = try pciHW(fn).hw.msix else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI-X capability") }
+        _ = try pciHW(fn)
+        guard let hw = pciHardware?.msix else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI-X capability") }
         return hw
     }
 
     func msiHW(_ fn: String) throws(MSIError) -> any MSIHardware {
-        guard let hw = try pciHW(fn).hw.msi else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI capability") }
+        _ = try pciHW(fn)
+        guard let hw = pciHardware?.msi else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI capability") }
         return hw
     }
 
     /// `pci_intx_for_msi()` → `pci_intx()`: read Command, write it only if the INTx disable bit
     /// changes.
     mutating func intxForMSI(enable: Bool) throws(MSIError) {
-        guard let pci, !pci.hw.quirks.intxDisableBug else { return }
-        let cmd = pci.hw.command
+        guard let pci, !pci.quirks.intxDisableBug, let cmd = pciHardware?.command else { return }
         let old = try hardware("pci_intx") { try cmd.readCommand() }
         let new = enable ? old & ~PCIReg.Command.intxDisable : old | PCIReg.Command.intxDisable
         if new != old { try hardware("pci_intx") { try cmd.writeCommand(new) } }
@@ -166,8 +167,7 @@ extension MSIDeviceData {
 
     /// `pci_intx(dev, 1)` for the INTx fallback of `pci_alloc_irq_vectors()` (no quirk check).
     mutating func pciIntx(enable: Bool) throws(MSIError) {
-        guard let pci else { return }
-        let cmd = pci.hw.command
+        guard let cmd = pciHardware?.command else { return }
         let old = try hardware("pci_intx") { try cmd.readCommand() }
         let new = enable ? old & ~PCIReg.Command.intxDisable : old | PCIReg.Command.intxDisable
         if new != old { try hardware("pci_intx") { try cmd.writeCommand(new) } }
@@ -295,7 +295,7 @@ extension MSIDeviceData {
             let hw = try msixHW("msix_prepare_msi_desc")
             let index = Int(p.index)
             p.set(PackedDescriptor.canMask, true)
-            if pci.hw.quirks.msixTouchEntryDataFirst {
+            if pci.quirks.msixTouchEntryDataFirst {
                 try hardware("msix_prepare_msi_desc") { try hw.writeEntry(index, .data, 0) }
             }
             p.maskCache = try hardware("msix_prepare_msi_desc") { try hw.readEntry(index, .vectorControl) }

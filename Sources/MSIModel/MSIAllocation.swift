@@ -73,6 +73,7 @@ extension MSIDeviceData {
                 return try handlePCIFail(dom, nvec: nvec, allocated: allocated, error)
             }
             s.pointee.virq = UInt32(base)
+            if d.rawValue == 0 { syncMultiMSIView() }
             for k in 0..<nvec {
                 try initVirq(base + k, canReserve: canReserve, activateEarly: activateEarly)
             }
@@ -190,6 +191,7 @@ extension MSIDeviceData {
             for k in 0..<n where isActivated(base + k) { deactivate(base + k) }
             platform.state.withLock { $0.freeBlock(base, n) }
             if let s2 = slot(d, index) { s2.pointee.virq = 0 }
+            if d.rawValue == 0 { syncMultiMSIView() }
         }
         if dom.info.flags.contains(.freeDescriptors) { freeDescs(d, first, last) }
     }

@@ -14,7 +14,7 @@ public final class MSIDevice: Sendable {
     public let name: String
     public let platform: MSIPlatform
     let id: UInt32
-    let state: Mutex<MSIDeviceData>
+    @usableFromInline let state: Mutex<MSIDeviceData>
 
     /// Attaches a device to `platform`.
     /// - Parameters:
@@ -89,9 +89,12 @@ public final class MSIDevice: Sendable {
 
     /// `msi_domain_get_virq(dev, domid, index)` (takes the lock): the Linux interrupt or 0.
     /// - Throws: EINVAL for `index > 65535` or a bad domain id (the kernel WARNs, returns 0).
-    @inline(__always)
+    @inlinable
     public func getVirq(domain: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
-        try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.virq(domain: domain, index: index) }
+        try state.withLock { (d: inout MSIDeviceData) throws(MSIError) -> Int in
+            defer { d.iterIndex = MSIDeviceData.parkedCursor }
+            return try d.virq(domain: domain, index: index)
+        }
     }
 
     // MARK: interrupts

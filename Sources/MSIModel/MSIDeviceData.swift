@@ -18,7 +18,7 @@ public enum MSIAllocResult: Hashable, Sendable {
 
 /// The PCI state of a device (the `struct pci_dev` fields MSI uses).
 struct PCIState: Sendable {
-    var hw: PCIFunctionHardware
+    var quirks: PCIMSIQuirks
     /// `dev->irq`.
     var irq: Int
     var msiEnabled = false
@@ -36,7 +36,7 @@ struct PCIState: Sendable {
 /// one locked scope, because leaving the scope parks it (`__msi_unlock_descs`).
 public struct MSIDeviceData: ~Copyable {
     /// `MSI_XA_MAX_INDEX`: where unlocking parks the iterator cursor.
-    static let parkedCursor = Int.max - 1
+    @usableFromInline static let parkedCursor = Int.max - 1
 
     let deviceName: String
     let deviceID: UInt32
@@ -44,23 +44,35 @@ public struct MSIDeviceData: ~Copyable {
     /// `dev->msi.domain` is an MSI parent.
     let hasMSIParent: Bool
     /// `dev->msi.data != NULL`.
-    var isSetUp = false
+    @usableFromInline var isSetUp = false
     var generation = 0
     var store0 = DescriptorStore()
     var store1 = DescriptorStore()
+    /// Lookup views of the two stores, refreshed after every store mutation, so that the
+    /// inlinable ``virq(domain:index:)`` reads the page tables directly.
+    @usableFromInline var lookup0: StoreLookup
+    @usableFromInline var lookup1: StoreLookup
+    /// While PCI MSI is enabled, the multi-MSI view ``lookup0`` points at.
+    var multiMSIView: MultiMSIView?
     var domain0: DeviceDomain?
     var domain1: DeviceDomain?
     /// `__iter_idx`.
-    var iterIndex = MSIDeviceData.parkedCursor
+    @usableFromInline var iterIndex = MSIDeviceData.parkedCursor
     var warningLog = WarningLog()
+    /// The PCI flags (plain values: cheap to read on hot paths).
     var pci: PCIState?
+    /// The PCI hardware (existentials: kept apart so reading a flag copies no references).
+    let pciHardware: PCIFunctionHardware?
 
     init(name: String, id: UInt32, platform: MSIPlatform, hasMSIParent: Bool, pci: PCIFunctionHardware?) {
+        lookup0 = store0.lookup
+        lookup1 = store1.lookup
         deviceName = name
         deviceID = id
         self.platform = platform
         self.hasMSIParent = hasMSIParent
-        self.pci = pci.map { PCIState(hw: $0, irq: $0.intxIRQ) }
+        self.pci = pci.map { PCIState(quirks: $0.quirks, irq: $0.intxIRQ) }
+        pciHardware = pci
     }
 
     mutating func warn(_ fn: String, _ message: String) { warningLog.warn(fn, message) }
@@ -123,17 +135,25 @@ public struct MSIDeviceData: ~Copyable {
 
     mutating func storeInsert(_ d: MSIDomainID, _ desc: PackedDescriptor, at index: Int) {
         switch d.rawValue {
-        case 0: store0.insert(desc, at: index)
-        case 1: store1.insert(desc, at: index)
+        case 0:
+            store0.insert(desc, at: index)
+            syncMultiMSIView()
+            refreshLookup0()  // the first insert replaces the shared empty table
+        case 1:
+            store1.insert(desc, at: index)
+            lookup1 = store1.lookup
         default: break
         }
     }
 
     mutating func storeRemove(_ d: MSIDomainID, at index: Int) -> PackedDescriptor? {
         switch d.rawValue {
-        case 0: store0.remove(at: index)
-        case 1: store1.remove(at: index)
-        default: nil
+        case 0:
+            let old = store0.remove(at: index)
+            syncMultiMSIView()
+            return old
+        case 1: return store1.remove(at: index)
+        default: return nil
         }
     }
 
@@ -194,6 +214,8 @@ public struct MSIDeviceData: ~Copyable {
         }
         store0 = DescriptorStore()
         store1 = DescriptorStore()
+        refreshLookup0()
+        lookup1 = store1.lookup
         isSetUp = false
         iterIndex = Self.parkedCursor
     }
@@ -341,6 +363,30 @@ public struct MSIDeviceData: ~Copyable {
         }
     }
 
+    /// `msi_insert_desc()` itself (the core's insert, which PCI reaches through
+    /// `msi_domain_insert_msi_desc` and dynamic allocation through `msi_domain_alloc_irq_at`):
+    /// a descriptor initialised like ``insertDescriptor(_:domain:)`` at `request` — a fixed index
+    /// or the lowest free one. Returns the index used.
+    /// - Throws: EINVAL (no data, bad domain id), ERANGE, EBUSY.
+    @discardableResult
+    public mutating func insertDescriptor(_ initializer: MSIDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest) throws(MSIError) -> Int {
+        let fn = "msi_insert_desc"
+        try requireData(fn)
+        guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
+        guard initializer.vectorCount >= 1 else { throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid") }
+        if case .index(let i) = request, i < 0 || i > MSILimits.maxIndex {
+            throw MSIError(.ERANGE, fn, "index \(i) outside 0…\(hwsize(d) - 1)")
+        }
+        var p = pack(initializer)
+        p.affinityRef = storeAffinity(d, initializer.affinity)
+        do throws(MSIError) {
+            return try insertPacked(p, domain: d, at: request)
+        } catch {
+            releaseAffinity(d, p.affinityRef)
+            throw error
+        }
+    }
+
     /// `msi_domain_free_descs()` on a range: erases every descriptor; one still associated with
     /// an interrupt is WARNed about and leaked (gone from the store, interrupt not freed).
     mutating func freeDescs(_ d: MSIDomainID, _ first: Int, _ last: Int) {
@@ -444,25 +490,57 @@ public struct MSIDeviceData: ~Copyable {
     /// when absent or unassociated. On the default domain of a PCI device with MSI (not MSI-X)
     /// enabled, `index` selects a vector of the single multi-MSI descriptor at index 0.
     /// - Throws: EINVAL for `index > 65535` or a bad domain id (the kernel WARNs and returns 0).
+    @inlinable
     public mutating func virq(domain d: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
-        guard isSetUp else { return 0 }
-        guard index >= 0, index <= MSILimits.maxIndex, d.isValid else {
-            warn("msi_domain_get_virq", "index \(index) / domain id \(d.rawValue) out of range")
-            throw MSIError(.EINVAL, "msi_domain_get_virq", index < 0 || index > MSILimits.maxIndex
-                           ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range")
+        // Without device data the stores are empty (their tables all-zero), so a valid index
+        // gives 0 as in the kernel; only the argument check needs to look at isSetUp.
+        if UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(MSIDomainID.maxDomains) {
+            if !isSetUp { return 0 }
+            throw virqArgumentError(d, index)
         }
-        return lookupVirq(d, index)
+        if d.rawValue == 0 {
+            return Int(lookup0.virq(at: index))
+        }
+        return Int(lookup1.virq(at: index))
     }
 
-    @inline(__always)
-    func lookupVirq(_ d: MSIDomainID, _ index: Int) -> Int {
-        let pciMSI = d.rawValue == 0 && (pci?.msiEnabled ?? false)
-        if pciMSI {
-            guard let s = slot(d, 0), s.pointee.virq != 0, index < Int(s.pointee.nvecUsed) else { return 0 }
-            return Int(s.pointee.virq) + index
-        }
-        return Int(d.rawValue == 0 ? store0.virq(at: index) : store1.virq(at: index))
+    /// Points ``lookup0`` at the default store, or at the multi-MSI view while PCI MSI is on.
+    mutating func refreshLookup0() {
+        lookup0 = multiMSIView?.lookup ?? store0.lookup
     }
+
+    /// Rebuilds the multi-MSI view after the default store changed while MSI is enabled (only
+    /// misuse gets there; the view must still say what the store says).
+    mutating func syncMultiMSIView() {
+        if multiMSIView != nil { setPCIMSIEnabled(true) }
+    }
+
+    /// Sets `dev->msi_enabled` and switches the default domain's lookup accordingly.
+    mutating func setPCIMSIEnabled(_ on: Bool) {
+        pci?.msiEnabled = on
+        if on, let s = store0.slot(0) {
+            multiMSIView = MultiMSIView(base: Int(s.pointee.virq), count: s.pointee.virq == 0 ? 0 : Int(s.pointee.nvecUsed))
+        } else {
+            multiMSIView = nil
+        }
+        refreshLookup0()
+    }
+
+    /// The WARN and error of `msi_domain_get_virq()` for a bad index or domain id.
+    @usableFromInline
+    mutating func virqArgumentError(_ d: MSIDomainID, _ index: Int) -> MSIError {
+        warn("msi_domain_get_virq", "index \(index) / domain id \(d.rawValue) out of range")
+        return MSIError(.EINVAL, "msi_domain_get_virq", index < 0 || index > MSILimits.maxIndex
+                        ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range")
+    }
+
+    /// PCI multi-MSI: one descriptor at index 0 covers `nvec_used` consecutive interrupts.
+    @usableFromInline
+    func multiMSIVirq(_ index: Int) -> Int {
+        guard let s = store0.slot(0), s.pointee.virq != 0, index < Int(s.pointee.nvecUsed) else { return 0 }
+        return Int(s.pointee.virq) + index
+    }
+
 }
 
 extension MSIDeviceData {

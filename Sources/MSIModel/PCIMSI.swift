@@ -12,7 +12,7 @@ extension MSIDeviceData {
 
     /// `pci_msi_supported(dev, nvec)`: MSI globally enabled, not `dev->no_msi`, `nvec >= 1`.
     func pciMSISupported(_ nvec: Int) -> Bool {
-        guard let pci, platform.configuration.msiEnabled, !pci.hw.quirks.noMSI, nvec >= 1 else { return false }
+        guard let pci, platform.configuration.msiEnabled, !pci.quirks.noMSI, nvec >= 1 else { return false }
         return true
     }
 
@@ -195,7 +195,7 @@ extension MSIDeviceData {
 
     /// `msi_verify_entries()`: with `no_64bit_msi`, a message address above 4 GiB is -EIO.
     mutating func verifyEntries() throws(MSIError) {
-        guard let pci, pci.hw.quirks.no64BitMSI else { return }
+        guard let pci, pci.quirks.no64BitMSI else { return }
         for d in descriptors(domain: .default) where d.message.addressHi != 0 {
             throw MSIError(.EIO, "msi_verify_entries", "64-bit MSI address \(d.message) but the device only supports 32 bits")
         }
@@ -205,7 +205,7 @@ extension MSIDeviceData {
     /// FREE_MSI_DESCS) and unmap the MSI-X table.
     mutating func freePCIIRQs() {
         if domain(.default) != nil { freeLocked(.default, 0, hwsize(.default) - 1) }
-        if pci?.msixTableMapped == true, let hw = pci?.hw.msix {
+        if pci?.msixTableMapped == true, let hw = pciHardware?.msix {
             hw.unmapTable()
             pci?.msixTableMapped = false
         }
@@ -302,7 +302,7 @@ extension MSIDeviceData {
             freePCIIRQs()
             throw error
         }
-        pci?.msiEnabled = true
+        setPCIMSIEnabled(true)
         try intxForMSI(enable: false)
         try msiSetEnable(true)
         let first = lookupVirqRaw(.default, 0)
@@ -329,7 +329,7 @@ extension MSIDeviceData {
         let hw = try msiHW("msi_setup_msi_desc")
         guard let pci else { return }
         var control = try hardware("msi_setup_msi_desc") { try hw.readMSIControl() }
-        if pci.hw.quirks.hasMSIMasking { control |= PCIReg.MSI.perVectorMask }
+        if pci.quirks.hasMSIMasking { control |= PCIReg.MSI.perVectorMask }
         if parentSupports(.noMask) { control &= ~PCIReg.MSI.perVectorMask }
         var p = PackedDescriptor()
         p.nvecUsed = UInt16(nvec)
@@ -357,7 +357,7 @@ extension MSIDeviceData {
         guard let pci, pci.msiEnabled, platform.configuration.msiEnabled else { return }
         try msiSetEnable(false)
         try intxForMSI(enable: true)
-        self.pci?.msiEnabled = false
+        setPCIMSIEnabled(false)
         guard let s = slot(.default, 0) else {
             warn("pci_msi_shutdown", "\(deviceName): no MSI descriptor")
             return
@@ -371,7 +371,7 @@ extension MSIDeviceData {
         guard let pci, pci.msiEnabled, platform.configuration.msiEnabled else { return }
         try checkNotRequested(.default, 0, hwsize(.default) - 1, "pci_disable_msi")
         do throws(MSIError) { try msiShutdown() } catch { warn("pci_msi_shutdown", "\(error)") }
-        self.pci?.msiEnabled = false
+        setPCIMSIEnabled(false)
         if let irq = slot(.default, 0).map({ Int($0.pointee.defaultIRQ) }) { self.pci?.irq = irq }
         freePCIIRQs()
     }
@@ -442,7 +442,7 @@ extension MSIDeviceData {
 
     /// `pci_msix_can_alloc_dyn()`: an MSI-X capability and a parent with PCI_MSIX_ALLOC_DYN.
     public var msixCanAllocateDynamically: Bool {
-        guard let pci, pci.hw.msix != nil else { return false }
+        guard pci != nil, pciHardware?.msix != nil else { return false }
         return pciDomainSupports(.pciMSIXAllocDynamic)
     }
 

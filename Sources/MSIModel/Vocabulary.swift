@@ -7,14 +7,14 @@
 /// ``MSIDomainID/maxDomains`` fail with EINVAL as `msi_ctrl_valid()` would.
 public struct MSIDomainID: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
     public let rawValue: Int
-    public init(rawValue: Int) { self.rawValue = rawValue }
+    @inlinable public init(rawValue: Int) { self.rawValue = rawValue }
 
     /// `MSI_DEFAULT_DOMAIN` (0): PCI MSI or MSI-X.
-    public static let `default` = MSIDomainID(rawValue: 0)
+    @inlinable public static var `default`: MSIDomainID { MSIDomainID(rawValue: 0) }
     /// `MSI_SECONDARY_DOMAIN` (1): IMS. Only v6.2…v6.9 kernels had it; this model keeps it.
-    public static let secondary = MSIDomainID(rawValue: 1)
+    @inlinable public static var secondary: MSIDomainID { MSIDomainID(rawValue: 1) }
     /// `MSI_MAX_DEVICE_IRQDOMAINS`: 2 (the v6.2…v6.9 value; 1 since v6.10).
-    public static let maxDomains = 2
+    @inlinable public static var maxDomains: Int { 2 }
 
     /// True for an id below ``maxDomains``.
     public var isValid: Bool { rawValue >= 0 && rawValue < Self.maxDomains }
@@ -32,9 +32,9 @@ public struct MSIDomainID: RawRepresentable, Hashable, Sendable, Comparable, Cus
 /// Index-space limits (kernel/irq/msi.c, include/linux/msi.h).
 public enum MSILimits {
     /// `MSI_MAX_INDEX` = `USHRT_MAX`: the largest descriptor index.
-    public static let maxIndex = 65535
+    @inlinable public static var maxIndex: Int { 65535 }
     /// `MSI_XA_DOMAIN_SIZE`: the largest (and the default) domain `hwsize`.
-    public static let domainSize = 65536
+    @inlinable public static var domainSize: Int { 65536 }
 }
 
 /// Where to allocate: a fixed index or `MSI_ANY_INDEX` (the lowest free one).
