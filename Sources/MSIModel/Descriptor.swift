@@ -41,44 +41,78 @@ public struct PCIMSIAttributes: Hashable, Sendable {
 
 /// `struct msi_desc`: one entry of a device's descriptor store.
 ///
-/// A value: reading one from the store copies it. To change the store, use the operations of
-/// ``MSIDeviceData``.
+/// A value: reading one from the store copies it (the packed 52 bytes plus the affinity
+/// array reference). To change the store, use the operations of ``MSIDeviceData``.
 public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
-    /// `msi_index`: MSI-X entry, IMS slot, 0 for MSI.
-    public var index: Int
-    /// `irq`: the first Linux interrupt, 0 when not associated.
-    public var virq: Int
-    /// `nvec_used`: consecutive Linux interrupts behind this descriptor (> 1 only for PCI
-    /// multi-MSI).
-    public var vectorCount: Int
-    /// `msg`: the last message written (cached even when the hardware was not touched).
-    public var message: MSIMessage
+    var packed: PackedDescriptor
     /// `affinity`: one entry per vector, or nil.
     public var affinity: [IRQAffinityDescriptor]?
-    /// `pci`: the PCI attributes (meaningful on PCI MSI/MSI-X descriptors).
-    public var pci: PCIMSIAttributes
-    /// `data.icookie`: the instance cookie (IMS). Must be 0 on PCI descriptors.
-    public var instanceCookie: UInt64
-    /// `data.dcookie`: the domain cookie a chip's `prepare_desc` stored.
-    public var domainCookie: UInt64
 
     /// An initializer descriptor for ``MSIDeviceData/insertDescriptor(_:domain:)``
     /// (`msi_domain_insert_msi_desc` copies `nvec_used`, `affinity`, `pci` and uses
     /// `msi_index`).
     public init(index: Int = 0, vectorCount: Int = 1, affinity: [IRQAffinityDescriptor]? = nil,
                 pci: PCIMSIAttributes = PCIMSIAttributes()) {
-        self.index = index
-        self.virq = 0
-        self.vectorCount = vectorCount
-        self.message = .zero
+        packed = PackedDescriptor()
+        packed.index = UInt16(truncatingIfNeeded: index)
+        packed.nvecUsed = UInt16(clamping: max(vectorCount, 0))
+        packed.pci = pci
         self.affinity = affinity
-        self.pci = pci
-        self.instanceCookie = 0
-        self.domainCookie = 0
+        requestedIndex = index
+        requestedVectorCount = vectorCount
+    }
+
+    init(packed: PackedDescriptor, affinity: [IRQAffinityDescriptor]?) {
+        self.packed = packed
+        self.affinity = affinity
+        requestedIndex = Int(packed.index)
+        requestedVectorCount = Int(packed.nvecUsed)
+    }
+
+    // What the caller asked for, before packing (so an out-of-range request is reported as
+    // such instead of being truncated).
+    var requestedIndex: Int
+    var requestedVectorCount: Int
+
+    /// `msi_index`: MSI-X entry, IMS slot, 0 for MSI.
+    public var index: Int {
+        get { requestedIndex }
+        set { requestedIndex = newValue; packed.index = UInt16(truncatingIfNeeded: newValue) }
+    }
+    /// `irq`: the first Linux interrupt, 0 when not associated.
+    public var virq: Int {
+        get { Int(packed.virq) }
+        set { packed.virq = UInt32(truncatingIfNeeded: newValue) }
+    }
+    /// `nvec_used`: consecutive Linux interrupts behind this descriptor (> 1 only for PCI
+    /// multi-MSI).
+    public var vectorCount: Int {
+        get { requestedVectorCount }
+        set { requestedVectorCount = newValue; packed.nvecUsed = UInt16(clamping: max(newValue, 0)) }
+    }
+    /// `msg`: the last message written (cached even when the hardware was not touched).
+    public var message: MSIMessage {
+        get { packed.message }
+        set { packed.message = newValue }
+    }
+    /// `pci`: the PCI attributes (meaningful on PCI MSI/MSI-X descriptors).
+    public var pci: PCIMSIAttributes {
+        get { packed.pci }
+        set { packed.pci = newValue }
+    }
+    /// `data.icookie`: the instance cookie (IMS). Must be 0 on PCI descriptors.
+    public var instanceCookie: UInt64 {
+        get { packed.instanceCookie }
+        set { packed.instanceCookie = newValue }
+    }
+    /// `data.dcookie`: the domain cookie a chip's `prepare_desc` stored.
+    public var domainCookie: UInt64 {
+        get { packed.domainCookie }
+        set { packed.domainCookie = newValue }
     }
 
     /// True when a Linux interrupt is associated (`MSI_DESC_ASSOCIATED`).
-    public var isAssociated: Bool { virq != 0 }
+    public var isAssociated: Bool { packed.virq != 0 }
 
     public var description: String {
         var s = "desc \(index): virq \(virq)"
@@ -88,12 +122,22 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
         if instanceCookie != 0 { s += ", icookie 0x\(hexString(instanceCookie, 1))" }
         return s
     }
+
+    public static func == (a: MSIDescriptor, b: MSIDescriptor) -> Bool {
+        a.packed == b.packed && a.affinity == b.affinity && a.requestedIndex == b.requestedIndex
+            && a.requestedVectorCount == b.requestedVectorCount
+    }
+
+    public func hash(into h: inout Hasher) {
+        h.combine(packed)
+        h.combine(affinity)
+    }
 }
 
 /// The descriptor as stored: 52 bytes, no references. Affinity arrays live out of line in the
 /// store's side table and are referenced by `affinityRef` (0 = none).
 @usableFromInline
-struct PackedDescriptor {
+struct PackedDescriptor: Hashable, Sendable {
     @usableFromInline var virq: UInt32 = 0
     var addressLo: UInt32 = 0
     var addressHi: UInt32 = 0

@@ -251,12 +251,37 @@ struct DescriptorStore: ~Copyable {
     }
 
     func publicDescriptor(_ d: PackedDescriptor) -> MSIDescriptor {
-        var r = MSIDescriptor(index: Int(d.index), vectorCount: Int(d.nvecUsed), affinity: affinity(d.affinityRef), pci: d.pci)
-        r.virq = Int(d.virq)
-        r.message = d.message
-        r.instanceCookie = d.instanceCookie
-        r.domainCookie = d.domainCookie
-        return r
+        var p = d
+        p.affinityRef = 0
+        p.flags = 0
+        return MSIDescriptor(packed: p, affinity: d.affinityRef == 0 ? nil : affinity(d.affinityRef))
+    }
+
+    /// The slot of the lowest occupied index in `start…last` matching `filter`.
+    @inline(__always)
+    func nextSlot(from start: Int, matching filter: MSIDescriptorFilter,
+                  last: Int = MSILimits.maxIndex) -> UnsafeMutablePointer<PackedDescriptor>? {
+        guard start >= 0, start <= last, let occupancy else { return nil }
+        var p = start >> Self.pageShift
+        let lastPage = min(last >> Self.pageShift, occupancyCapacity - 1)
+        guard p <= lastPage else { return nil }
+        var w = occupancy[p] & (~0 << UInt64(start & (Self.pageSize - 1)))
+        while true {
+            while w != 0 {
+                let bit = w.trailingZeroBitCount
+                if p << Self.pageShift + bit > last { return nil }
+                let s = pages[p] + bit
+                switch filter {
+                case .all: return s
+                case .associated: if s.pointee.virq != 0 { return s }
+                case .notAssociated: if s.pointee.virq == 0 { return s }
+                }
+                w &= w - 1
+            }
+            p += 1
+            guard p <= lastPage else { return nil }
+            w = occupancy[p]
+        }
     }
 
     /// Every occupied index, ascending.

@@ -51,7 +51,7 @@ extension MSIDeviceData {
         let canReserve = checkReservationMode(dom)
         var allocated = 0
         var i = first
-        while let index = storeNext(d, from: i, .notAssociated), index <= last {
+        while let index = storeNext(d, from: i, .notAssociated, last: last) {
             i = index + 1
             if allocated >= nirqs {
                 warn("__msi_domain_alloc_irqs", "\(deviceName): more descriptors than the \(nirqs) interrupts asked for")
@@ -173,13 +173,13 @@ extension MSIDeviceData {
     /// activated interrupts, free them and clear the association; then, with FREE_MSI_DESCS,
     /// erase the range's descriptors. Invalid ranges are WARNed and ignored.
     mutating func freeLocked(_ d: MSIDomainID, _ first: Int, _ last: Int) {
-        guard d.isValid, !hasMSIParent || domain(d) != nil, first <= last, first >= 0, last < hwsize(d) else {
+        guard d.isValid, !hasMSIParent || hasDomain(d), first <= last, first >= 0, last < hwsize(d) else {
             warn("msi_ctrl_valid", "free of range \(first)…\(last) on \(d) ignored")
             return
         }
         guard let dom = domain(d) else { return }
         var i = first
-        while let index = storeNext(d, from: i, .associated), index <= last {
+        while let index = storeNext(d, from: i, .associated, last: last) {
             i = index + 1
             guard let s = slot(d, index) else { continue }
             let base = Int(s.pointee.virq)
@@ -201,7 +201,7 @@ extension MSIDeviceData {
     func checkNotRequested(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
         var i = first
         var busy: Int?
-        while busy == nil, let index = storeNext(d, from: i, .associated), index <= last {
+        while busy == nil, let index = storeNext(d, from: i, .associated, last: last) {
             i = index + 1
             guard let s = slot(d, index) else { continue }
             let base = Int(s.pointee.virq)

@@ -56,6 +56,9 @@ public struct MSIDeviceData: ~Copyable {
     var multiMSIView: MultiMSIView?
     var domain0: DeviceDomain?
     var domain1: DeviceDomain?
+    /// The domains' `hwsize` (65536 without a domain), kept apart for cheap reads.
+    var hwsize0 = MSILimits.domainSize
+    var hwsize1 = MSILimits.domainSize
     /// `__iter_idx`.
     @usableFromInline var iterIndex = MSIDeviceData.parkedCursor
     var warningLog = WarningLog()
@@ -94,10 +97,20 @@ public struct MSIDeviceData: ~Copyable {
     }
 
     mutating func setDomain(_ d: MSIDomainID, _ v: DeviceDomain?) {
+        let size = v?.info.hwsize ?? MSILimits.domainSize
         switch d.rawValue {
-        case 0: domain0 = v
-        case 1: domain1 = v
+        case 0: domain0 = v; hwsize0 = size
+        case 1: domain1 = v; hwsize1 = size
         default: break
+        }
+    }
+
+    /// Whether a device domain exists at `d` (without copying it).
+    func hasDomain(_ d: MSIDomainID) -> Bool {
+        switch d.rawValue {
+        case 0: domain0 != nil
+        case 1: domain1 != nil
+        default: false
         }
     }
 
@@ -109,12 +122,15 @@ public struct MSIDeviceData: ~Copyable {
         }
     }
 
-    func storeNext(_ d: MSIDomainID, from: Int, _ filter: MSIDescriptorFilter) -> Int? {
+    /// The lowest index in `from…last` holding a descriptor that matches `filter`.
+    func storeNext(_ d: MSIDomainID, from: Int, _ filter: MSIDescriptorFilter, last: Int = MSILimits.maxIndex) -> Int? {
+        let s: UnsafeMutablePointer<PackedDescriptor>?
         switch d.rawValue {
-        case 0: store0.next(from: from, matching: filter)
-        case 1: store1.next(from: from, matching: filter)
-        default: nil
+        case 0: s = store0.nextSlot(from: from, matching: filter, last: last)
+        case 1: s = store1.nextSlot(from: from, matching: filter, last: last)
+        default: s = nil
         }
+        return s.map { Int($0.pointee.index) }
     }
 
     func storeCount(_ d: MSIDomainID) -> Int {
@@ -236,7 +252,13 @@ public struct MSIDeviceData: ~Copyable {
     }
 
     /// `msi_domain_get_hwsize()`: the domain's `hwsize`, 65536 without a domain.
-    public func hwsize(_ d: MSIDomainID) -> Int { domain(d)?.info.hwsize ?? MSILimits.domainSize }
+    public func hwsize(_ d: MSIDomainID) -> Int {
+        switch d.rawValue {
+        case 0: hwsize0
+        case 1: hwsize1
+        default: MSILimits.domainSize
+        }
+    }
 
     /// The device domain at `d`, nil if none.
     public func domainInfo(_ d: MSIDomainID) -> MSIDeviceDomainInfo? { domain(d)?.info }
@@ -244,7 +266,7 @@ public struct MSIDeviceData: ~Copyable {
     /// `msi_ctrl_valid()`: WARN and EINVAL for a bad domain id, a missing domain on a device
     /// with an MSI parent, `first > last`, or an index past `hwsize`.
     mutating func checkControl(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
-        guard d.isValid, !hasMSIParent || domain(d) != nil else {
+        guard d.isValid, !hasMSIParent || hasDomain(d) else {
             warn("msi_ctrl_valid", "\(fn): no device domain \(d.rawValue)")
             throw MSIError(.EINVAL, fn, d.isValid ? "no device domain \(d) on \(deviceName)" : "domain id \(d.rawValue) out of range")
         }
@@ -333,10 +355,14 @@ public struct MSIDeviceData: ~Copyable {
         }
     }
 
+    /// What `msi_domain_insert_msi_desc` copies: `nvec_used` and the PCI attributes.
     func pack(_ desc: MSIDescriptor) -> PackedDescriptor {
         var p = PackedDescriptor()
-        p.nvecUsed = UInt16(clamping: desc.vectorCount)
-        p.pci = desc.pci
+        p.nvecUsed = desc.packed.nvecUsed
+        p.attrs = desc.packed.attrs
+        p.maskCache = desc.packed.maskCache
+        p.defaultIRQ = desc.packed.defaultIRQ
+        p.maskPos = desc.packed.maskPos
         return p
     }
 
@@ -391,7 +417,7 @@ public struct MSIDeviceData: ~Copyable {
     /// an interrupt is WARNed about and leaked (gone from the store, interrupt not freed).
     mutating func freeDescs(_ d: MSIDomainID, _ first: Int, _ last: Int) {
         var i = first
-        while let index = storeNext(d, from: i, .all), index <= last {
+        while let index = storeNext(d, from: i, .all, last: last) {
             i = index + 1
             guard let old = storeRemove(d, at: index) else { continue }
             if old.virq != 0 {
@@ -434,8 +460,14 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_find_desc()`: from the cursor, the first match; parks the cursor when none.
     mutating func findDesc(_ d: MSIDomainID, _ filter: MSIDescriptorFilter) -> MSIDescriptor? {
-        if let index = storeNext(d, from: iterIndex, filter), let s = slot(d, index) {
-            iterIndex = index
+        let s: UnsafeMutablePointer<PackedDescriptor>?
+        switch d.rawValue {
+        case 0: s = store0.nextSlot(from: iterIndex, matching: filter)
+        case 1: s = store1.nextSlot(from: iterIndex, matching: filter)
+        default: s = nil
+        }
+        if let s {
+            iterIndex = Int(s.pointee.index)
             return publicDescriptor(d, s.pointee)
         }
         iterIndex = Self.parkedCursor

@@ -204,7 +204,7 @@ extension MSIDeviceData {
     /// `pci_free_msi_irqs()`: free every interrupt of the default domain (descriptors go too,
     /// FREE_MSI_DESCS) and unmap the MSI-X table.
     mutating func freePCIIRQs() {
-        if domain(.default) != nil { freeLocked(.default, 0, hwsize(.default) - 1) }
+        if hasDomain(.default) { freeLocked(.default, 0, hwsize(.default) - 1) }
         if pci?.msixTableMapped == true, let hw = pciHardware?.msix {
             hw.unmapTable()
             pci?.msixTableMapped = false
@@ -476,7 +476,7 @@ extension MSIDeviceData {
     }
 
     mutating func freeMapped(_ d: MSIDomainID, _ map: MSIMap, _ fn: String) throws(MSIError) {
-        guard domain(d) != nil else { throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain") }
+        guard hasDomain(d) else { throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain") }
         guard map.index < hwsize(d), let s = slot(d, map.index), Int(s.pointee.virq) == map.virq else {
             throw MSIError(.EINVAL, fn, "\(map) is not allocated on \(deviceName) (double free or unknown map)")
         }

@@ -41,6 +41,10 @@ struct IRQRecord: Sendable {
     var irMessage = MSIMessage.zero
 }
 
+extension IRQRecord {
+    @inline(__always) mutating func mutate(_ body: (inout IRQRecord) -> Void) { body(&self) }
+}
+
 struct PlatformState: Sendable {
     let config: MSIPlatformConfiguration
     var matrix: VectorMatrix
@@ -77,10 +81,10 @@ struct PlatformState: Sendable {
         virq >= 0 && virq < irqs.count ? irqs[virq] : nil
     }
 
+    /// Mutates the record of `virq` in place (no copy of the record).
     mutating func update(_ virq: Int, _ body: (inout IRQRecord) -> Void) {
-        guard virq >= 0, virq < irqs.count, var r = irqs[virq] else { return }
-        body(&r)
-        irqs[virq] = r
+        guard virq >= 0, virq < irqs.count else { return }
+        irqs[virq]?.mutate(body)
     }
 
     mutating func warn(_ fn: String, _ msg: String) { warnings.warn(fn, msg) }
