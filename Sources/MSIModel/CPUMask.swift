@@ -112,9 +112,11 @@ public struct CPUMask: Hashable, Sendable, Sequence, CustomStringConvertible {
     /// cpumask_subset.
     public func isSubset(of o: CPUMask) -> Bool { subtracting(o).isEmpty }
 
+    /// Iterates the CPUs of a mask in ascending order.
     public struct Iterator: IteratorProtocol {
         let mask: CPUMask
         var at = 0
+        /// The next CPU, or nil at the end.
         public mutating func next() -> Int? {
             guard let cpu = mask.next(from: at) else { return nil }
             at = cpu + 1
@@ -122,6 +124,7 @@ public struct CPUMask: Hashable, Sendable, Sequence, CustomStringConvertible {
         }
     }
 
+    /// Iterates the CPUs in ascending order (for_each_cpu).
     public func makeIterator() -> Iterator { Iterator(mask: self) }
 
     /// The kernel's cpulist format, e.g. `0-3,8`.

@@ -34,6 +34,7 @@ public enum DeliveryDropReason: Hashable, Sendable, CustomStringConvertible {
     /// The IOMMU refused the message.
     case remappingFault(RemappingFault)
 
+    /// A human-readable form.
     public var description: String {
         switch self {
         case .badAddress(let a): "not an interrupt address: 0x\(hexString(a, 16))"
@@ -61,6 +62,7 @@ public enum RemappingFault: Hashable, Sendable, CustomStringConvertible {
     /// The IRTE is not present.
     case entryNotPresent(Int)
 
+    /// A human-readable form.
     public var description: String {
         switch self {
         case .remappingDisabled: "remappable-format message but remapping is disabled"
@@ -76,8 +78,10 @@ public enum DeliveryResult: Hashable, Sendable, CustomStringConvertible {
     /// Linux interrupt `virq` fired on `cpu` at `vector`; its count was incremented and its
     /// handler called.
     case delivered(virq: Int, cpu: Int, vector: Int)
+    /// The message was not delivered, for this reason.
     case dropped(DeliveryDropReason)
 
+    /// A human-readable form.
     public var description: String {
         switch self {
         case let .delivered(v, c, vec): "irq \(v) on CPU \(c) vector 0x\(hexString(vec, 2))"
@@ -88,10 +92,13 @@ public enum DeliveryResult: Hashable, Sendable, CustomStringConvertible {
 
 /// An interrupt-remapping table entry (the fields the model keeps).
 public struct IRTEntry: Hashable, Sendable {
+    /// The entry is valid (IRTE present bit).
     public var present: Bool
+    /// The vector delivered to the CPU.
     public var vector: Int
     /// The destination CPU (the model stores the CPU; the hardware entry holds its APIC ID).
     public var cpu: Int
+    /// The APIC ID the hardware entry would hold (0 when not present).
     public var destinationAPICID: UInt32
 }
 

@@ -23,6 +23,7 @@ public struct PCIMSIAttributes: Hashable, Sendable {
     /// `mask_base != NULL`: the MSI-X descriptor was prepared against a mapped table.
     public var hasTableBase = false
 
+    /// Attributes as `msi_setup_msi_desc()` / `msix_prepare_msi_desc()` fill them.
     public init(isMSIX: Bool = false, multipleLog2: Int = 0, multipleCapableLog2: Int = 0, canMask: Bool = false,
                 is64Bit: Bool = false, isVirtual: Bool = false, defaultIRQ: Int = 0, maskPosition: Int = 0,
                 maskCache: UInt32 = 0, hasTableBase: Bool = false) {
@@ -114,6 +115,7 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
     /// True when a Linux interrupt is associated (`MSI_DESC_ASSOCIATED`).
     public var isAssociated: Bool { packed.virq != 0 }
 
+    /// A human-readable form.
     public var description: String {
         var s = "desc \(index): virq \(virq)"
         if vectorCount != 1 { s += "+\(vectorCount - 1)" }
@@ -123,11 +125,13 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
         return s
     }
 
+    /// Two descriptors are equal when every field, the affinity and the requested index/count are.
     public static func == (a: MSIDescriptor, b: MSIDescriptor) -> Bool {
         a.packed == b.packed && a.affinity == b.affinity && a.requestedIndex == b.requestedIndex
             && a.requestedVectorCount == b.requestedVectorCount
     }
 
+    /// Hashes the stored fields and the affinity.
     public func hash(into h: inout Hasher) {
         h.combine(packed)
         h.combine(affinity)

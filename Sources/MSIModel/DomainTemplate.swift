@@ -23,6 +23,7 @@ public struct MSIDomainTemplate: Sendable {
     /// Which `irq_chip` callbacks the chip provides (checked by `pci_create_ims_domain()`).
     public var chipOperations: IRQChipOperations
 
+    /// A template from its parts; see the factory methods for the kernel's templates.
     public init(chipName: String, busToken: IRQDomainBusToken, flags: MSIDomainFlags, chip: MSIDomainChip,
                 chipOperations: IRQChipOperations) {
         self.chipName = chipName
@@ -66,16 +67,20 @@ public struct MSIDomainTemplate: Sendable {
 
 /// A per-device MSI domain as created (`struct irq_domain` + `struct msi_domain_info`).
 public struct MSIDeviceDomainInfo: Sendable, CustomStringConvertible {
+    /// The domain id (`domid`) it occupies on the device.
     public var id: MSIDomainID
     /// `<parent prefix><chip>-<device>`, e.g. "IR-PCI-MSIX-0000:3d:00.0".
     public var name: String
+    /// `info->bus_token`.
     public var busToken: IRQDomainBusToken
     /// The flags after the parent's restriction and requirements.
     public var flags: MSIDomainFlags
     /// `info.hwsize`: the index space is 0…hwsize-1.
     public var hwsize: Int
+    /// The chip callbacks the template provided.
     public var chipOperations: IRQChipOperations
 
+    /// A human-readable form.
     public var description: String { "\(name) (\(busToken), hwsize \(hwsize), flags \(flags))" }
 }
 

@@ -19,17 +19,20 @@ public struct MSIError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertib
     /// What went wrong, in words.
     public let reason: String
 
+    /// An error with its errno, the deciding kernel function and a reason.
     public init(_ code: KernelErrno, _ function: String, _ reason: String) {
         self.code = code
         self.function = function
         self.reason = reason
     }
 
+    /// The errno, for ``ErrnoCarrying``.
     public var errno: KernelErrno? { code }
 
     /// The kernel's negative return value for this error (e.g. -16 for EBUSY).
     public var kernelReturnValue: Int { -Int(code.rawValue) }
 
+    /// A human-readable form.
     public var description: String { "\(function): \(code.name): \(reason)" }
 }
 
@@ -37,13 +40,16 @@ public struct MSIError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertib
 public struct MSIWarning: Hashable, Sendable, CustomStringConvertible {
     /// The kernel function containing the WARN.
     public let function: String
+    /// What the WARN is about.
     public let message: String
 
+    /// A warning raised in `function`.
     public init(_ function: String, _ message: String) {
         self.function = function
         self.message = message
     }
 
+    /// A human-readable form.
     public var description: String { "WARNING in \(function): \(message)" }
 }
 

@@ -20,6 +20,7 @@ public enum MSIXEntryField: Int, Hashable, Sendable, CaseIterable, CustomStringC
     /// Byte offset inside the entry.
     public var offset: Int { rawValue }
 
+    /// A human-readable form.
     public var description: String {
         switch self {
         case .addressLo: "addr_lo"
@@ -85,7 +86,9 @@ public protocol PCICommandHardware: Sendable {
 /// Which `struct irq_chip` callbacks a device chip provides; `pci_create_ims_domain()` checks
 /// them.
 public struct IRQChipOperations: OptionSet, Hashable, Sendable {
+    /// The bits.
     public let rawValue: UInt32
+    /// Callbacks from raw bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// `irq_mask`.
@@ -113,6 +116,7 @@ public struct IMSDescriptor: Hashable, Sendable {
     /// (IDXD stores the slot's MMIO address there).
     public var domainCookie: UInt64
 
+    /// A descriptor view for a chip callback.
     public init(index: Int, virq: Int, instanceCookie: UInt64, domainCookie: UInt64) {
         self.index = index
         self.virq = virq
@@ -151,8 +155,11 @@ public protocol IMSChip: Sendable {
 }
 
 extension IMSChip {
+    /// Default: mask, unmask and write message (what `pci_create_ims_domain()` requires).
     public var operations: IRQChipOperations { [.mask, .unmask, .writeMessage] }
+    /// Default: no fixed number of slots.
     public var slotCount: Int? { nil }
+    /// Default: mask.
     public func shutdown(_ descriptor: IMSDescriptor) throws { try mask(descriptor) }
 }
 
@@ -170,6 +177,7 @@ public struct PCIMSIQuirks: Hashable, Sendable {
     /// vector control (SUN NIU).
     public var msixTouchEntryDataFirst = false
 
+    /// Quirks, all off by default.
     public init(noMSI: Bool = false, no64BitMSI: Bool = false, intxDisableBug: Bool = false,
                 hasMSIMasking: Bool = false, msixTouchEntryDataFirst: Bool = false) {
         self.noMSI = noMSI
@@ -190,8 +198,10 @@ public struct PCIFunctionHardware: Sendable {
     public var msi: (any MSIHardware)?
     /// `dev->irq` at probe: the INTx Linux interrupt, 0 when the function has no pin.
     public var intxIRQ: Int
+    /// The MSI-relevant quirks of the function.
     public var quirks: PCIMSIQuirks
 
+    /// A function bundle; capabilities left nil are absent.
     public init(command: any PCICommandHardware, msix: (any MSIXHardware)? = nil, msi: (any MSIHardware)? = nil,
                 intxIRQ: Int = 0, quirks: PCIMSIQuirks = PCIMSIQuirks()) {
         self.command = command

@@ -12,6 +12,7 @@ import Synchronization
 public final class MSIDevice: Sendable {
     /// `dev_name()`, e.g. "0000:00:03.0".
     public let name: String
+    /// The machine the device is attached to (its MSI parent).
     public let platform: MSIPlatform
     let id: UInt32
     @usableFromInline let state: Mutex<MSIDeviceData>

@@ -14,6 +14,7 @@ public struct InterruptRemappingConfiguration: Hashable, Sendable {
     /// `INTR_REMAP_TABLE_ENTRIES`: 65536 on Linux.
     public var tableEntries: Int
 
+    /// A remapping table of `tableEntries` IRTEs.
     public init(tableEntries: Int = 65536) {
         self.tableEntries = tableEntries
     }
@@ -55,6 +56,7 @@ public struct MSIPlatformConfiguration: Sendable {
     /// False models `pci=nomsi` (`pci_msi_enable = false`).
     public var msiEnabled: Bool
 
+    /// A configuration; every parameter has the x86 default described on its property.
     public init(cpuCount: Int = 2, onlineCPUs: CPUMask? = nil, apicIDs: [UInt32]? = nil,
                 destinationMode: X86DestinationMode = .physical, extendedDestinationID: Bool = false,
                 interruptRemapping: InterruptRemappingConfiguration? = nil, allowIMSWithoutRemapping: Bool = true,
@@ -88,11 +90,13 @@ public struct MSIPlatformConfiguration: Sendable {
 
 /// A snapshot of one Linux interrupt (`struct irq_desc` with its irq_data chain).
 public struct IRQDescription: Hashable, Sendable, CustomStringConvertible {
+    /// The Linux interrupt number.
     public var virq: Int
     /// The MSI domain's hardware irq: the descriptor index (+ offset for multi-MSI).
     public var hwirq: Int
     /// The device domain, e.g. "PCI-MSIX-0000:00:03.0" (also the chip name).
     public var domainName: String
+    /// The device domain id it was allocated from.
     public var domain: MSIDomainID
     /// The descriptor index this interrupt belongs to.
     public var msiIndex: Int
@@ -103,24 +107,32 @@ public struct IRQDescription: Hashable, Sendable, CustomStringConvertible {
     /// Where the message currently points (the vector domain's `irq_cfg`): the real vector, or
     /// 0xEF on the first online CPU while reserved or shut down.
     public var effectiveCPU: Int
+    /// The vector of `irq_cfg` (0xEF while reserved or shut down).
     public var effectiveVector: Int
     /// The vector actually taken from the matrix (`apicd->vector`), nil while none.
     public var assignedVector: Int?
+    /// The CPU of ``assignedVector``, nil while none.
     public var assignedCPU: Int?
     /// Holds a global reservation instead of a vector.
     public var hasReservation: Bool
+    /// IRQD_ACTIVATED: the message was composed and written for real.
     public var isActivated: Bool
     /// Started (requested and enabled).
     public var isStarted: Bool
+    /// A handler is installed (`request_irq()` succeeded, `free_irq()` not yet called).
     public var isRequested: Bool
+    /// IRQD_IRQ_MASKED.
     public var isMasked: Bool
+    /// IRQD_MANAGED_SHUTDOWN: managed and not started for lack of an online CPU.
     public var isManagedShutdown: Bool
     /// The IRTE index (handle + subhandle) when interrupt remapping is on.
     public var irteIndex: Int?
     /// Interrupts handled, per CPU (kstat_irqs).
     public var perCPUCount: [UInt64]
+    /// Interrupts handled on all CPUs.
     public var count: UInt64 { perCPUCount.reduce(0, +) }
 
+    /// A human-readable form.
     public var description: String {
         var s = "irq \(virq): \(domainName) \(hwirq)-edge, "
         s += assignedVector.map { "vector 0x\(hexString($0, 2)) on CPU \(assignedCPU ?? 0)" }
@@ -138,6 +150,7 @@ public struct IRQDescription: Hashable, Sendable, CustomStringConvertible {
 ///
 /// Create one per simulated machine and attach ``MSIDevice``s to it. Thread-safe.
 public final class MSIPlatform: Sendable, MessageSink {
+    /// The configuration the machine was built from.
     public let configuration: MSIPlatformConfiguration
     let state: Mutex<PlatformState>
     let table: DeliveryTable

@@ -7,22 +7,38 @@ import MSIShimCore
 
 /// One hardware access, as a backend saw it.
 public enum HardwareAccess: Hashable, Sendable, CustomStringConvertible {
+    /// A read of the Command register and the value returned.
     case readCommand(UInt16)
+    /// A write of the Command register.
     case writeCommand(UInt16)
+    /// A read of MSI-X Message Control.
     case msixReadControl(UInt16)
+    /// A write of MSI-X Message Control.
     case msixWriteControl(UInt16)
+    /// The table was mapped (`msix_map_region`).
     case msixMapTable(entries: Int)
+    /// The table was unmapped.
     case msixUnmapTable
+    /// A `readl` of a table entry field and the value returned.
     case msixRead(entry: Int, MSIXEntryField, UInt32)
+    /// A `writel` of a table entry field.
     case msixWrite(entry: Int, MSIXEntryField, UInt32)
+    /// A read of MSI Message Control.
     case msiReadControl(UInt16)
+    /// A write of MSI Message Control.
     case msiWriteControl(UInt16)
+    /// A write of the MSI address (low).
     case msiWriteAddressLo(UInt32)
+    /// A write of the MSI address (high).
     case msiWriteAddressHi(UInt32)
+    /// A write of the MSI data word.
     case msiWriteData(UInt16)
+    /// A read of the MSI mask register.
     case msiReadMask(UInt32)
+    /// A write of the MSI mask register.
     case msiWriteMask(UInt32)
 
+    /// Whether the access changes the device.
     public var isWrite: Bool {
         switch self {
         case .writeCommand, .msixWriteControl, .msixWrite, .msiWriteControl, .msiWriteAddressLo,
@@ -31,6 +47,7 @@ public enum HardwareAccess: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// A human-readable form.
     public var description: String {
         func h<T: BinaryInteger>(_ v: T, _ w: Int) -> String { "0x" + hexString(v, w) }
         return switch self {
@@ -63,13 +80,16 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
         public var msixTableSize: Int?
         /// log2 of the MSI Multiple Message Capable field (0…5), nil for no MSI capability.
         public var msiMultipleCapableLog2: Int?
+        /// The MSI capability has a 64-bit address.
         public var msi64Bit: Bool
+        /// The MSI capability has per-vector masking.
         public var msiPerVectorMask: Bool
         /// Legacy interrupt (`dev->irq`), 0 for none.
         public var intxIRQ: Int
         /// Whether to keep an access log (turn off for benchmarks).
         public var logging: Bool
 
+        /// A function description; by default 8 MSI-X entries, no MSI, INTx irq 11, logging on.
         public init(msixTableSize: Int? = 8, msiMultipleCapableLog2: Int? = nil, msi64Bit: Bool = true,
                     msiPerVectorMask: Bool = true, intxIRQ: Int = 11, logging: Bool = true) {
             self.msixTableSize = msixTableSize
@@ -96,9 +116,11 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
         var logging = true
     }
 
+    /// What the function has.
     public let configuration: Configuration
     let state: Mutex<State>
 
+    /// A function in its power-on state.
     public init(_ configuration: Configuration = Configuration()) {
         self.configuration = configuration
         var s = State()
@@ -163,18 +185,22 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
         if s.logging { s.log.append(a) }
     }
 
+    /// Reads the Command register (logged).
     public func readCommand() throws -> UInt16 {
         state.withLock { s in record(&s, .readCommand(s.command)); return s.command }
     }
 
+    /// Writes the Command register (logged).
     public func writeCommand(_ value: UInt16) throws {
         state.withLock { s in record(&s, .writeCommand(value)); s.command = value }
     }
 
+    /// Reads MSI-X Message Control (logged).
     public func readMSIXControl() throws -> UInt16 {
         state.withLock { s in record(&s, .msixReadControl(s.msixControl)); return s.msixControl }
     }
 
+    /// Writes MSI-X Message Control; only Function Mask and Enable are writable (logged).
     public func writeMSIXControl(_ value: UInt16) throws {
         state.withLock { s in
             record(&s, .msixWriteControl(value))
@@ -183,6 +209,7 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
         }
     }
 
+    /// Maps the table; fails when told to (``setMappingFails(_:)``) or past the table (logged).
     public func mapTable(entries: Int) throws {
         try state.withLock { s throws(DeviceAccessError) in
             record(&s, .msixMapTable(entries: entries))
@@ -193,10 +220,12 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
         }
     }
 
+    /// Unmaps the table (logged).
     public func unmapTable() {
         state.withLock { s in record(&s, .msixUnmapTable); s.tableMapped = false }
     }
 
+    /// Reads a table entry field (logged); out of range throws.
     public func readEntry(_ index: Int, _ field: MSIXEntryField) throws -> UInt32 {
         try state.withLock { s throws(DeviceAccessError) in
             let at = index * 4 + field.rawValue / 4
@@ -208,6 +237,7 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
         }
     }
 
+    /// Writes a table entry field (logged); out of range throws.
     public func writeEntry(_ index: Int, _ field: MSIXEntryField, _ value: UInt32) throws {
         try state.withLock { s throws(DeviceAccessError) in
             let at = index * 4 + field.rawValue / 4
@@ -219,10 +249,12 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
         }
     }
 
+    /// Reads MSI Message Control (logged).
     public func readMSIControl() throws -> UInt16 {
         state.withLock { s in record(&s, .msiReadControl(s.msiControl)); return s.msiControl }
     }
 
+    /// Writes MSI Message Control; only Enable and MME are writable (logged).
     public func writeMSIControl(_ value: UInt16) throws {
         state.withLock { s in
             record(&s, .msiWriteControl(value))
@@ -231,22 +263,27 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
         }
     }
 
+    /// Writes the MSI address low (logged).
     public func writeAddressLo(_ value: UInt32) throws {
         state.withLock { s in record(&s, .msiWriteAddressLo(value)); s.msiAddressLo = value }
     }
 
+    /// Writes the MSI address high (logged).
     public func writeAddressHi(_ value: UInt32) throws {
         state.withLock { s in record(&s, .msiWriteAddressHi(value)); s.msiAddressHi = value }
     }
 
+    /// Writes the MSI data (logged).
     public func writeData(_ value: UInt16) throws {
         state.withLock { s in record(&s, .msiWriteData(value)); s.msiData = value }
     }
 
+    /// Reads the MSI mask register (logged).
     public func readMask() throws -> UInt32 {
         state.withLock { s in record(&s, .msiReadMask(s.msiMask)); return s.msiMask }
     }
 
+    /// Writes the MSI mask register (logged).
     public func writeMask(_ value: UInt32) throws {
         state.withLock { s in record(&s, .msiWriteMask(value)); s.msiMask = value }
     }

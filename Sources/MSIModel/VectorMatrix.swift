@@ -69,6 +69,7 @@ public struct CPUVectorCounters: Hashable, Sendable {
     public var managed: Int
     /// Managed vectors actually in use.
     public var managedAllocated: Int
+    /// The CPU is online.
     public var online: Bool
 }
 

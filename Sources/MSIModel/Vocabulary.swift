@@ -6,7 +6,9 @@
 /// Any integer can be spelled so that misuse is expressible; operations on an id at or above
 /// ``MSIDomainID/maxDomains`` fail with EINVAL as `msi_ctrl_valid()` would.
 public struct MSIDomainID: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The domain id as the kernel numbers it (`domid`).
     public let rawValue: Int
+    /// An id from its number (any number; invalid ones are rejected by the operations).
     @inlinable public init(rawValue: Int) { self.rawValue = rawValue }
 
     /// `MSI_DEFAULT_DOMAIN` (0): PCI MSI or MSI-X.
@@ -19,7 +21,9 @@ public struct MSIDomainID: RawRepresentable, Hashable, Sendable, Comparable, Cus
     /// True for an id below ``maxDomains``.
     public var isValid: Bool { rawValue >= 0 && rawValue < Self.maxDomains }
 
+    /// Orders ids numerically.
     public static func < (a: MSIDomainID, b: MSIDomainID) -> Bool { a.rawValue < b.rawValue }
+    /// A human-readable form.
     public var description: String {
         switch rawValue {
         case 0: "default"
@@ -74,20 +78,26 @@ public struct MSIMap: Hashable, Sendable, CustomStringConvertible {
     /// The Linux interrupt number.
     public var virq: Int
 
+    /// A map of an index and its interrupt.
     public init(index: Int, virq: Int) {
         self.index = index
         self.virq = virq
     }
 
+    /// A human-readable form.
     public var description: String { "{index \(index), virq \(virq)}" }
 }
 
 /// `struct msi_msg`: the address/data pair a device writes to signal.
 public struct MSIMessage: Hashable, Sendable, CustomStringConvertible {
+    /// `address_lo`.
     public var addressLo: UInt32
+    /// `address_hi` (0 for every x86 interrupt message).
     public var addressHi: UInt32
+    /// `data`.
     public var data: UInt32
 
+    /// A message from its three words.
     public init(addressLo: UInt32, addressHi: UInt32 = 0, data: UInt32) {
         self.addressLo = addressLo
         self.addressHi = addressHi
@@ -105,6 +115,7 @@ public struct MSIMessage: Hashable, Sendable, CustomStringConvertible {
     /// The full 64-bit address.
     public var address: UInt64 { UInt64(addressHi) << 32 | UInt64(addressLo) }
 
+    /// A human-readable form.
     public var description: String {
         "addr 0x\(hexString(addressHi, 8))_\(hexString(addressLo, 8)) data 0x\(hexString(data, 4))"
     }
@@ -113,10 +124,14 @@ public struct MSIMessage: Hashable, Sendable, CustomStringConvertible {
 /// `MSI_FLAG_*` (include/linux/msi.h). Bits 0–15 are generic; the rest can be restricted by
 /// the parent domain's `supported_flags`.
 public struct MSIDomainFlags: OptionSet, Hashable, Sendable, CustomStringConvertible {
+    /// The `MSI_FLAG_*` bits.
     public let rawValue: UInt32
+    /// Flags from raw bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
+    /// `MSI_FLAG_USE_DEF_DOM_OPS`: fill in default domain ops.
     public static let useDefaultDomainOps = MSIDomainFlags(rawValue: 1 << 0)
+    /// `MSI_FLAG_USE_DEF_CHIP_OPS`: fill in default chip ops.
     public static let useDefaultChipOps = MSIDomainFlags(rawValue: 1 << 1)
     /// Activate (write the message) at allocation time, before the device is enabled.
     public static let activateEarly = MSIDomainFlags(rawValue: 1 << 2)
@@ -130,17 +145,23 @@ public struct MSIDomainFlags: OptionSet, Hashable, Sendable, CustomStringConvert
     public static let freeDescriptors = MSIDomainFlags(rawValue: 1 << 6)
     /// PCI multi-MSI (several vectors behind one MSI capability).
     public static let multiPCIMSI = MSIDomainFlags(rawValue: 1 << 16)
+    /// `MSI_FLAG_PCI_MSIX`: PCI MSI-X support.
     public static let pciMSIX = MSIDomainFlags(rawValue: 1 << 17)
+    /// `MSI_FLAG_LEVEL_CAPABLE`: level-triggered MSI (two messages).
     public static let levelCapable = MSIDomainFlags(rawValue: 1 << 18)
+    /// `MSI_FLAG_MSIX_CONTIGUOUS`: MSI-X entries must be 0…n-1 without gaps.
     public static let msixContiguous = MSIDomainFlags(rawValue: 1 << 19)
     /// Dynamic MSI-X allocation after enable (`pci_msix_alloc_irq_at`).
     public static let pciMSIXAllocDynamic = MSIDomainFlags(rawValue: 1 << 20)
+    /// `MSI_FLAG_NO_AFFINITY`: no `irq_set_affinity`.
     public static let noAffinity = MSIDomainFlags(rawValue: 1 << 21)
+    /// `MSI_FLAG_NO_MASK`: the device cannot mask (no reservation mode, no `can_mask`).
     public static let noMask = MSIDomainFlags(rawValue: 1 << 22)
 
     /// `MSI_GENERIC_FLAGS_MASK`: bits 0–15.
     public static let genericMask = MSIDomainFlags(rawValue: 0xFFFF)
 
+    /// A human-readable form.
     public var description: String {
         let names: [(MSIDomainFlags, String)] = [
             (.useDefaultDomainOps, "USE_DEF_DOM_OPS"), (.useDefaultChipOps, "USE_DEF_CHIP_OPS"),
@@ -178,6 +199,7 @@ public enum IRQDomainBusToken: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// A human-readable form.
     public var description: String {
         switch self {
         case .pciMSI: "PCI_MSI"
@@ -192,11 +214,16 @@ public enum IRQDomainBusToken: Hashable, Sendable, CustomStringConvertible {
 
 /// `PCI_IRQ_*` flags of `pci_alloc_irq_vectors()` (include/linux/pci.h).
 public struct PCIIRQFlags: OptionSet, Hashable, Sendable {
+    /// The `PCI_IRQ_*` bits.
     public let rawValue: UInt32
+    /// Flags from raw bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
+    /// `PCI_IRQ_INTX`: legacy INTx is acceptable.
     public static let intx = PCIIRQFlags(rawValue: 1 << 0)
+    /// `PCI_IRQ_MSI`.
     public static let msi = PCIIRQFlags(rawValue: 1 << 1)
+    /// `PCI_IRQ_MSIX`.
     public static let msix = PCIIRQFlags(rawValue: 1 << 2)
     /// Spread the vectors over the CPUs (managed affinity).
     public static let affinity = PCIIRQFlags(rawValue: 1 << 3)
@@ -209,10 +236,12 @@ public struct PCIIRQFlags: OptionSet, Hashable, Sendable {
 
 /// `struct irq_affinity_desc`: the CPU mask of one vector and whether it is managed.
 public struct IRQAffinityDescriptor: Hashable, Sendable {
+    /// The CPUs the vector may target.
     public var mask: CPUMask
     /// Managed interrupts have kernel-owned affinity and vectors reserved on every CPU of the mask.
     public var isManaged: Bool
 
+    /// An affinity entry.
     public init(mask: CPUMask, isManaged: Bool) {
         self.mask = mask
         self.isManaged = isManaged
@@ -229,6 +258,7 @@ public struct IRQAffinity: Sendable {
     /// sizes of the interrupt sets (at most 4). `nil` means one set with all of them.
     public var calculateSets: (@Sendable (_ affinityVectors: Int) -> [Int])?
 
+    /// A spreading request (all zero: `struct irq_affinity {}`, as `PCI_IRQ_AFFINITY` without a descriptor).
     public init(preVectors: Int = 0, postVectors: Int = 0,
                 calculateSets: (@Sendable (_ affinityVectors: Int) -> [Int])? = nil) {
         self.preVectors = preVectors

@@ -36,13 +36,17 @@ public struct X86CompatibilityMessage: Hashable, Sendable {
     /// Destination: APIC ID (physical) or CPU bitmap (logical), including the extended
     /// destination bits 8–14 when they were decoded.
     public var destination: UInt32
+    /// Physical (address bit 2 clear) or logical.
     public var destinationMode: X86DestinationMode
     /// Redirection hint (address bit 3).
     public var redirectHint: Bool
+    /// Data bits 7:0.
     public var vector: Int
     /// Delivery mode (data bits 10:8): 0 fixed, 1 lowest priority, 2 SMI, 4 NMI, 5 INIT, 7 ExtINT.
     public var deliveryMode: Int
+    /// Data bit 14.
     public var activeLow: Bool
+    /// Data bit 15.
     public var levelTriggered: Bool
 }
 
@@ -61,7 +65,9 @@ public struct IntelRemappableMessage: Hashable, Sendable {
 
 /// A message as the x86 interrupt fabric sees it.
 public enum X86DecodedMessage: Hashable, Sendable {
+    /// A compatibility-format message (address bit 4 clear).
     case compatibility(X86CompatibilityMessage)
+    /// An Intel VT-d remappable-format message (address bit 4 set).
     case remappable(IntelRemappableMessage)
     /// Not an interrupt: the address is not 0xFEExxxxx in the low 4 GiB.
     case notAnInterrupt
