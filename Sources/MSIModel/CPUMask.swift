@@ -48,7 +48,7 @@ public struct CPUMask: Hashable, Sendable, Sequence, CustomStringConvertible {
     }
 
     /// Whether `cpu` is in the mask (cpumask_test_cpu).
-    @inlinable public func contains(_ cpu: Int) -> Bool {
+    @inlinable @inline(__always) public func contains(_ cpu: Int) -> Bool {
         guard cpu >= 0, cpu < Self.capacity else { return false }
         return word(cpu >> 6) & (1 << UInt64(cpu & 63)) != 0
     }

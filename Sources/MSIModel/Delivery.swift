@@ -102,6 +102,17 @@ public struct IRTEntry: Hashable, Sendable {
     public var destinationAPICID: UInt32
 }
 
+/// An installed handler (`struct irqaction`). A class so the delivery path can take one
+/// reference out of the lock with a single retain.
+final class IRQAction: Sendable {
+    let handler: IRQHandler
+    init(_ handler: @escaping IRQHandler) { self.handler = handler }
+
+    /// Runs the handler; `self` is kept alive by the caller, so the closure is not retained.
+    @inline(never)
+    func fire(_ virq: Int) { handler(virq) }
+}
+
 /// The fast-path tables: (cpu, vector) → virq, the IRTEs, and per-interrupt request state and
 /// counts. Lock order: platform state, then this.
 final class DeliveryTable: Sendable {
@@ -111,7 +122,8 @@ final class DeliveryTable: Sendable {
         /// IRTE: bit 63 present, bits 7:0 vector, bits 31:16 CPU.
         var irte: [UInt64]
         var requested: [Bool] = []
-        var handlers: [IRQHandler?] = []
+        /// `struct irqaction` per interrupt: the installed handler, nil when none.
+        var handlers: [IRQAction?] = []
         /// `virq * cpus + cpu` → count (kstat_irqs).
         var counts: [UInt64] = []
         var online = CPUMask()

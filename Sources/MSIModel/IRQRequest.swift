@@ -22,7 +22,7 @@ extension MSIDeviceData {
         if !managed { try activate(virq, reserve: false) }
         platform.table.state.withLock { t in
             t.requested[virq] = true
-            t.handlers[virq] = handler
+            t.handlers[virq] = handler.map(IRQAction.init)
         }
         do throws(MSIError) {
             if managed {

@@ -345,7 +345,7 @@ public final class MSIPlatform: Sendable, MessageSink {
             }
         }
         let cpus = configuration.cpuCount
-        let outcome: (DeliveryResult, IRQHandler?) = table.state.withLock { t in
+        let outcome: (DeliveryResult, Unmanaged<IRQAction>?) = table.state.withLock { t in
             if irteIndex >= 0 {
                 let e = t.irte[irteIndex]
                 guard e & DeliveryTable.irtePresent != 0 else {
@@ -368,9 +368,13 @@ public final class MSIPlatform: Sendable, MessageSink {
                 return (.dropped(.notRequested(virq: virq, cpu: cpu, vector: vector)), nil)
             }
             t.counts[virq &* cpus &+ cpu] &+= 1
-            return (.delivered(virq: virq, cpu: cpu, vector: vector), t.handlers[virq])
+            // One retain taken under the lock keeps the action alive past a concurrent free_irq.
+            return (.delivered(virq: virq, cpu: cpu, vector: vector), t.handlers[virq].map { Unmanaged.passRetained($0) })
         }
-        if let handler = outcome.1, case .delivered(let virq, _, _) = outcome.0 { handler(virq) }
+        if let action = outcome.1 {
+            if case .delivered(let virq, _, _) = outcome.0 { action._withUnsafeGuaranteedRef { $0.fire(virq) } }
+            action.release()
+        }
         return outcome.0
     }
 
