@@ -132,6 +132,9 @@ public struct IMSDescriptor: Hashable, Sendable {
 /// The same protocol serves any device domain whose messages the device stores itself.
 /// Each call is expected to be one access (or one short fixed sequence the chip documents, as
 /// IDXD's mask = write control + read back).
+///
+/// Every callback runs with the device lock held (as the kernel holds the descriptor mutex or
+/// the irq_desc lock): it must not call back into the ``MSIDevice``.
 public protocol IMSChip: Sendable {
     /// The `irq_chip` name; the domain is named `<parent prefix><name>-<device>`.
     var name: String { get }

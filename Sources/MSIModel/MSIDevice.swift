@@ -38,7 +38,8 @@ public final class MSIDevice: Sendable {
     /// Runs `body` with the descriptor lock held (`guard(msi_descs_lock)`), giving access to
     /// every `*_locked` operation and to iteration. Leaving the scope parks the iterator cursor
     /// (`__msi_unlock_descs`), so a later ``MSIDeviceData/next(domain:_:)`` without
-    /// ``MSIDeviceData/first(domain:_:)`` returns nil.
+    /// ``MSIDeviceData/first(domain:_:)`` returns nil. The lock is not recursive: inside `body`,
+    /// use the ``MSIDeviceData`` methods, never this device's own methods.
     public func withLockedDescriptors<R: Sendable, E: Error>(_ body: (inout MSIDeviceData) throws(E) -> R) throws(E) -> R {
         try state.withLock { (data: inout MSIDeviceData) throws(E) -> R in
             defer { data.iterIndex = MSIDeviceData.parkedCursor }

@@ -295,3 +295,61 @@ struct IRQLifecycleTests {
         #expect(total == 60_000)
     }
 }
+
+@Suite("more traces and destination modes")
+struct MoreTraceTests {
+    @Test("pci_msix_shutdown: every descriptor masked (cache, write, flush), ENABLE cleared, INTx on, table unmapped")
+    func msixDisableTrace() throws {
+        let p = try x86Platform()
+        let (dev, hw) = pciDevice(p, msix: 4)
+        _ = try dev.allocIRQVectors(min: 2, max: 2, flags: .msix)
+        hw.clearLog()
+        try dev.freeIRQVectors()
+        #expect(hw.log == [
+            .msixWrite(entry: 0, .vectorControl, 1), .msixRead(entry: 0, .addressLo, 0xFEE0_0000),
+            .msixWrite(entry: 1, .vectorControl, 1), .msixRead(entry: 0, .addressLo, 0xFEE0_0000),
+            .msixReadControl(0x8003), .msixWriteControl(0x0003),
+            .readCommand(0x0406), .writeCommand(0x0006),
+            .msixUnmapTable,
+        ])
+        #expect(p.vectorMatrix.globalReserved == 0 && p.allocatedIRQs.isEmpty)
+    }
+
+    @Test("logical (flat) destination mode: the message carries a CPU bitmap and is delivered to that CPU")
+    func logicalMode() throws {
+        let p = try MSIPlatform(MSIPlatformConfiguration(cpuCount: 4, destinationMode: .logical))
+        let (dev, hw) = pciDevice(p, msix: 4)
+        _ = try dev.allocIRQVectors(min: 4, max: 4, flags: .msix)
+        for i in 0..<4 {
+            let v = try dev.irqVector(i)
+            try dev.requestIRQ(v)
+            let m = try #require(hw.msixEntry(i)?.message)
+            let cpu = try #require(p.irq(v)?.assignedCPU)
+            #expect(m.addressLo & (1 << 2) != 0)
+            #expect((m.addressLo >> 12) & 0xFF == 1 << UInt32(cpu))
+            #expect(p.deliver(m) == .delivered(virq: v, cpu: cpu, vector: p.irq(v)?.assignedVector ?? -1))
+        }
+    }
+
+    @Test("extended destination ID: CPUs with APIC IDs above 0xff are reached through address bits 11:5")
+    func extendedDestination() throws {
+        let p = try MSIPlatform(MSIPlatformConfiguration(cpuCount: 2, apicIDs: [0x100, 0x1234], extendedDestinationID: true))
+        let (dev, hw) = pciDevice(p, msix: 2)
+        _ = try dev.allocIRQVectors(min: 2, max: 2, flags: .msix)
+        for i in 0..<2 {
+            let v = try dev.irqVector(i)
+            try dev.requestIRQ(v)
+            let m = try #require(hw.msixEntry(i)?.message)
+            let cpu = try #require(p.irq(v)?.assignedCPU)
+            guard case .compatibility(let c) = X86MSIFormat.decode(m, extendedDestinationID: true) else {
+                Issue.record("not compatibility format"); continue
+            }
+            #expect(c.destination == p.apicID(ofCPU: cpu))
+            #expect(p.deliver(m) == .delivered(virq: v, cpu: cpu, vector: c.vector))
+        }
+        // The reserved message before request_irq already names the first online CPU's APIC.
+        let (dev2, hw2) = pciDevice(p, name: "0000:00:0a.0", msix: 1)
+        _ = try dev2.allocIRQVectors(min: 1, max: 1, flags: .msix)
+        #expect(hw2.msixEntry(0)?.message == MSIMessage(addressLo: 0xFEE0_0020, data: 0xEF))
+    }
+}
