@@ -4,7 +4,8 @@
 //
 // Granularity: one protocol call is one hardware access (one config-space word/dword or one
 // MMIO readl/writel), so a recording backend sees exactly the sequence of accesses the kernel
-// makes. The model never batches, reorders or skips them.
+// makes. The model never batches, reorders or skips them. Every call is made with the device
+// lock held: an implementation must not call back into the MSIDevice.
 
 /// One 32-bit field of an MSI-X table entry (16 bytes at `table + index * 16`).
 public enum MSIXEntryField: Int, Hashable, Sendable, CaseIterable, CustomStringConvertible {
