@@ -373,7 +373,7 @@ public struct MSIDeviceData: ~Copyable {
         let fn = "msi_domain_insert_msi_desc"
         try requireData(fn)
         guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
-        guard initializer.vectorCount >= 1, initializer.vectorCount <= 32 || !initializer.pci.isMSIX else {
+        guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
             throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
         }
         guard initializer.index >= 0, initializer.index <= MSILimits.maxIndex else {
@@ -399,7 +399,9 @@ public struct MSIDeviceData: ~Copyable {
         let fn = "msi_insert_desc"
         try requireData(fn)
         guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
-        guard initializer.vectorCount >= 1 else { throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid") }
+        guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
+            throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
+        }
         if case .index(let i) = request, i < 0 || i > MSILimits.maxIndex {
             throw MSIError(.ERANGE, fn, "index \(i) outside 0…\(hwsize(d) - 1)")
         }

@@ -115,6 +115,7 @@ extension MSIDeviceData {
         try msixClearAndSetControl(clear: 0, set: PCIReg.MSIX.functionMask | PCIReg.MSIX.enable)
         pci?.msixEnabled = true
         var result = 0
+        var interruptsSetUp = false
         do throws(MSIError) {
             let hw = try msixHW(fn)
             let control = try hardware(fn) { try hw.readMSIXControl() }
@@ -127,12 +128,15 @@ extension MSIDeviceData {
             pci?.msixTableMapped = true
             result = try msixSetupInterrupts(entries: entries, nvec: nvec, affinity: affinity)
             guard result == 0 else { throw MSIError(.ENOSPC, fn, "retry with \(result)") }
+            interruptsSetUp = true
             try intxForMSI(enable: false)
             if !parentSupports(.noMask) { try msixMaskAll(tsize) }
             try msixClearAndSetControl(clear: PCIReg.MSIX.functionMask, set: 0)
             return 0
         } catch {
-            // out_disable
+            // out_disable. The kernel cannot fail after the interrupts are set up; a backend can
+            // (a hardware access error), and then the interrupts are released too.
+            if interruptsSetUp { freePCIIRQs() }
             pci?.msixEnabled = false
             do throws(MSIError) {
                 try msixClearAndSetControl(clear: PCIReg.MSIX.functionMask | PCIReg.MSIX.enable, set: 0)
@@ -303,8 +307,16 @@ extension MSIDeviceData {
             throw error
         }
         setPCIMSIEnabled(true)
-        try intxForMSI(enable: false)
-        try msiSetEnable(true)
+        do throws(MSIError) {
+            try intxForMSI(enable: false)
+            try msiSetEnable(true)
+        } catch {
+            // Only a failing backend gets here (the kernel cannot fail after the allocation).
+            setPCIMSIEnabled(false)
+            do throws(MSIError) { try unmaskSaved(saved) } catch { warn("msi_capability_init", "\(error)") }
+            freePCIIRQs()
+            throw error
+        }
         let first = lookupVirqRaw(.default, 0)
         pci?.irq = first
         return 0

@@ -130,3 +130,26 @@ struct BadInputTests {
         #expect((try? MSIPlatform(MSIPlatformConfiguration(cpuCount: 2, apicIDs: [0, 0x1234], interruptRemapping: .init()))) != nil)
     }
 }
+
+/// A Command register whose writes fail as if the device had gone away.
+struct VanishingCommand: PCICommandHardware {
+    func readCommand() throws -> UInt16 { 0x0006 }
+    func writeCommand(_ value: UInt16) throws { throw DeviceAccessError.deviceGone("test command") }
+}
+
+@Suite("backend failures")
+struct BackendFailureTests {
+    @Test("a hardware access failing after the interrupts are set up releases them and leaves MSI-X and MSI off")
+    func failureAfterSetup() throws {
+        let p = try x86Platform()
+        let sim = SimulatedPCIFunction(.init(msixTableSize: 4, msiMultipleCapableLog2: 0))
+        let dev = MSIDevice(name: "0000:00:0b.0", platform: p,
+                            pci: PCIFunctionHardware(command: VanishingCommand(), msix: sim, msi: sim, intxIRQ: 11))
+        expectErrno(.ENODEV) { _ = try dev.allocIRQVectors(min: 1, max: 2, flags: .msix) }
+        #expect(!dev.isMSIXEnabled && dev.descriptors().isEmpty && p.allocatedIRQs.isEmpty)
+        #expect(sim.msixControlRegister & (PCIReg.MSIX.enable | PCIReg.MSIX.functionMask) == 0)
+        expectErrno(.ENODEV) { _ = try dev.allocIRQVectors(min: 1, max: 1, flags: .msi) }
+        #expect(!dev.isMSIEnabled && dev.descriptors().isEmpty && p.allocatedIRQs.isEmpty)
+        #expect(p.vectorMatrix.globalReserved == 0)
+    }
+}
