@@ -129,3 +129,12 @@ const char *msishim_lookup_class(struct pci_access *acc, char *buf, int size, in
 {
     return pci_lookup_name(acc, buf, size, PCI_LOOKUP_CLASS | PCI_LOOKUP_NO_NUMBERS, cls);
 }
+
+int msishim_pci_lookup(struct pci_access *acc, char *buf, int size, int flags, int a1, int a2, int a3, int a4,
+                       const char **out, char *err, size_t errlen)
+{
+    const char *r = NULL;
+    GUARDED(r = pci_lookup_name(acc, buf, size, flags, a1, a2, a3, a4));
+    *out = r;
+    return 0;
+}

@@ -1,2 +1,12 @@
-// DeviceIO: see Package.swift for this layer's role.
+// DeviceIO: config space and BAR regions of real PCI functions, behind the MSIShimCore
+// protocols (ConfigSpaceAccess, MMIORegion) the mock implements too.
+//
+//   DeviceHandle.swift      one entry point: open a function with the backend its driver allows
+//   WritePolicy.swift       the rule: writes only to vfio-pci/uio_pci_generic devices, on request
+//   SystemCalls.swift       the syscall surface (real kernel, or a fake in tests)
+//   Sysfs*.swift, UIO.swift sysfs config/resourceN and UIO maps
+//   MappedRegion.swift      checked volatile MMIO over any mapping (device, memory, file)
+//   VFIO*.swift             VFIO flows, regions, BAR mapping plans, eventfd interrupts
+//   BARs.swift, MSIXLayout.swift   BAR decoding and MSI-X placement validation
+//   Binding.swift, InterruptCounts.swift   msictl bind/unbind plans and in-use checks
 import MSIShimCore

@@ -1,4 +1,5 @@
 public import MSIShimCore
+import DeviceIO
 
 /// One MSI-X table entry as the device holds it (16 bytes at `table + 16 * index`).
 public struct MSIXEntry: Hashable, Sendable, Codable {
@@ -35,21 +36,23 @@ public struct MSIXTable: Sendable {
     ///
     /// - Parameter region: returns the region of a BAR index (called for the table's and
     ///   the PBA's BIR).
-    /// - Throws: ``MSIXLayoutError`` when a BIR is reserved or the table/PBA does not fit its
+    /// - Throws: ``DeviceIO/MSIXLayoutError`` when a BIR is reserved or the table/PBA does not fit its
     ///   region; whatever `region` or the config read throws.
     public init(
         config: any ConfigSpaceAccess, capOffset: Int, region: (Int) throws -> any MMIORegion
     ) throws {
         let cap = try MSIXCapability(config: config, at: capOffset)
-        guard cap.tableBIR < 6 else { throw MSIXLayoutError.reservedBIR(what: "table", bir: cap.tableBIR) }
-        guard cap.pbaBIR < 6 else { throw MSIXLayoutError.reservedBIR(what: "PBA", bir: cap.pbaBIR) }
+        guard cap.tableBIR < 6 else { throw MSIXLayoutError.reservedBIR(.table, bir: cap.tableBIR) }
+        guard cap.pbaBIR < 6 else { throw MSIXLayoutError.reservedBIR(.pba, bir: cap.pbaBIR) }
         let table = try region(cap.tableBIR)
         let pba = cap.pbaBIR == cap.tableBIR ? table : try region(cap.pbaBIR)
         guard Int(cap.tableOffset) + cap.tableLength <= table.size else {
-            throw MSIXLayoutError.pastEnd(what: "table", bir: cap.tableBIR, end: Int(cap.tableOffset) + cap.tableLength, size: table.size)
+            throw MSIXLayoutError.pastBAREnd(
+                .table, bir: cap.tableBIR, offset: Int(cap.tableOffset), length: cap.tableLength, barSize: UInt64(table.size))
         }
         guard Int(cap.pbaOffset) + cap.pbaLength <= pba.size else {
-            throw MSIXLayoutError.pastEnd(what: "PBA", bir: cap.pbaBIR, end: Int(cap.pbaOffset) + cap.pbaLength, size: pba.size)
+            throw MSIXLayoutError.pastBAREnd(
+                .pba, bir: cap.pbaBIR, offset: Int(cap.pbaOffset), length: cap.pbaLength, barSize: UInt64(pba.size))
         }
         self.config = config
         self.capability = cap
@@ -62,7 +65,7 @@ public struct MSIXTable: Sendable {
     @inline(__always)
     func entryOffset(_ index: Int, _ field: Int) throws -> Int {
         guard index >= 0, index < capability.tableSize else {
-            throw MSIXLayoutError.indexOutOfRange(index: index, tableSize: capability.tableSize)
+            throw MSIXTableError.indexOutOfRange(index: index, tableSize: capability.tableSize)
         }
         return Int(capability.tableOffset) + index * PCIReg.MSIX.entrySize + field
     }
@@ -129,24 +132,14 @@ public struct MSIXTable: Sendable {
     }
 }
 
-/// Why an MSI-X table cannot be bound or accessed.
-public enum MSIXLayoutError: ErrnoCarrying, Equatable, CustomStringConvertible {
-    case reservedBIR(what: String, bir: Int)
-    case pastEnd(what: String, bir: Int, end: Int, size: Int)
+/// An access to an MSI-X entry that does not exist.
+public enum MSIXTableError: ErrnoCarrying, Equatable, CustomStringConvertible {
     case indexOutOfRange(index: Int, tableSize: Int)
 
-    public var errno: KernelErrno? {
-        switch self {
-        case .indexOutOfRange: .ERANGE
-        default: .EINVAL
-        }
-    }
+    public var errno: KernelErrno? { .ERANGE }
 
     public var description: String {
         switch self {
-        case let .reservedBIR(what, bir): "MSI-X \(what) BIR \(bir) is reserved (valid: 0…5)"
-        case let .pastEnd(what, bir, end, size):
-            "MSI-X \(what) ends at 0x\(hex(end, width: 1)), past the end of BAR\(bir) (size 0x\(hex(size, width: 1)))"
         case let .indexOutOfRange(index, size): "MSI-X index \(index) is past the table size \(size)"
         }
     }

@@ -221,3 +221,123 @@ public struct PCIExpressCapability: Hashable, Sendable, Codable {
         flags = try config.read16(offset + PCIReg.Express.flags)
     }
 }
+
+// MARK: - Capability names
+
+extension PCICapability {
+    /// The capability's name as the PCI specs and `lspci` call it ("MSI-X", "Express",
+    /// "Advanced Error Reporting"); unknown IDs read "Capability 0x.." / "Extended Capability 0x....".
+    public var name: String {
+        extended ? PCICapabilityNames.extended(id) : PCICapabilityNames.standard(UInt8(truncatingIfNeeded: id))
+    }
+}
+
+/// Names of standard (PCI_CAP_ID_*) and extended (PCI_EXT_CAP_ID_*) capability IDs.
+public enum PCICapabilityNames {
+    /// Name of a standard capability ID.
+    public static func standard(_ id: UInt8) -> String {
+        switch id {
+        case 0x00: "Null"
+        case 0x01: "Power Management"
+        case 0x02: "AGP"
+        case 0x03: "Vital Product Data"
+        case 0x04: "Slot ID"
+        case 0x05: "MSI"
+        case 0x06: "CompactPCI hot-swap"
+        case 0x07: "PCI-X"
+        case 0x08: "HyperTransport"
+        case 0x09: "Vendor Specific Information"
+        case 0x0A: "Debug port"
+        case 0x0B: "CompactPCI central resource control"
+        case 0x0C: "Hot-plug capable"
+        case 0x0D: "Subsystem"
+        case 0x0E: "AGP3"
+        case 0x0F: "Secure device"
+        case 0x10: "Express"
+        case 0x11: "MSI-X"
+        case 0x12: "SATA HBA"
+        case 0x13: "PCI Advanced Features"
+        case 0x14: "Enhanced Allocation"
+        case 0x15: "Flattening Portal Bridge"
+        default: "Capability 0x" + hex(id, width: 2)
+        }
+    }
+
+    /// Name of an extended (PCIe, config offset ≥ 0x100) capability ID.
+    public static func extended(_ id: UInt16) -> String {
+        switch id {
+        case 0x0000: "Null"
+        case 0x0001: "Advanced Error Reporting"
+        case 0x0002: "Virtual Channel"
+        case 0x0003: "Device Serial Number"
+        case 0x0004: "Power Budgeting"
+        case 0x0005: "Root Complex Link"
+        case 0x0006: "Root Complex Internal Link"
+        case 0x0007: "Root Complex Event Collector"
+        case 0x0008: "Multi-Function Virtual Channel"
+        case 0x0009: "Virtual Channel"
+        case 0x000A: "Root Complex Register Block"
+        case 0x000B: "Vendor Specific Information"
+        case 0x000C: "Configuration Access Correlation"
+        case 0x000D: "Access Control Services"
+        case 0x000E: "Alternative Routing-ID Interpretation (ARI)"
+        case 0x000F: "Address Translation Service (ATS)"
+        case 0x0010: "Single Root I/O Virtualization (SR-IOV)"
+        case 0x0011: "Multi-Root I/O Virtualization"
+        case 0x0012: "Multicast"
+        case 0x0013: "Page Request Interface (PRI)"
+        case 0x0014: "Reserved for AMD"
+        case 0x0015: "Resizable BAR"
+        case 0x0016: "Dynamic Power Allocation"
+        case 0x0017: "Transaction Processing Hints"
+        case 0x0018: "Latency Tolerance Reporting"
+        case 0x0019: "Secondary PCI Express"
+        case 0x001A: "Protocol Multiplexing"
+        case 0x001B: "Process Address Space ID (PASID)"
+        case 0x001C: "LN Requester"
+        case 0x001D: "Downstream Port Containment"
+        case 0x001E: "L1 PM Substates"
+        case 0x001F: "Precision Time Measurement"
+        case 0x0020: "PCI Express over M-PHY"
+        case 0x0021: "FRS Queueing"
+        case 0x0022: "Readiness Time Reporting"
+        case 0x0023: "Designated Vendor-Specific"
+        case 0x0024: "VF Resizable BAR"
+        case 0x0025: "Data Link Feature"
+        case 0x0026: "Physical Layer 16.0 GT/s"
+        case 0x0027: "Lane Margining at the Receiver"
+        case 0x0028: "Hierarchy ID"
+        case 0x0029: "Native PCIe Enclosure Management"
+        case 0x002A: "Physical Layer 32.0 GT/s"
+        case 0x002B: "Alternate Protocol"
+        case 0x002C: "System Firmware Intermediary"
+        case 0x002D: "Shadow Functions"
+        case 0x002E: "Data Object Exchange"
+        case 0x002F: "Device 3"
+        case 0x0030: "Integrity and Data Encryption"
+        case 0x0031: "Physical Layer 64.0 GT/s"
+        default: "Extended Capability 0x" + hex(id, width: 4)
+        }
+    }
+}
+
+extension CapabilityChainStatus {
+    /// The word lspci prints where a walk stopped early (`chain looped`, `chain broken`,
+    /// `access denied`); nil for a complete chain.
+    public var lspciWord: String? {
+        switch self {
+        case .complete: nil
+        case .looped: "chain looped"
+        case .broken: "chain broken"
+        case .accessDenied: "access denied"
+        }
+    }
+
+    /// Offset where the walk stopped, nil for a complete chain.
+    public var offset: Int? {
+        switch self {
+        case .complete: nil
+        case .looped(let at), .broken(let at), .accessDenied(let at): at
+        }
+    }
+}

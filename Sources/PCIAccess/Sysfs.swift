@@ -58,6 +58,23 @@ public struct SysfsPCI: Sendable {
         }.sorted { $0.irq < $1.irq }
     }
 
+    /// Size of the `config` file (256 or 4096; what root may read), nil if absent.
+    public func configFileSize(of address: PCIAddress) -> Int? {
+        var st = stat()
+        guard stat(devicePath(address) + "/config", &st) == 0 else { return nil }
+        return Int(st.st_size)
+    }
+
+    /// The Linux IRQ numbers in `msi_irqs/`, sorted (without reading each file's kind).
+    public func msiIRQNumbers(of address: PCIAddress) -> [Int] {
+        listDirectory(devicePath(address) + "/msi_irqs").compactMap { Int($0) }.sorted()
+    }
+
+    /// The content of `msi_irqs/<irq>`: "msi" or "msix"; nil if absent.
+    public func msiIRQKind(of address: PCIAddress, irq: Int) -> String? {
+        readText(devicePath(address) + "/msi_irqs/\(irq)")?.trimmingWhitespace()
+    }
+
     /// The contents of an attribute file, without the trailing newline; nil if unreadable.
     public func attribute(_ name: String, of address: PCIAddress) -> String? {
         readText(devicePath(address) + "/" + name)?.trimmingWhitespace()

@@ -1,6 +1,94 @@
+// `msictl bind SLOT vfio-pci|uio_pci_generic`: hand a PCI function to a userspace driver
+// through driver_override + drivers_probe, refusing when its kernel driver is in use.
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
+import DeviceIO
+import MSIShimCore
+import PCIAccess
+
+extension UserspaceDriver: ExpressibleByArgument {}
+
+/// Options that point the binding commands at a fake tree (tests) instead of the live system.
+/// Hidden: the same can be done with MSICTL_SYSFS_ROOT, MSICTL_PROC_ROOT, MSICTL_STATE_DIR.
+struct SystemRootOptions: ParsableArguments {
+    @Option(help: .hidden) var sysfsRoot: String?
+    @Option(help: .hidden) var procRoot: String?
+    @Option(help: .hidden) var stateDir: String?
+
+    func environment() -> DeviceIOEnvironment {
+        var env = DeviceIOEnvironment.live
+        if let sysfsRoot { env.sysfs = SysfsPCI(root: sysfsRoot) }
+        if let procRoot { env.procRoot = procRoot }
+        if let stateDir { env.stateDirectory = stateDir }
+        return env
+    }
+}
+
+func parseSlot(_ text: String) throws -> PCIAddress {
+    do {
+        return try PCIAddress(parsing: text)
+    } catch {
+        throw ValidationError(error.description)
+    }
+}
+
+func printError(_ text: String) {
+    var bytes = Array(("msictl: " + text + "\n").utf8)
+    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// Prints a plan, applies it unless dry-running, and reports the outcome.
+func runPlan(_ plan: BindPlan, binder: DriverBinder, dryRun: Bool, force: Bool, success: (BindOutcome) -> String) throws {
+    let root = binder.environment.sysfs.root
+    print(plan.rendered(sysfsRoot: root, dryRun: dryRun, force: force))
+    let refused = !plan.blockers.isEmpty || (!plan.inUse.isEmpty && !force)
+    if refused { throw ExitCode(1) }
+    if dryRun || plan.isEmpty { return }
+    do {
+        let outcome = try binder.apply(plan, force: force)
+        if outcome.matchesExpectation {
+            print(success(outcome))
+        } else {
+            printError("\(plan.address) is now \(outcome.driver.map { "bound to \($0)" } ?? "unbound"), expected "
+                + "\(plan.expectedDriver ?? "?"): the kernel did not bind it (see dmesg)")
+            throw ExitCode(1)
+        }
+    } catch let error as BindError {
+        printError(error.description)
+        throw ExitCode(1)
+    }
+}
 
 struct Bind: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "(not implemented yet)", shouldDisplay: false)
-    func run() throws { throw ValidationError("not implemented yet") }
+    static let configuration = CommandConfiguration(
+        abstract: "Hand a PCI function to vfio-pci or uio_pci_generic (driver_override + drivers_probe).",
+        discussion: """
+            Refuses without --force when the current driver is in use (it has taken interrupts, the device is \
+            storage, network, the boot display or a bridge, or holds the root filesystem). Explains which other \
+            devices of the IOMMU group must also be bound for VFIO. The original driver is remembered in \
+            $MSICTL_STATE_DIR (default /run/msictl) for `msictl unbind --restore`.
+            """)
+
+    @Argument(help: "The function, [DDDD:]BB:SS.F.") var slot: String
+    @Argument(help: "vfio-pci or uio_pci_generic.") var driver: UserspaceDriver
+    @Flag(help: "Take the device even if its driver looks in use.") var force = false
+    @Flag(help: "Print exactly what would be written, and write nothing.") var dryRun = false
+    @OptionGroup var roots: SystemRootOptions
+
+    func run() throws {
+        let address = try parseSlot(slot)
+        let binder = DriverBinder(environment: roots.environment())
+        let plan: BindPlan
+        do {
+            plan = try binder.planBind(address, to: driver)
+        } catch {
+            printError(error.description)
+            throw ExitCode(1)
+        }
+        try runPlan(plan, binder: binder, dryRun: dryRun, force: force) { _ in
+            "\(address) is bound to \(driver.rawValue)"
+        }
+    }
 }

@@ -304,3 +304,28 @@ func mockFromConfigBytes() throws {
     let kept = try MockPCIDevice.fromConfig(c, address: .zero, reset: false)
     #expect(try kept.config.read16(0xA2) & 0xC000 == 0xC000)
 }
+
+@Test("mock scripts: commands parse, comments and blanks are skipped, bad lines become errors in place")
+func mockScriptParsing() throws {
+    let lines = parseMockScript("""
+        # a comment
+        enable msix 1 8 affinity
+        alloc msix any   # trailing comment
+
+        alloc ims cookie=0x2a
+        ims create 0 software
+        fire msix 3
+        function-mask on
+        frobnicate 1
+        request msi x
+        """)
+    #expect(lines.map(\.number) == [2, 3, 5, 6, 7, 8, 9, 10])
+    #expect(try lines[0].command.get() == .enable(.msix, min: 1, max: 8, affinity: true))
+    #expect(try lines[1].command.get() == .allocMSIX(index: nil))
+    #expect(try lines[2].command.get() == .allocIMS(cookie: 0x2a))
+    #expect(try lines[3].command.get() == .imsCreate(hwsize: 0, storage: .software))
+    #expect(try lines[4].command.get() == .fire(.msix, index: 3))
+    #expect(try lines[5].command.get() == .functionMask(true))
+    #expect(throws: MockScriptError(line: 9, message: "unknown command 'frobnicate'")) { try lines[6].command.get() }
+    #expect(throws: MockScriptError.self) { try lines[7].command.get() }
+}

@@ -32,6 +32,15 @@ const char *msishim_lookup_vendor(struct pci_access *acc, char *buf, int size, i
 const char *msishim_lookup_device(struct pci_access *acc, char *buf, int size, int vendor, int device);
 const char *msishim_lookup_class(struct pci_access *acc, char *buf, int size, int cls);
 
+/*
+ * Guarded pci_lookup_name() with a fixed argument list: `a1`..`a4` are passed through as the
+ * variadic ID arguments `flags` asks for (unused ones are ignored by libpci). Returns -1 on
+ * error (message in err), else 0 and stores the result (NULL when unknown with
+ * PCI_LOOKUP_NO_NUMBERS) in *out.
+ */
+int msishim_pci_lookup(struct pci_access *acc, char *buf, int size, int flags, int a1, int a2, int a3, int a4,
+                       const char **out, char *err, size_t errlen);
+
 /* Copies (and clears) the collected warnings; returns the number of bytes written. */
 size_t msishim_pci_take_warnings(char *buf, size_t len);
 

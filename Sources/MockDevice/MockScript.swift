@@ -1,0 +1,173 @@
+public import MSIShimCore
+import PCIAccess
+
+/// The kind of interrupt a mock-script command addresses.
+public enum InterruptKind: String, Hashable, Sendable, CaseIterable {
+    case msix, msi, ims
+}
+
+/// Which interrupt types `enable` may use (pci_alloc_irq_vectors' PCI_IRQ_* flags).
+public enum EnableKind: String, Hashable, Sendable, CaseIterable {
+    case msix, msi, any
+}
+
+/// Where an IMS domain keeps its messages.
+public enum IMSStorage: String, Hashable, Sendable, CaseIterable {
+    /// A pure software store in host memory (queue-memory style, no slot limit).
+    case software
+    /// The device's IDXD-style slot array in BAR memory.
+    case device
+}
+
+/// One line of a `msictl mock` script, named for the kernel API it drives.
+public enum MockCommand: Hashable, Sendable {
+    /// `enable msix|msi|any MIN MAX [affinity]` → pci_alloc_irq_vectors(_affinity).
+    case enable(EnableKind, min: Int, max: Int, affinity: Bool)
+    /// `disable` → pci_free_irq_vectors.
+    case disable
+    /// `vector N` → pci_irq_vector.
+    case vector(Int)
+    /// `alloc msix INDEX|any` → pci_msix_alloc_irq_at.
+    case allocMSIX(index: Int?)
+    /// `free msix INDEX` → pci_msix_free_irq.
+    case freeMSIX(index: Int)
+    /// `ims create HWSIZE [software|device]` → pci_create_ims_domain.
+    case imsCreate(hwsize: Int, storage: IMSStorage)
+    /// `alloc ims [cookie=HEX]` → pci_ims_alloc_irq.
+    case allocIMS(cookie: UInt64?)
+    /// `free ims INDEX` → pci_ims_free_irq.
+    case freeIMS(index: Int)
+    /// `request KIND INDEX` → request_irq (activate, real vector, unmask).
+    case request(InterruptKind, index: Int)
+    /// `release KIND INDEX` → free_irq.
+    case release(InterruptKind, index: Int)
+    /// `mask KIND INDEX` → disable_irq/irq_mask through the chip.
+    case mask(InterruptKind, index: Int)
+    /// `unmask KIND INDEX` → enable_irq/irq_unmask through the chip.
+    case unmask(InterruptKind, index: Int)
+    /// `fire KIND INDEX` → the device raises the interrupt.
+    case fire(InterruptKind, index: Int)
+    /// `function-mask on|off` → MSI-X Function Mask in Message Control.
+    case functionMask(Bool)
+    /// `show` → descriptors, table entries, PBA.
+    case show
+    /// `counters` → MMIO and config accesses since the last `counters`.
+    case counters
+}
+
+/// A script line that could not be parsed.
+public struct MockScriptError: ErrnoCarrying, Equatable, CustomStringConvertible {
+    public var line: Int
+    public var message: String
+
+    public init(line: Int, message: String) {
+        self.line = line
+        self.message = message
+    }
+
+    public var errno: KernelErrno? { .EINVAL }
+    public var description: String { "line \(line): \(message)" }
+}
+
+/// One parsed line: its number, its text (comment stripped) and the command or the error.
+public struct MockScriptLine: Sendable {
+    public var number: Int
+    public var text: String
+    public var command: Result<MockCommand, MockScriptError>
+}
+
+/// Parses a mock script: one command per line, `#` starts a comment, blank lines are skipped.
+/// Bad lines become errors in place, so a runner can report them and go on.
+public func parseMockScript(_ source: String) -> [MockScriptLine] {
+    var lines: [MockScriptLine] = []
+    for (i, raw) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let text = String(raw.prefix { $0 != "#" }).trimmingWhitespace()
+        guard !text.isEmpty else { continue }
+        lines.append(MockScriptLine(number: i + 1, text: text, command: parseMockCommand(text, line: i + 1)))
+    }
+    return lines
+}
+
+/// Parses one command line (no comment).
+public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, MockScriptError> {
+    let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    func fail(_ m: String) -> Result<MockCommand, MockScriptError> { .failure(MockScriptError(line: line, message: m)) }
+    guard let verb = words.first else { return fail("empty command") }
+    let args = Array(words.dropFirst())
+
+    func int(_ s: String, _ what: String) -> Int? {
+        if s.hasPrefix("0x") || s.hasPrefix("0X") { return Int(s.dropFirst(2), radix: 16) }
+        return Int(s).flatMap { $0 >= 0 ? $0 : nil }
+    }
+    func kindAndIndex(_ usage: String, _ make: (InterruptKind, Int) -> MockCommand) -> Result<MockCommand, MockScriptError> {
+        guard args.count == 2 else { return fail("usage: \(usage)") }
+        guard let kind = InterruptKind(rawValue: args[0]) else {
+            return fail("'\(args[0])' is not msix, msi or ims (usage: \(usage))")
+        }
+        guard let index = int(args[1], "index") else { return fail("'\(args[1])' is not an index (usage: \(usage))") }
+        return .success(make(kind, index))
+    }
+
+    switch verb {
+    case "enable":
+        let usage = "enable msix|msi|any MIN MAX [affinity]"
+        guard args.count == 3 || args.count == 4 else { return fail("usage: \(usage)") }
+        guard let kind = EnableKind(rawValue: args[0]) else { return fail("'\(args[0])' is not msix, msi or any") }
+        guard let lo = int(args[1], "MIN"), let hi = int(args[2], "MAX") else {
+            return fail("MIN and MAX must be non-negative numbers (usage: \(usage))")
+        }
+        if args.count == 4 && args[3] != "affinity" { return fail("unknown option '\(args[3])' (usage: \(usage))") }
+        return .success(.enable(kind, min: lo, max: hi, affinity: args.count == 4))
+    case "disable", "show", "counters":
+        guard args.isEmpty else { return fail("\(verb) takes no arguments") }
+        return .success(verb == "disable" ? .disable : verb == "show" ? .show : .counters)
+    case "vector":
+        guard args.count == 1, let n = int(args[0], "N") else { return fail("usage: vector N") }
+        return .success(.vector(n))
+    case "alloc":
+        guard let what = args.first else { return fail("usage: alloc msix INDEX|any | alloc ims [cookie=HEX]") }
+        switch what {
+        case "msix":
+            guard args.count == 2 else { return fail("usage: alloc msix INDEX|any") }
+            if args[1] == "any" { return .success(.allocMSIX(index: nil)) }
+            guard let i = int(args[1], "INDEX") else { return fail("'\(args[1])' is not an index or 'any'") }
+            return .success(.allocMSIX(index: i))
+        case "ims":
+            guard args.count <= 2 else { return fail("usage: alloc ims [cookie=HEX]") }
+            guard args.count == 2 else { return .success(.allocIMS(cookie: nil)) }
+            guard args[1].hasPrefix("cookie=") else { return fail("expected cookie=HEX, got '\(args[1])'") }
+            var hexText = args[1].dropFirst("cookie=".count)
+            if hexText.hasPrefix("0x") || hexText.hasPrefix("0X") { hexText = hexText.dropFirst(2) }
+            guard let cookie = UInt64(hexText, radix: 16) else { return fail("cookie '\(hexText)' is not hex") }
+            return .success(.allocIMS(cookie: cookie))
+        default:
+            return fail("cannot alloc '\(what)': use msix or ims")
+        }
+    case "free":
+        guard args.count == 2, let i = int(args[1], "INDEX") else { return fail("usage: free msix|ims INDEX") }
+        switch args[0] {
+        case "msix": return .success(.freeMSIX(index: i))
+        case "ims": return .success(.freeIMS(index: i))
+        default: return fail("cannot free '\(args[0])': use msix or ims")
+        }
+    case "ims":
+        guard args.count >= 2, args[0] == "create", let size = int(args[1], "HWSIZE") else {
+            return fail("usage: ims create HWSIZE [software|device]")
+        }
+        guard args.count <= 3 else { return fail("usage: ims create HWSIZE [software|device]") }
+        let storage = args.count == 3 ? IMSStorage(rawValue: args[2]) : .device
+        guard let storage else { return fail("'\(args[2])' is not software or device") }
+        return .success(.imsCreate(hwsize: size, storage: storage))
+    case "request": return kindAndIndex("request msix|msi|ims INDEX") { .request($0, index: $1) }
+    case "release": return kindAndIndex("release msix|msi|ims INDEX") { .release($0, index: $1) }
+    case "mask": return kindAndIndex("mask msix|msi|ims INDEX") { .mask($0, index: $1) }
+    case "unmask": return kindAndIndex("unmask msix|msi|ims INDEX") { .unmask($0, index: $1) }
+    case "fire": return kindAndIndex("fire msix|msi|ims INDEX") { .fire($0, index: $1) }
+    case "function-mask":
+        guard args.count == 1, args[0] == "on" || args[0] == "off" else { return fail("usage: function-mask on|off") }
+        return .success(.functionMask(args[0] == "on"))
+    default:
+        return fail("unknown command '\(verb)'")
+    }
+}
+

@@ -1,0 +1,331 @@
+// The `lspci -x/-xxx/-xxxx` dump format, read exactly as libpci's dump method reads it
+// (pciutils lib/dump.c), in one pass over the file.
+//
+// Why this exists next to libpci's own reader:
+//  * libpci reports "dump: Malformed line" without a line number; this scanner names the line.
+//  * libpci 3.9 trusts the offset column: an offset of 0x80000000 or more becomes a negative
+//    index and it writes before its buffer (a crash on `80000000: 00`). Every dump is scanned
+//    here first, and such lines are refused before libpci sees the file.
+//  * With `collectBytes`, the same pass yields the config bytes libpci would hold, which is
+//    the fast dump reader (`msictl probe --dump-reader native`).
+//
+// Grammar (what libpci accepts; everything else on a line is ignored):
+//   device header  "BB:DD.F text", "DDDD:BB:DD.F text" or "DDDDD:BB:DD.F text" (hex, F decimal);
+//                  the text after the address is required
+//   data line      2 to 8 hex digits, ": ", then two-digit hex bytes separated by one space,
+//                  placed at that offset of the current device
+//   empty line     ends the current device
+// Lines are at most 253 characters, newline-terminated; config space is at most 4096 bytes.
+#if canImport(Glibc)
+import Glibc
+#endif
+public import MSIShimCore
+
+/// One device of a dump, as libpci's dump method would hold it.
+public struct DumpRecord: Hashable, Sendable {
+    public var address: PCIAddress
+    /// 1-based line number of the device's header line.
+    public var line: Int
+    /// Bytes libpci can read: one past the highest offset the dump gives (0 if none).
+    public var length: Int
+    /// Config bytes, `length` long, 0xFF where the dump skipped offsets (as libpci fills
+    /// them); empty unless the scan collected bytes.
+    public var bytes: [UInt8]
+}
+
+/// Why a dump file was refused. Line numbers are 1-based.
+public enum DumpFileError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
+    case cannotOpen(path: String, errno: Int32)
+    case cannotRead(path: String, errno: Int32)
+    case malformed(path: String, line: Int, reason: String)
+    /// The file parsed but holds no device; `reason` says what it looked like.
+    case noDevices(path: String, reason: String)
+
+    public var errno: KernelErrno? {
+        switch self {
+        case .cannotOpen(_, let e), .cannotRead(_, let e): KernelErrno(code: e)
+        case .malformed, .noDevices: .EINVAL
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(path, e): "cannot open dump \(path): \(errnoText(e))"
+        case let .cannotRead(path, e): "cannot read dump \(path): \(errnoText(e))"
+        case let .malformed(path, line, reason): "\(path):\(line): \(reason)"
+        case let .noDevices(path, reason): "\(path): no devices: \(reason)"
+        }
+    }
+}
+
+/// `strerror` text of an errno value.
+func errnoText(_ code: Int32) -> String {
+    guard let s = strerror(code) else { return "errno \(code)" }
+    return String(cString: s)
+}
+
+/// Reads and checks `lspci -x` dumps.
+public enum LSPCIDump {
+    /// libpci's line buffer: fgets with 255 bytes reads at most 254 characters, newline included.
+    public static let maxLineLength = 253
+    /// libpci refuses config space beyond this.
+    public static let maxConfigSize = 4096
+
+    /// Reads and scans the dump at `path`. With `collectBytes` the records carry the config
+    /// bytes; without, only addresses, header lines and lengths (the validation pass run
+    /// before libpci reads the same file).
+    public static func read(path: String, collectBytes: Bool) throws(DumpFileError) -> [DumpRecord] {
+        let bytes = try readWholeFile(path)
+        return try bytes.withUnsafeBufferPointer { buffer throws(DumpFileError) in
+            try scan(buffer, name: path, collectBytes: collectBytes)
+        }
+    }
+
+    /// Scans dump text already in memory; `name` is used in errors.
+    public static func parse(_ text: String, name: String, collectBytes: Bool = true) throws(DumpFileError) -> [DumpRecord] {
+        let bytes = Array(text.utf8)
+        return try bytes.withUnsafeBufferPointer { buffer throws(DumpFileError) in
+            try scan(buffer, name: name, collectBytes: collectBytes)
+        }
+    }
+
+    /// The scanner. Mirrors lib/dump.c line by line; see the file comment for the grammar.
+    static func scan(_ b: UnsafeBufferPointer<UInt8>, name: String, collectBytes: Bool) throws(DumpFileError) -> [DumpRecord] {
+        guard let base = b.baseAddress, b.count > 0 else { throw .noDevices(path: name, reason: "the file is empty") }
+        var records: [DumpRecord] = []
+        var firstLine: [PCIAddress: Int] = [:]
+        var bareAddressLine: Int? = nil
+        // The device lines currently go to (libpci's `dev`), and its bytes so far.
+        var current: Int? = nil
+        var length = 0
+        var scratch = [UInt8](repeating: 0xFF, count: collectBytes ? maxConfigSize : 0)
+        var pos = 0
+        var line = 0
+        let n = b.count
+
+        func fail(_ reason: String) -> DumpFileError { .malformed(path: name, line: line, reason: reason) }
+        func finishDevice() {
+            guard let i = current else { return }
+            records[i].length = length
+            if collectBytes {
+                records[i].bytes = Array(scratch[0..<length])
+                for k in 0..<length { scratch[k] = 0xFF }
+            }
+            current = nil
+            length = 0
+        }
+
+        while pos < n {
+            line += 1
+            // fgets with libpci's buffer: at most 253 characters and the newline.
+            let limit = min(n, pos + maxLineLength + 1)
+            guard let nl = memchr(base + pos, 0x0A, limit - pos) else {
+                if memchr(base + pos, 0, limit - pos) != nil {
+                    throw fail("contains a NUL byte (libpci: line too long or unterminated)")
+                }
+                if limit == n && n - pos <= maxLineLength {
+                    throw fail("last line has no newline (libpci: line too long or unterminated)")
+                }
+                throw fail("line longer than \(maxLineLength) characters (libpci: line too long or unterminated)")
+            }
+            let e = base.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+            if memchr(base + pos, 0, e - pos) != nil {
+                throw fail("contains a NUL byte (libpci: line too long or unterminated)")
+            }
+            var end = e
+            if end > pos && b[end - 1] == 0x0D { end -= 1 }
+            let start = pos
+            pos = e + 1
+
+            if let header = deviceHeader(b, start, end) {
+                guard header.device < 32 else {
+                    throw fail("device number \(hex(header.device, width: 2)) is out of range (00-1f)")
+                }
+                guard header.function < 8 else { throw fail("function number \(header.function) is out of range (0-7)") }
+                guard let address = PCIAddress(
+                    domain: header.domain, bus: UInt8(header.bus), device: UInt8(header.device),
+                    function: UInt8(header.function))
+                else { throw fail("invalid device address") }  // unreachable after the guards above
+                if let earlier = firstLine[address] {
+                    throw fail("device \(address) appears twice (first at line \(earlier))")
+                }
+                firstLine[address] = line
+                finishDevice()
+                records.append(DumpRecord(address: address, line: line, length: 0, bytes: []))
+                current = records.count - 1
+                continue
+            }
+            if end == start {
+                finishDevice()
+                continue
+            }
+            if current == nil {
+                if bareAddressLine == nil && isBareAddress(b, start, end) { bareAddressLine = line }
+                continue
+            }
+            guard let (offsetValue, dataStart) = dataLineOffset(b, start, end) else { continue }
+
+            var offset = Int(offsetValue)
+            var z = dataStart
+            while z + 1 < end, isHexDigit(b[z]), isHexDigit(b[z + 1]), z + 2 == end || b[z + 2] == 0x20 {
+                guard offset < maxConfigSize else {
+                    if offsetValue >= 0x8000_0000 {
+                        // libpci would index its buffer with a negative int here.
+                        throw fail("offset \(hex(offsetValue, width: 1)) is outside config space (at most 4096 bytes)")
+                    }
+                    throw fail("at most 4096 bytes of config space are supported (libpci: dump: At most 4096 bytes of config space are supported)")
+                }
+                if collectBytes { scratch[offset] = hexValue(b[z]) << 4 | hexValue(b[z + 1]) }
+                offset += 1
+                if offset > length { length = offset }
+                z += 2
+                if z < end { z += 1 }
+            }
+            if z < end {
+                throw fail("malformed data at column \(z - start + 1): expected two-digit hex bytes separated by single spaces (libpci: dump: Malformed line)")
+            }
+        }
+        finishDevice()
+
+        if records.isEmpty {
+            if let bare = bareAddressLine {
+                throw .noDevices(
+                    path: name,
+                    reason: "line \(bare): a device line needs text after the address (e.g. '00:03.0 Device'), as lspci -x prints it")
+            }
+            throw .noDevices(path: name, reason: "no device lines such as '00:03.0 Device'; is this an lspci -x dump?")
+        }
+        return records
+    }
+
+    // MARK: Line classification (dump_validate + sscanf in lib/dump.c)
+
+    struct Header { var domain: UInt32; var bus: UInt32; var device: UInt32; var function: UInt32 }
+
+    /// `BB:DD.F `, `DDDD:BB:DD.F ` or `DDDDD:BB:DD.F ` at the start of the line (F must be a
+    /// decimal digit, as sscanf's %d needs); nil otherwise.
+    @inline(__always)
+    static func deviceHeader(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Header? {
+        let length = end - start
+        guard length >= 8 else { return nil }
+        @inline(__always) func hx(_ i: Int) -> Bool { isHexDigit(b[start + i]) }
+        @inline(__always) func at(_ i: Int, _ c: UInt8) -> Bool { b[start + i] == c }
+        let colon = UInt8(ascii: ":"), dot = UInt8(ascii: "."), space = UInt8(ascii: " ")
+        // "##:##.# " with the bus first, or after a 4- or 5-digit domain and a colon.
+        var p: Int
+        var domain: UInt32 = 0
+        if at(2, colon) && at(5, dot) && at(7, space) && hx(0) && hx(1) && hx(3) && hx(4) && hx(6) {
+            p = 0
+        } else if length >= 13 && at(4, colon) && at(7, colon) && at(10, dot) && at(12, space)
+            && hx(0) && hx(1) && hx(2) && hx(3) && hx(5) && hx(6) && hx(8) && hx(9) && hx(11) {
+            for k in 0..<4 { domain = domain << 4 | UInt32(hexValue(b[start + k])) }
+            p = 5
+        } else if length >= 14 && at(5, colon) && at(8, colon) && at(11, dot) && at(13, space)
+            && hx(0) && hx(1) && hx(2) && hx(3) && hx(4) && hx(6) && hx(7) && hx(9) && hx(10) && hx(12) {
+            for k in 0..<5 { domain = domain << 4 | UInt32(hexValue(b[start + k])) }
+            p = 6
+        } else {
+            return nil
+        }
+        p += start
+        let bus = UInt32(hexValue(b[p])) << 4 | UInt32(hexValue(b[p + 1]))
+        let device = UInt32(hexValue(b[p + 3])) << 4 | UInt32(hexValue(b[p + 4]))
+        let f = b[p + 6]
+        guard f >= UInt8(ascii: "0") && f <= UInt8(ascii: "9") else { return nil }
+        return Header(domain: domain, bus: bus, device: device, function: UInt32(f - UInt8(ascii: "0")))
+    }
+
+    /// An address with nothing after it ("00:03.0"): libpci ignores such a line (and with it
+    /// the device's data), a common mistake worth naming when a dump yields no devices.
+    static func isBareAddress(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+        let shapes: [[Bool]] = [
+            [true, true, false, true, true, false, true],
+            [true, true, true, true, false, true, true, false, true, true, false, true],
+        ]
+        var trimmedEnd = end
+        while trimmedEnd > start && (b[trimmedEnd - 1] == 0x20 || b[trimmedEnd - 1] == 0x09) { trimmedEnd -= 1 }
+        for shape in shapes where trimmedEnd - start == shape.count {
+            var ok = true
+            for (k, wantHex) in shape.enumerated() {
+                let c = b[start + k]
+                if wantHex ? !isHexDigit(c) : !(c == UInt8(ascii: ":") || c == UInt8(ascii: ".")) { ok = false; break }
+            }
+            if ok { return true }
+        }
+        return false
+    }
+
+    /// `##: ` … `########: `: the offset and the index where the bytes start.
+    static func dataLineOffset(_ b: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> (UInt32, Int)? {
+        var k = start
+        var value: UInt32 = 0
+        while k < end && k - start < 8 && isHexDigit(b[k]) {
+            value = value << 4 | UInt32(hexValue(b[k]))
+            k += 1
+        }
+        let digits = k - start
+        guard digits >= 2, k + 1 < end, b[k] == UInt8(ascii: ":"), b[k + 1] == 0x20 else { return nil }
+        return (value, k + 2)
+    }
+
+    // MARK: File reading (no Foundation)
+
+    static func readWholeFile(_ path: String) throws(DumpFileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .cannotOpen(path: path, errno: errno) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .cannotRead(path: path, errno: errno) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw .cannotRead(path: path, errno: EISDIR) }
+        // Read straight into the result; a file that grows while read continues in chunks.
+        var capacity = max(Int(st.st_size), 0) + 1
+        var out = [UInt8]()
+        while true {
+            var failure: Int32 = 0
+            var reachedEnd = false
+            let chunk = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                count = 0
+                while count < buffer.count {
+                    let got = Glibc.read(fd, buffer.baseAddress! + count, buffer.count - count)  // allowed: capacity >= 1
+                    if got < 0 {
+                        if errno == EINTR { continue }
+                        failure = errno
+                        return
+                    }
+                    if got == 0 { reachedEnd = true; return }
+                    count += got
+                }
+            }
+            if failure != 0 { throw .cannotRead(path: path, errno: failure) }
+            let checkedUpTo = out.count
+            if out.isEmpty { out = chunk } else { out += chunk }
+            if reachedEnd { break }
+            // Something endless (/dev/zero, a pipe) stops as soon as a line is too long or
+            // holds a NUL: the scan then reports that line, as libpci would.
+            if hasInvalidLine(out, from: checkedUpTo) { break }
+            capacity = 1 << 16
+        }
+        return out
+    }
+
+    /// Whether a line overlapping `bytes[from...]` is longer than libpci's buffer or holds a NUL.
+    static func hasInvalidLine(_ bytes: [UInt8], from: Int) -> Bool {
+        var lineStart = from
+        while lineStart > 0 && bytes[lineStart - 1] != 0x0A { lineStart -= 1 }
+        for i in lineStart..<bytes.count {
+            if bytes[i] == 0 { return true }
+            if bytes[i] == 0x0A { lineStart = i + 1 } else if i - lineStart >= maxLineLength + 1 { return true }
+        }
+        return false
+    }
+}
+
+@inline(__always)
+func isHexDigit(_ c: UInt8) -> Bool {
+    (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)
+}
+
+@inline(__always)
+func hexValue(_ c: UInt8) -> UInt8 {
+    c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x61 + 10
+}

@@ -1,0 +1,148 @@
+// A small streaming JSON writer into a byte buffer: no Foundation, no intermediate values.
+// `msictl probe --json` writes thousands of devices with it; JSONEncoder would build and
+// sort dictionaries for each.
+
+/// Appends JSON to `bytes`. Commas are inserted automatically; the caller pairs
+/// begin/end calls and puts a ``key(_:)`` before every value inside an object.
+public struct JSONWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+    /// Per open container: whether the next element needs a comma first.
+    private var needsComma: [Bool] = [false]
+    private var afterKey = false
+
+    /// A writer whose buffer starts with room for `capacity` bytes.
+    public init(capacity: Int = 1 << 16) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// `{`, `}`, `[`, `]`: open and close containers (pair them).
+    public mutating func beginObject() { separate(); bytes.append(UInt8(ascii: "{")); needsComma.append(false) }
+    public mutating func endObject() { needsComma.removeLast(); bytes.append(UInt8(ascii: "}")) }
+    public mutating func beginArray() { separate(); bytes.append(UInt8(ascii: "[")); needsComma.append(false) }
+    public mutating func endArray() { needsComma.removeLast(); bytes.append(UInt8(ascii: "]")) }
+
+    /// An object key; the next call writes its value.
+    public mutating func key(_ name: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }  // keys are plain ASCII identifiers
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+        afterKey = true
+    }
+
+    /// A string value, escaped as JSON requires.
+    public mutating func string(_ value: String) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        for c in value.utf8 {
+            switch c {
+            case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(c)
+            case UInt8(ascii: "\\"): bytes.append(UInt8(ascii: "\\")); bytes.append(c)
+            case 0x0A: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "n"))
+            case 0x0D: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "r"))
+            case 0x09: bytes.append(UInt8(ascii: "\\")); bytes.append(UInt8(ascii: "t"))
+            case 0..<0x20:
+                bytes.append(contentsOf: Array("\\u00".utf8))
+                bytes.append(hexDigits[Int(c >> 4)])
+                bytes.append(hexDigits[Int(c & 0xF)])
+            default: bytes.append(c)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// A string value, or `null`.
+    public mutating func string(_ value: String?) {
+        if let value { string(value) } else { null() }
+    }
+
+    /// A number value (integers only: this package has no fractions to print).
+    public mutating func number(_ value: UInt64) {
+        separate()
+        appendDigits(value)
+    }
+
+    /// A number value.
+    public mutating func number(_ value: Int) {
+        separate()
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        appendDigits(value.magnitude.toUInt64)
+    }
+
+    /// A number value, or `null`.
+    public mutating func number(_ value: UInt64?) {
+        if let value { number(value) } else { null() }
+    }
+
+    /// A number value, or `null`.
+    public mutating func number(_ value: Int?) {
+        if let value { number(value) } else { null() }
+    }
+
+    private mutating func appendDigits(_ value: UInt64) {
+        if value < 10 { bytes.append(UInt8(ascii: "0") + UInt8(value)); return }
+        var v = value
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes: UInt64.max has 20 digits
+        withUnsafeMutableBytes(of: &digits) { d in
+            var count = 0
+            while v > 0 {
+                d[count] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { bytes.append(d[i]) }
+        }
+    }
+
+    /// `true` or `false`.
+    public mutating func bool(_ value: Bool) {
+        separate()
+        bytes.append(contentsOf: value ? trueBytes : falseBytes)
+    }
+
+    /// `null`.
+    public mutating func null() {
+        separate()
+        bytes.append(contentsOf: nullBytes)
+    }
+
+    /// Appends raw bytes outside any value (e.g. a newline between array elements).
+    public mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    /// Starts the next element of the open container on a new line (the comma, if one is
+    /// due, goes before the newline).
+    public mutating func newline() {
+        if needsComma[needsComma.count - 1] {
+            bytes.append(UInt8(ascii: ","))
+            needsComma[needsComma.count - 1] = false
+        }
+        bytes.append(0x0A)
+    }
+
+    /// Takes the bytes written so far, leaving the writer's nesting state as is.
+    public mutating func takeBytes() -> [UInt8] {
+        defer { bytes.removeAll(keepingCapacity: true) }
+        return bytes
+    }
+
+    private mutating func separate() {
+        if afterKey {
+            afterKey = false
+            return
+        }
+        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
+        needsComma[needsComma.count - 1] = true
+    }
+}
+
+private let hexDigits = Array("0123456789abcdef".utf8)
+private let trueBytes = Array("true".utf8)
+private let falseBytes = Array("false".utf8)
+private let nullBytes = Array("null".utf8)
+
+extension UInt {
+    fileprivate var toUInt64: UInt64 { UInt64(self) }
+}

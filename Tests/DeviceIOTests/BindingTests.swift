@@ -1,0 +1,254 @@
+// Binding on a fake sysfs tree: plans, in-use checks, dry-run text, the writes themselves,
+// the state file and --restore; and the msictl binary end to end.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Testing
+@testable import DeviceIO
+import MSIShimCore
+import PCIAccess
+
+/// A virtio-net device (class 0x020000) bound to virtio-pci with two MSI-X IRQs, alone in
+/// IOMMU group 3; vfio-pci and uio_pci_generic are loaded.
+func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120, 7)) -> FakeTree {
+    let tree = FakeTree()
+    tree.add(FakeFunction(
+        address: devA, driver: "virtio-pci", config: ConfigBuilder().bytes, classCode: classCode, iommuGroup: 3,
+        msiIRQs: [24, 25], legacyIRQ: 11))
+    tree.addDriver("vfio-pci")
+    tree.addDriver("uio_pci_generic")
+    tree.setInterrupts("""
+                   CPU0       CPU1
+          0:         40          0   IO-APIC   2-edge      timer
+         11:          0          0   IO-APIC  11-fasteoi   uhci_hcd
+         24:         \(interrupts.0)          0   PCI-MSIX-0000:00:03.0   0-edge      virtio0-config
+         25:          0          \(interrupts.1)   PCI-MSIX-0000:00:03.0   1-edge      virtio0-input.0
+        NMI:          0          0   Non-maskable interrupts
+        LOC:       1234       5678   Local timer interrupts
+
+        """)
+    return tree
+}
+
+@Test func parsesProcInterrupts() {
+    let rows = parseProcInterrupts("""
+                   CPU0       CPU2
+          0:         40          2   IO-APIC   2-edge      timer
+         38:       8034          0   PCI-MSIX-0000:00:03.0   1-edge      virtio2-input.0
+        NMI:          0          0   Non-maskable interrupts
+        ERR:          0
+        """)
+    #expect(rows.count == 2)
+    #expect(rows[0]?.total == 42 && rows[0]?.label == "IO-APIC 2-edge timer")
+    #expect(rows[38]?.total == 8034 && rows[38]?.label.contains("virtio2-input.0") == true)
+    #expect(parseProcInterrupts("").isEmpty)
+}
+
+@Test func bindPlanForABusyNetworkDevice() throws {
+    let tree = bindTree()
+    let binder = DriverBinder(environment: tree.environment())
+    let plan = try binder.planBind(devA, to: .vfioPCI)
+    #expect(plan.currentDriver == "virtio-pci" && plan.expectedDriver == "vfio-pci")
+    #expect(plan.inUse.map(\.kind) == [.interrupts, .network])
+    #expect(plan.inUse[0].detail.contains("IRQ 24") && plan.inUse[0].detail.contains("IRQ 25"))
+    #expect(plan.blockers.isEmpty)
+    #expect(plan.writes == [
+        SysfsWrite("bus/pci/devices/0000:00:03.0/driver_override", "vfio-pci"),
+        SysfsWrite("bus/pci/drivers/virtio-pci/unbind", "0000:00:03.0"),
+        SysfsWrite("bus/pci/drivers_probe", "0000:00:03.0"),
+    ])
+    #expect(plan.stateToRecord?.contents == "driver=virtio-pci\noverride=\n")
+    #expect(plan.notes.contains { $0.contains("IOMMU group 3 holds only this device") })
+    let text = plan.rendered(sysfsRoot: "/sys", dryRun: true, force: false)
+    #expect(text == """
+        0000:00:03.0: currently bound to virtio-pci
+          note: IOMMU group 3 holds only this device: viable once bound
+          in use: virtio-pci has taken interrupts: IRQ 24 (PCI-MSIX-0000:00:03.0 0-edge virtio0-config): 120, IRQ 25 (PCI-MSIX-0000:00:03.0 1-edge virtio0-input.0): 7
+          in use: a network controller (class 0x020000)
+        msictl would refuse without --force; with --force it would:
+        record the original driver in \(tree.state)/0000:00:03.0
+        write "vfio-pci" to /sys/bus/pci/devices/0000:00:03.0/driver_override
+        write "0000:00:03.0" to /sys/bus/pci/drivers/virtio-pci/unbind
+        write "0000:00:03.0" to /sys/bus/pci/drivers_probe
+        """.replacingOccurrences(of: "record the", with: "would record the")
+        .replacingOccurrences(of: "\nwrite", with: "\nwould write"))
+    // Without --force nothing is written.
+    #expect(throws: BindError.self) { try binder.apply(plan, force: false) }
+    #expect(fileBytes(tree.devicePath(devA) + "/driver_override") == Array("(null)\n".utf8))
+    #expect(access(tree.state + "/0000:00:03.0", F_OK) != 0)
+}
+
+@Test func forcedBindWritesTheFilesAndRemembersTheDriver() throws {
+    let tree = bindTree()
+    let binder = DriverBinder(environment: tree.environment())
+    let plan = try binder.planBind(devA, to: .vfioPCI)
+    let outcome = try binder.apply(plan, force: true)
+    #expect(fileBytes(tree.devicePath(devA) + "/driver_override").starts(with: Array("vfio-pci".utf8)))
+    #expect(readText(tree.sysfs + "/bus/pci/drivers/virtio-pci/unbind") == "0000:00:03.0")
+    #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "0000:00:03.0")
+    #expect(readText(tree.state + "/0000:00:03.0") == "driver=virtio-pci\noverride=\n")
+    // The fake tree has no kernel to bind it: the outcome says so.
+    #expect(outcome.driver == "virtio-pci" && !outcome.matchesExpectation)
+}
+
+@Test func idleDeviceBindsWithoutForce() throws {
+    let tree = bindTree(classCode: 0xFF0000, interrupts: (0, 0))
+    let binder = DriverBinder(environment: tree.environment())
+    let plan = try binder.planBind(devA, to: .uioPCIGeneric)
+    #expect(plan.inUse.isEmpty)
+    #expect(plan.notes.contains { $0.contains("no IOMMU isolation") && $0.contains("INTx") })
+    try binder.apply(plan, force: false)
+    #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "0000:00:03.0")
+}
+
+@Test func missingDriverModuleBlocksEvenWithForce() throws {
+    let tree = bindTree()
+    removeTree(tree.sysfs + "/bus/pci/drivers/vfio-pci")
+    let binder = DriverBinder(environment: tree.environment())
+    let plan = try binder.planBind(devA, to: .vfioPCI)
+    #expect(plan.blockers == ["driver vfio-pci is not loaded: run `modprobe vfio-pci` first (msictl does not load modules)"])
+    #expect(throws: BindError.self) { try binder.apply(plan, force: true) }
+    #expect(plan.rendered(sysfsRoot: tree.sysfs, dryRun: true, force: true).hasSuffix("msictl would refuse."))
+    #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "")
+}
+
+@Test func alreadyBoundIsNothingToDo() throws {
+    let tree = bindTree()
+    tree.setDriver(devA, "vfio-pci")
+    let plan = try DriverBinder(environment: tree.environment()).planBind(devA, to: .vfioPCI)
+    #expect(plan.isEmpty && plan.notes.contains("already bound to vfio-pci"))
+    #expect(plan.rendered(sysfsRoot: "/sys", dryRun: false, force: false).hasSuffix("nothing to do"))
+}
+
+@Test func groupViabilityIsExplained() throws {
+    let tree = bindTree()
+    tree.add(FakeFunction(address: devB, driver: "snd_hda_intel", config: ConfigBuilder().bytes, iommuGroup: 3))
+    let plan = try DriverBinder(environment: tree.environment()).planBind(devA, to: .vfioPCI)
+    let note = try #require(plan.notes.first { $0.contains("IOMMU group 3") })
+    #expect(note.contains("0000:00:04.0 (now snd_hda_intel)") && note.contains("msictl bind 0000:00:04.0 vfio-pci"))
+    unlink(tree.devicePath(devA) + "/iommu_group")
+    let noGroup = try DriverBinder(environment: tree.environment()).planBind(devA, to: .vfioPCI)
+    #expect(noGroup.notes.contains { $0.contains("no IOMMU group") })
+}
+
+@Test func rootFilesystemStorageAndBootDisplayAreInUse() throws {
+    let tree = bindTree(classCode: 0x010000, interrupts: (0, 0))
+    writeText(tree.proc + "/self/mountinfo", "22 1 0:21 / /proc rw - proc proc rw\n25 1 254:1 / / rw - ext4 /dev/vda1 rw\n")
+    symlinkAt("../../devices/pci0000:00/0000:00:03.0/virtio1/block/vda/vda1", tree.sysfs + "/dev/block/254:1")
+    let binder = DriverBinder(environment: tree.environment())
+    let reasons = binder.inUseReasons(devA, driver: "virtio-pci")
+    #expect(reasons.map(\.kind) == [.storage, .rootFilesystem])
+    #expect(reasons[1].detail.contains("254:1"))
+    // Root on device-mapper: found through slaves.
+    writeText(tree.proc + "/self/mountinfo", "25 1 253:0 / / rw - ext4 /dev/mapper/root rw\n")
+    makeDirectories(tree.sysfs + "/devices/virtual/block/dm-0/slaves")
+    symlinkAt(tree.sysfs + "/devices/virtual/block/dm-0", tree.sysfs + "/dev/block/253:0")
+    symlinkAt("../../../../pci0000:00/0000:00:03.0/virtio1/block/vda/vda2",
+              tree.sysfs + "/devices/virtual/block/dm-0/slaves/vda2")
+    #expect(binder.inUseReasons(devA, driver: "virtio-pci").contains { $0.kind == .rootFilesystem })
+    // Boot display and bridges.
+    let gpu = try PCIAddress(parsing: "00:02.0")
+    tree.add(FakeFunction(address: gpu, driver: "i915", config: ConfigBuilder().bytes, classCode: 0x030000, bootVGA: true))
+    #expect(binder.inUseReasons(gpu, driver: "i915").map(\.kind) == [.bootDisplay])
+    let bridge = try PCIAddress(parsing: "00:1c.0")
+    tree.add(FakeFunction(address: bridge, driver: "pcieport", config: ConfigBuilder().bytes, classCode: 0x060400))
+    #expect(binder.inUseReasons(bridge, driver: "pcieport").map(\.kind) == [.bridge])
+}
+
+@Test func unbindRestoreReturnsTheOriginalDriver() throws {
+    let tree = bindTree(classCode: 0xFF0000, interrupts: (0, 0))
+    let binder = DriverBinder(environment: tree.environment())
+    try binder.apply(binder.planBind(devA, to: .vfioPCI), force: false)
+    // Pretend the kernel did bind it, and the user then wants it back.
+    tree.setDriver(devA, "vfio-pci")
+    writeText(tree.devicePath(devA) + "/driver_override", "vfio-pci\n")
+    writeText(tree.sysfs + "/bus/pci/drivers_probe", "")
+    // Moving between userspace drivers keeps the original record.
+    let toUIO = try binder.planBind(devA, to: .uioPCIGeneric)
+    #expect(toUIO.stateToRecord == nil && toUIO.inUse.isEmpty)
+    let plan = try binder.planUnbind(devA, restore: true)
+    #expect(plan.expectedDriver == "virtio-pci")
+    #expect(plan.writes == [
+        SysfsWrite("bus/pci/devices/0000:00:03.0/driver_override", "\n"),
+        SysfsWrite("bus/pci/drivers/vfio-pci/unbind", "0000:00:03.0"),
+        SysfsWrite("bus/pci/drivers_probe", "0000:00:03.0"),
+    ])
+    #expect(plan.rendered(sysfsRoot: "/sys", dryRun: true, force: false).contains(
+        "would write \"\\n\" (clears it) to /sys/bus/pci/devices/0000:00:03.0/driver_override"))
+    try binder.apply(plan, force: false)
+    #expect(fileBytes(tree.devicePath(devA) + "/driver_override").first == 0x0A)
+    #expect(readText(tree.sysfs + "/bus/pci/drivers/vfio-pci/unbind") == "0000:00:03.0")
+    #expect(access(tree.state + "/0000:00:03.0", F_OK) != 0)
+}
+
+@Test func restoreWithoutRecordAndPlainUnbind() throws {
+    let tree = bindTree(classCode: 0xFF0000, interrupts: (0, 0))
+    tree.setDriver(devA, "vfio-pci")
+    writeText(tree.devicePath(devA) + "/driver_override", "vfio-pci\n")
+    let binder = DriverBinder(environment: tree.environment())
+    let restore = try binder.planUnbind(devA, restore: true)
+    #expect(restore.notes.contains { $0.contains("no record of the original driver") })
+    #expect(restore.expectedDriver == nil && restore.writes.count == 3)
+    let plain = try binder.planUnbind(devA, restore: false)
+    #expect(plain.writes == [SysfsWrite("bus/pci/drivers/vfio-pci/unbind", "0000:00:03.0")])
+    #expect(plain.notes.contains { $0.contains("driver_override stays 'vfio-pci'") })
+    tree.setDriver(devA, nil)
+    #expect(try binder.planUnbind(devA, restore: false).isEmpty)
+    // Unbinding a busy kernel driver needs --force.
+    let busy = bindTree()
+    let busyPlan = try DriverBinder(environment: busy.environment()).planUnbind(devA, restore: false)
+    #expect(!busyPlan.inUse.isEmpty)
+    #expect(throws: BindError.self) { try DriverBinder(environment: busy.environment()).apply(busyPlan, force: false) }
+    #expect(throws: BindError.noSuchDevice(devB)) { try binder.planBind(devB, to: .vfioPCI) }
+}
+
+// MARK: - The msictl binary
+
+/// The msictl built by `scripts/test` (debug), found from this file's path.
+let msictlPath: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.appendingPathComponent(".build/debug/msictl").path
+}()
+
+func runMsictl(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: msictlPath)
+    p.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    p.environment = env
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+@Test(.enabled(if: FileManager.default.isExecutableFile(atPath: msictlPath), "msictl is not built (scripts/test builds it)"))
+func msictlBindDryRunOnAFakeTree() throws {
+    let tree = bindTree()
+    let env = ["MSICTL_SYSFS_ROOT": tree.sysfs, "MSICTL_PROC_ROOT": tree.proc, "MSICTL_STATE_DIR": tree.state]
+    let refused = try runMsictl(["bind", "00:03.0", "vfio-pci", "--dry-run"], environment: env)
+    #expect(refused.status == 1)
+    #expect(refused.output.contains("msictl would refuse without --force"))
+    #expect(refused.output.contains("would write \"vfio-pci\" to \(tree.sysfs)/bus/pci/devices/0000:00:03.0/driver_override"))
+    #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "")
+    let forcedDry = try runMsictl(["bind", "00:03.0", "vfio-pci", "--dry-run", "--force"], environment: env)
+    #expect(forcedDry.status == 0 && forcedDry.output.contains("(overridden by --force)"))
+    #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "")
+    // For real, with --force, through the hidden root options.
+    let done = try runMsictl(["bind", "0000:00:03.0", "vfio-pci", "--force", "--sysfs-root", tree.sysfs, "--proc-root",
+                              tree.proc, "--state-dir", tree.state])
+    #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "0000:00:03.0")
+    #expect(readText(tree.state + "/0000:00:03.0") == "driver=virtio-pci\noverride=\n")
+    // No kernel behind the fake tree, so the device did not move: reported, non-zero status.
+    #expect(done.status == 1 && done.output.contains("the kernel did not bind it"))
+    let bad = try runMsictl(["bind", "00:03.9", "vfio-pci", "--dry-run"], environment: env)
+    #expect(bad.status != 0 && bad.output.contains("function"))
+    let unbind = try runMsictl(["unbind", "00:03.0", "--restore", "--dry-run", "--force"], environment: env)
+    #expect(unbind.status == 0 && unbind.output.contains("recorded original driver: virtio-pci"))
+}

@@ -1,0 +1,205 @@
+import Foundation
+import MSIShimCore
+import Testing
+
+@testable import PCIAccess
+
+/// The dump scanner must read exactly what libpci's dump method reads, name the line of
+/// every error, and refuse the inputs libpci would crash on.
+@Suite("lspci -x dump files")
+struct DumpFileTests {
+    @Test(
+        "the scanner holds the same bytes as libpci for every device of every shared dump",
+        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"),
+        arguments: TestEnvironment.sharedDumps)
+    func sameBytesAsLibPCI(path: String) throws {
+        let records = try LSPCIDump.read(path: path, collectBytes: true)
+        let session = try LibPCISession(method: .dump(path: path))
+        #expect(records.map(\.address).sorted() == session.addresses)
+        for r in records {
+            #expect(r.bytes.count == r.length)
+            #expect(try session.readableConfigSize(r.address) == r.length, "\(r.address)")
+            #expect(try session.readConfig(r.address, offset: 0, count: r.length) == r.bytes, "\(r.address)")
+            #expect(try session.readConfig(r.address, offset: 0, count: r.length + 1) == nil, "\(r.address) past the end")
+        }
+    }
+
+    @Test("libpci's oddities are mirrored: gaps read 0xFF, CRLF, ignored lines, bad function digit")
+    func oddities() throws {
+        let text = """
+            stray text before any device\r
+            00: 11 22 33\r
+            00:01.0 Ethernet\r
+            00: 86 80 d3 10\r
+            \tCapabilities: [40] lines from lspci -vx are ignored\r
+            10: aa bb \r
+            \r
+            20: cc dd\r
+            00:02.a not a device: F must be decimal, libpci ignores the line\r
+            00:03.0 Next\r
+            08: 01\r
+
+            """
+        let path = try Fixtures.write(text)
+        let records = try LSPCIDump.read(path: path, collectBytes: true)
+        #expect(records.map(\.address.description) == ["0000:00:01.0", "0000:00:03.0"])
+        #expect(records[0].length == 0x12)
+        #expect(Array(records[0].bytes[0..<4]) == [0x86, 0x80, 0xD3, 0x10])
+        #expect(records[0].bytes[4..<0x10].allSatisfy { $0 == 0xFF })
+        #expect(Array(records[0].bytes[0x10..<0x12]) == [0xAA, 0xBB])
+        #expect(records[1].length == 9 && records[1].bytes[8] == 0x01 && records[1].bytes[0] == 0xFF)
+        // libpci agrees byte for byte.
+        let session = try LibPCISession(method: .dump(path: path))
+        #expect(session.addresses == records.map(\.address))
+        for r in records {
+            #expect(try session.readConfig(r.address, offset: 0, count: r.length) == r.bytes)
+        }
+    }
+
+    @Test("domains of 4 and 5 hex digits, and 4096-byte config space")
+    func domainsAndExtendedSpace() throws {
+        var bytes = Fixtures.config()
+        bytes += [UInt8](repeating: 0x5A, count: 4096 - 256)
+        let path = try Fixtures.write(Fixtures.dump([("0001:02:03.4", bytes), ("10000:00:00.0", Fixtures.config())]))
+        let records = try LSPCIDump.read(path: path, collectBytes: true)
+        #expect(records.map(\.address.description) == ["0001:02:03.4", "10000:00:00.0"])
+        #expect(records[0].length == 4096 && records[0].bytes[4095] == 0x5A)
+    }
+
+    /// (dump text, expected line, a word the reason must contain)
+    static let malformed: [(String, Int, String)] = [
+        ("00:01.0 D\n00: 86 80\n10: 8 80\n", 3, "column 5"),
+        ("00:01.0 D\n00: 86  80\n", 2, "Malformed"),
+        ("00:01.0 D\n00: 86 80 zz\n", 2, "Malformed"),
+        ("00:01.0 D\n1000: 00\n", 2, "4096"),
+        ("00:01.0 D\nff0: 00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff 00\n", 2, "4096"),
+        ("00:01.0 D\n80000000: 00\n", 2, "outside config space"),
+        ("00:01.0 D\nffffffff: 05 06\n", 2, "outside config space"),
+        ("00:01.0 D\n00: " + String(repeating: "00 ", count: 84) + "\n", 2, "longer than 253"),
+        ("00:01.0 D\n00: 86 80", 2, "no newline"),
+        ("00:01.0 D\n00: 86\u{0}80\n", 2, "NUL"),
+        ("00:01.0 D\n00: 86\n\n00:01.0 D\n", 4, "appears twice (first at line 1)"),
+        ("00:20.0 D\n", 1, "device number 20"),
+        ("00:01.8 D\n", 1, "function number 8"),
+    ]
+
+    @Test("malformed dumps name the line and the reason", arguments: malformed)
+    func malformedLine(text: String, line: Int, word: String) throws {
+        let path = try Fixtures.write(text)
+        #expect {
+            _ = try LSPCIDump.read(path: path, collectBytes: false)
+        } throws: { error in
+            guard case let DumpFileError.malformed(p, l, reason) = error else { return false }
+            return p == path && l == line && reason.contains(word)
+        }
+        // The whole probe reports the same error (and never hands the file to libpci).
+        #expect(throws: ProbeError.self) { try PCIProbe.run(.dump(path: path)) }
+    }
+
+    @Test("libpci's own message for a malformed dump carries no line number: the reason for the scanner")
+    func libpciMessageHasNoLine() throws {
+        let path = try Fixtures.write("00:01.0 D\n00: 86 80\n10: 8 80\n")
+        #expect {
+            _ = try LibPCISession(method: .dump(path: path))
+        } throws: { error in
+            guard case let LibPCIError.failed(operation, message) = error else { return false }
+            return operation == "init" && message == "dump: Malformed line"
+        }
+    }
+
+    @Test("empty files, text without devices and bare addresses are refused with a hint")
+    func noDevices() throws {
+        let cases: [(String, String)] = [
+            ("", "empty"),
+            ("hello\nworld\n", "no device lines"),
+            ("00:03.0\n00: 86 80 d3 10\n", "line 1: a device line needs text after the address"),
+        ]
+        for (text, word) in cases {
+            let path = try Fixtures.write(text)
+            #expect {
+                _ = try LSPCIDump.read(path: path, collectBytes: false)
+            } throws: { error in
+                guard case let DumpFileError.noDevices(_, reason) = error else { return false }
+                return reason.contains(word)
+            }
+        }
+    }
+
+    @Test("endless inputs stop at the first bad line instead of filling memory")
+    func endless() throws {
+        #expect(throws: DumpFileError.malformed(
+            path: "/dev/zero", line: 1, reason: "contains a NUL byte (libpci: line too long or unterminated)")) {
+            _ = try LSPCIDump.read(path: "/dev/zero", collectBytes: false)
+        }
+    }
+
+    @Test("unreadable paths report the errno")
+    func unreadable() throws {
+        #expect(throws: DumpFileError.cannotOpen(path: "/nonexistent/x.dump", errno: ENOENT)) {
+            _ = try LSPCIDump.read(path: "/nonexistent/x.dump", collectBytes: false)
+        }
+        let dir = try TestEnvironment.temporaryDirectory("dir")
+        #expect(throws: DumpFileError.cannotRead(path: dir.path, errno: EISDIR)) {
+            _ = try LSPCIDump.read(path: dir.path, collectBytes: false)
+        }
+        #expect(DumpFileError.cannotOpen(path: "/x", errno: ENOENT).errno == .ENOENT)
+    }
+}
+
+/// Random damage to real dumps: whatever the scanner accepts, libpci must read the same
+/// bytes (so it is safe to hand libpci the file), and nothing may crash.
+@Suite("dump fuzzing")
+struct DumpFuzzTests {
+    struct SplitMix {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+    }
+
+    @Test(
+        "600 damaged dumps: accepted ones read identically by libpci and both probe readers",
+        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"))
+    func fuzz() throws {
+        let source = try String(contentsOfFile: try #require(TestEnvironment.sharedDumps.last), encoding: .utf8)
+        // The first few devices keep each case small.
+        var seed = Array(source.utf8.prefix(6000))
+        while seed.last != 0x0A { seed.removeLast() }
+        let alphabet = Array("0123456789abcdefABCDEF :.\n\n  0f\r\tx".utf8) + [0]
+        var rng = SplitMix(state: 0x5EED)
+        let dir = try TestEnvironment.temporaryDirectory("fuzz")
+        var accepted = 0
+        for round in 0..<600 {
+            var bytes = seed
+            for _ in 0..<(1 + rng.below(3)) {
+                let at = rng.below(bytes.count)
+                switch rng.below(4) {
+                case 0: bytes[at] = alphabet[rng.below(alphabet.count)]
+                case 1: bytes.insert(alphabet[rng.below(alphabet.count)], at: at)
+                case 2: bytes.remove(at: at)
+                default:  // a big offset, the kind libpci mishandles
+                    bytes.insert(contentsOf: Array("\n\(["80000000", "7fffffff", "fff", "1000", "ff0"][rng.below(5)]): 00\n".utf8), at: at)
+                }
+            }
+            let path = dir.appendingPathComponent("case\(round).dump").path
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            guard let records = try? LSPCIDump.read(path: path, collectBytes: true) else { continue }
+            accepted += 1
+            let session = try LibPCISession(method: .dump(path: path))
+            #expect(session.addresses == records.map(\.address).sorted(), "case \(round)")
+            for r in records {
+                #expect(try session.readConfig(r.address, offset: 0, count: max(r.length, 1)) == (r.length == 0 ? nil : r.bytes),
+                        "case \(round) \(r.address)")
+            }
+            let a = try PCIProbe.run(.dump(path: path, reader: .libpci), options: ProbeOptions(lookupNames: false))
+            let b = try PCIProbe.run(.dump(path: path, reader: .native), options: ProbeOptions(lookupNames: false))
+            #expect(a.devices == b.devices, "case \(round)")
+        }
+        #expect(accepted > 40)
+    }
+}
