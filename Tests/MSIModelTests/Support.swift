@@ -1,6 +1,7 @@
 import Testing
 @testable import MSIModel
 import MSIShimCore
+import Synchronization
 
 /// A machine with the x86 vector parent (no remapping), `cpus` CPUs.
 func x86Platform(cpus: Int = 2) throws -> MSIPlatform {
@@ -29,14 +30,16 @@ func deviceWithDomain(_ platform: MSIPlatform, _ template: MSIDomainTemplate, do
 }
 
 /// An IMS chip that stores slots in memory and records its calls.
-final class RecordingIMSChip: IMSChip, @unchecked Sendable {
-    enum Call: Equatable { case prepare(Int), write(Int, MSIMessage), mask(Int), unmask(Int), shutdown(Int) }
+final class RecordingIMSChip: IMSChip, Sendable {
+    enum Call: Equatable, Sendable { case prepare(Int), write(Int, MSIMessage), mask(Int), unmask(Int), shutdown(Int) }
+    struct State {
+        var calls: [Call] = []
+        var slots: [Int: (message: MSIMessage, masked: Bool)] = [:]
+    }
     let name: String
     let operations: IRQChipOperations
     let slotCount: Int?
-    private let lock = NSLockLike()
-    private var _calls: [Call] = []
-    private var _slots: [Int: (MSIMessage, Bool)] = [:]
+    private let state = Mutex(State())
 
     init(name: String = "IMS-TEST", operations: IRQChipOperations = [.mask, .unmask, .writeMessage], slots: Int? = nil) {
         self.name = name
@@ -44,31 +47,30 @@ final class RecordingIMSChip: IMSChip, @unchecked Sendable {
         self.slotCount = slots
     }
 
-    var calls: [Call] { lock.with { _calls } }
-    func slot(_ i: Int) -> (message: MSIMessage, masked: Bool)? { lock.with { _slots[i] } }
+    var calls: [Call] { state.withLock { $0.calls } }
+    func slot(_ i: Int) -> (message: MSIMessage, masked: Bool)? { state.withLock { $0.slots[i] } }
 
     func prepare(_ d: inout IMSDescriptor) throws {
-        lock.with {
-            _calls.append(.prepare(d.index))
-            _slots[d.index] = (.zero, true)
+        let index = d.index
+        state.withLock { s in
+            s.calls.append(.prepare(index))
+            s.slots[index] = (.zero, true)
         }
         d.domainCookie = 0x1000 + UInt64(d.index) * 16
     }
     func writeMessage(_ m: MSIMessage, for d: IMSDescriptor) throws {
-        lock.with { _calls.append(.write(d.index, m)); _slots[d.index, default: (.zero, true)].0 = m }
+        state.withLock { s in
+            s.calls.append(.write(d.index, m))
+            s.slots[d.index, default: (.zero, true)].message = m
+        }
     }
-    func mask(_ d: IMSDescriptor) throws { lock.with { _calls.append(.mask(d.index)); _slots[d.index, default: (.zero, true)].1 = true } }
-    func unmask(_ d: IMSDescriptor) throws { lock.with { _calls.append(.unmask(d.index)); _slots[d.index, default: (.zero, true)].1 = false } }
-    func shutdown(_ d: IMSDescriptor) throws { lock.with { _calls.append(.shutdown(d.index)) } }
-}
-
-import Synchronization
-final class NSLockLike: Sendable {
-    let m = Mutex(())
-    func with<T>(_ body: () throws -> T) rethrows -> T {
-        m._unsafeLock(); defer { m._unsafeUnlock() }
-        return try body()
+    func mask(_ d: IMSDescriptor) throws {
+        state.withLock { s in s.calls.append(.mask(d.index)); s.slots[d.index, default: (.zero, true)].masked = true }
     }
+    func unmask(_ d: IMSDescriptor) throws {
+        state.withLock { s in s.calls.append(.unmask(d.index)); s.slots[d.index, default: (.zero, true)].masked = false }
+    }
+    func shutdown(_ d: IMSDescriptor) throws { state.withLock { $0.calls.append(.shutdown(d.index)) } }
 }
 
 /// Asserts that `body` throws an ``MSIError`` with `code`.
