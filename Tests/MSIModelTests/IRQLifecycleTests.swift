@@ -353,3 +353,40 @@ struct MoreTraceTests {
         #expect(hw2.msixEntry(0)?.message == MSIMessage(addressLo: 0xFEE0_0020, data: 0xEF))
     }
 }
+
+@Suite("reservation mode boundaries")
+struct ReservationModeTests {
+    @Test("msi_check_reservation_mode: MSI without per-vector masking gets its real vector at allocation, and keeps it after free_irq")
+    func nonMaskableMSI() throws {
+        let p = try x86Platform()
+        let (dev, hw) = pciDevice(p, msix: nil, msiMMC: 0, msiMask: false)
+        #expect(try dev.allocIRQVectors(min: 1, max: 1, flags: .msi) == 1)
+        let v = try dev.irqVector(0)
+        let irq = try #require(p.irq(v))
+        #expect(irq.assignedVector != nil && irq.isActivated && !irq.hasReservation)
+        #expect(!hw.log.contains { if case .msiWriteMask = $0 { true } else { false } }, "can_mask is 0: no mask writes")
+        #expect(hw.msiRegisters.message.data == UInt32(irq.assignedVector ?? 0))
+        try dev.requestIRQ(v)
+        try dev.freeIRQ(v)
+        // x86_vector_deactivate: neither managed nor reservable any more, so the vector stays…
+        #expect(p.irq(v)?.assignedVector == irq.assignedVector)
+        // …until the interrupt itself is freed.
+        try dev.freeIRQVectors()
+        #expect(!p.vectorMatrix.allocatedVectors(cpu: irq.assignedCPU ?? 0).contains(irq.assignedVector ?? 0))
+        #expect(p.vectorMatrix.globalReserved == 0)
+    }
+
+    @Test("CONFIG_GENERIC_IRQ_RESERVATION_MODE off: MSI-X vectors are real from allocation on")
+    func reservationModeOff() throws {
+        let p = try MSIPlatform(MSIPlatformConfiguration(cpuCount: 2, reservationMode: false))
+        let (dev, hw) = pciDevice(p, msix: 4)
+        _ = try dev.allocIRQVectors(min: 2, max: 2, flags: .msix)
+        for i in 0..<2 {
+            let irq = try #require(p.irq(try dev.irqVector(i)))
+            #expect(irq.assignedVector != nil)
+            #expect(hw.msixEntry(i)?.message.data == UInt32(irq.assignedVector ?? 0))
+            #expect(hw.msixEntry(i)?.vectorControl == 1, "still masked until request_irq")
+        }
+        #expect(dev.domainInfo(.default)?.flags.contains(.mustReactivate) == false)
+    }
+}
