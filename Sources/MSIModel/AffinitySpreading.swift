@@ -33,8 +33,9 @@ public enum IRQAffinitySpreading {
     ///   `calculateSets` returns more than ``IRQAffinity/maxSets`` sets (the kernel WARNs).
     public static func createMasks(vectors nvecs: Int, affinity affd: IRQAffinity, cpus: CPUMask,
                                    defaultAffinity: CPUMask) -> [IRQAffinityDescriptor]? {
-        let pre = max(affd.preVectors, 0)
-        let post = max(affd.postVectors, 0)
+        guard nvecs > 0, nvecs <= MSILimits.domainSize else { return nil }
+        let pre = min(max(affd.preVectors, 0), nvecs)
+        let post = min(max(affd.postVectors, 0), nvecs)
         let affvecs = nvecs > pre + post ? nvecs - pre - post : 0
         let sets = affd.calculateSets?(affvecs) ?? [affvecs]
         guard sets.count <= IRQAffinity.maxSets else { return nil }
@@ -73,9 +74,13 @@ public enum IRQAffinitySpreading {
     /// exceed `minvec`.
     public static func calcVectors(minVectors: Int, maxVectors: Int, affinity affd: IRQAffinity,
                                    possibleCPUs: Int) -> Int {
+        // The kernel works in unsigned ints; out-of-range inputs give 0 here instead of wrapping.
+        let limit = Int(UInt32.max)
+        guard affd.preVectors >= 0, affd.postVectors >= 0, affd.preVectors <= limit, affd.postVectors <= limit,
+              minVectors >= 0, maxVectors >= 0, maxVectors <= limit, possibleCPUs >= 0 else { return 0 }
         let resv = affd.preVectors + affd.postVectors
         guard resv <= minVectors else { return 0 }
         let setVecs = affd.calculateSets != nil ? maxVectors - resv : possibleCPUs
-        return resv + min(setVecs, maxVectors - resv)
+        return resv + min(setVecs, max(maxVectors - resv, 0))
     }
 }

@@ -397,6 +397,9 @@ extension MSIDeviceData {
                                          affinity: IRQAffinity? = nil) throws(MSIError) -> Int {
         let fn = "pci_alloc_irq_vectors_affinity"
         _ = try pciHW(fn)
+        guard minvec >= 0, maxvec >= 0, minvec <= Int(UInt32.max), maxvec <= Int(UInt32.max) else {
+            throw MSIError(.EINVAL, fn, "min_vecs/max_vecs are unsigned 32-bit counts (got \(minvec), \(maxvec))")
+        }
         var affd = affinity
         if flags.contains(.affinity) {
             if affd == nil { affd = IRQAffinity() }
@@ -426,7 +429,10 @@ extension MSIDeviceData {
 
     /// `pci_enable_msix_range(dev, entries, minvec, maxvec)`: the legacy entry-list API.
     public mutating func enableMSIXRange(entries: [Int], min minvec: Int, max maxvec: Int) throws(MSIError) -> Int {
-        try enableMSIXRange(entries: entries, min: minvec, max: maxvec, affinity: nil, flags: [])
+        guard minvec >= 0, maxvec >= 0 else {
+            throw MSIError(.EINVAL, "pci_enable_msix_range", "negative vector counts (\(minvec), \(maxvec))")
+        }
+        return try enableMSIXRange(entries: entries, min: minvec, max: maxvec, affinity: nil, flags: [])
     }
 
     /// `pci_irq_vector(dev, nr)`: with neither MSI nor MSI-X enabled, `dev->irq` for 0 and

@@ -66,6 +66,18 @@ struct BadInputTests {
         #expect(dev.warnings.contains { $0.function == "pci_msix_free_irq" })
     }
 
+    @Test("negative or oversized vector counts are -EINVAL and leave nothing enabled")
+    func vectorCounts() throws {
+        let p = try x86Platform()
+        let (dev, _) = pciDevice(p)
+        expectErrno(.EINVAL) { _ = try dev.allocIRQVectors(min: -1, max: 4, flags: .allTypes) }
+        expectErrno(.EINVAL) { _ = try dev.allocIRQVectors(min: 1, max: Int.max, flags: [.msix, .affinity]) }
+        expectErrno(.EINVAL) { _ = try dev.enableMSIXRange(entries: [0], min: -3, max: 1) }
+        #expect(!dev.isMSIXEnabled && p.allocatedIRQs.isEmpty)
+        #expect(IRQAffinitySpreading.calcVectors(minVectors: 1, maxVectors: Int.max, affinity: IRQAffinity(preVectors: Int.max), possibleCPUs: 2) == 0)
+        #expect(IRQAffinitySpreading.createMasks(vectors: Int.max, affinity: IRQAffinity(), cpus: .first(2), defaultAffinity: .first(2)) == nil)
+    }
+
     @Test("hwsize over 65536 is -EINVAL, an IMS hwsize over the chip's slots too")
     func hwsizeLimits() throws {
         let p = try irPlatform()
