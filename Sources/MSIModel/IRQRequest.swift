@@ -98,4 +98,20 @@ extension MSIDeviceData {
         case .device: throw MSIError(.EINVAL, fn, "irq \(virq) is not a PCI MSI/MSI-X interrupt")
         }
     }
+
+    /// `mask_irq()`: masks `virq` at its chip now (what `disable_irq()` ends in for an
+    /// interrupt with `IRQ_DISABLE_UNLAZY`; the default lazy disable masks on the next event).
+    /// - Throws: EINVAL when `virq` is not one of this device's interrupts; hardware errors.
+    public mutating func maskIRQ(_ virq: Int) throws(MSIError) {
+        guard location(virq) != nil else { throw MSIError(.EINVAL, "mask_irq", "irq \(virq) does not belong to \(deviceName)") }
+        try chipMask(virq)
+    }
+
+    /// `unmask_irq()`: unmasks `virq` at its chip (`enable_irq()` after a disable). A device
+    /// with a pending event for it sends that event now.
+    /// - Throws: EINVAL when `virq` is not one of this device's interrupts; hardware errors.
+    public mutating func unmaskIRQ(_ virq: Int) throws(MSIError) {
+        guard location(virq) != nil else { throw MSIError(.EINVAL, "unmask_irq", "irq \(virq) does not belong to \(deviceName)") }
+        try chipUnmask(virq)
+    }
 }

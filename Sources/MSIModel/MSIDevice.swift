@@ -139,6 +139,16 @@ public final class MSIDevice: Sendable {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.freeIRQ(virq) }
     }
 
+    /// `mask_irq()`; see ``MSIDeviceData/maskIRQ(_:)``.
+    public func maskIRQ(_ virq: Int) throws(MSIError) {
+        try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.maskIRQ(virq) }
+    }
+
+    /// `unmask_irq()`; see ``MSIDeviceData/unmaskIRQ(_:)``.
+    public func unmaskIRQ(_ virq: Int) throws(MSIError) {
+        try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.unmaskIRQ(virq) }
+    }
+
     /// `pci_write_msi_msg()`; see ``MSIDeviceData/writeMSIMessage(virq:_:)``.
     public func writeMSIMessage(virq: Int, _ message: MSIMessage) throws(MSIError) {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.writeMSIMessage(virq: virq, message) }
