@@ -1,8 +1,7 @@
 // Per-IRQ totals from /proc/interrupts, for "is the device in use?" before a rebind.
 //
-// The PCIAccess layer is growing a full /proc/interrupts parser (per-CPU columns, chip
-// names, hwirq). Binding needs only totals per Linux IRQ, so it uses this small reader behind
-// `InterruptCountSource`; swap the source for the PCIAccess parser once it lands.
+// Binding needs only totals per Linux IRQ; they come from PCIAccess's /proc/interrupts
+// parser behind `InterruptCountSource`, which tests replace with fixed rows.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,23 +33,13 @@ public struct InterruptCountSource: Sendable {
     }
 }
 
-/// Parses /proc/interrupts: the header names the online CPUs; numeric rows carry one count
-/// per CPU, then the chip and action names. Non-numeric rows (NMI, LOC, …) are skipped.
+/// Totals per Linux IRQ from /proc/interrupts text (parsed by ``PCIAccess/ProcInterrupts``).
 public func parseProcInterrupts(_ text: String) -> [Int: InterruptTotal] {
-    var lines = text.split(separator: "\n")
-    guard !lines.isEmpty else { return [:] }
-    let cpus = lines.removeFirst().split(separator: " ").filter { $0.hasPrefix("CPU") }.count
     var result: [Int: InterruptTotal] = [:]
-    for line in lines {
-        let fields = line.split(separator: " ", omittingEmptySubsequences: true)
-        guard let first = fields.first, first.hasSuffix(":"), let irq = Int(first.dropLast()) else { continue }
-        var total: UInt64 = 0
-        var used = 1
-        while used < fields.count, used <= cpus, let n = UInt64(fields[used]) {
-            total &+= n
-            used += 1
-        }
-        result[irq] = InterruptTotal(irq: irq, total: total, label: fields[used...].joined(separator: " "))
+    for row in ProcInterrupts(parsing: text).rows {
+        let trigger = [row.hwirq.map { "\($0)" }, row.handler].compactMap { $0 }.joined(separator: "-")
+        let label = [row.chip, trigger, row.actions].filter { !$0.isEmpty }.joined(separator: " ")
+        result[row.irq] = InterruptTotal(irq: row.irq, total: row.total, label: label)
     }
     return result
 }

@@ -9,6 +9,7 @@ import Glibc
 #endif
 import MSIShimCore
 import CMSIShim
+public import PCIAccess
 
 /// An eventfd: the kernel adds 1 per interrupt; reading returns and clears the count.
 public final class EventFD: Sendable {
@@ -54,16 +55,11 @@ public final class EventFD: Sendable {
     }
 }
 
-/// The two message-signalled interrupt kinds VFIO exposes.
-public enum MSIKind: Sendable, Hashable, CustomStringConvertible {
-    /// MSI (capability in config space; up to 32 vectors).
-    case msi
-    /// MSI-X (table in a BAR; up to 2048 vectors).
-    case msix
-
-    /// The VFIO IRQ index.
+extension MSIKind {
+    /// The VFIO IRQ index of this kind.
     public var index: VFIO.IRQIndex { self == .msi ? .msi : .msix }
-    public var description: String { self == .msi ? "MSI" : "MSI-X" }
+    /// "MSI" or "MSI-X", for messages.
+    public var displayName: String { self == .msi ? "MSI" : "MSI-X" }
 }
 
 /// What ``VFIODevice/attachVector(_:kind:)`` had to do.
@@ -133,13 +129,13 @@ extension VFIODevice {
     private func checkedInfo(_ kind: MSIKind, vector: Int? = nil, count: Int? = nil) throws(DeviceIOError) -> VFIOIRQInfo {
         let info = try irqInfo(kind.index)
         guard info.count > 0, info.flags.contains(.eventfd) else {
-            throw .interrupt("\(address) has no \(kind) vectors through VFIO")
+            throw .interrupt("\(address) has no \(kind.displayName) vectors through VFIO")
         }
         if let vector, !(0..<info.count).contains(vector) {
-            throw .interrupt("\(address): \(kind) vector \(vector) is out of range (0-\(info.count - 1))")
+            throw .interrupt("\(address): \(kind.displayName) vector \(vector) is out of range (0-\(info.count - 1))")
         }
         if let count, !(1...info.count).contains(count) {
-            throw .interrupt("\(address): \(count) \(kind) vectors requested, the device has \(info.count)")
+            throw .interrupt("\(address): \(count) \(kind.displayName) vectors requested, the device has \(info.count)")
         }
         return info
     }
@@ -151,7 +147,7 @@ extension VFIODevice {
         _ = try checkedInfo(kind, count: count)
         return try irqState.withLock { state throws(DeviceIOError) -> [EventFD] in
             if let active = state.active {
-                throw .interrupt("\(address): \(active) is already enabled; disable it first")
+                throw .interrupt("\(address): \(active.displayName) is already enabled; disable it first")
             }
             var fds: [EventFD] = []
             for _ in 0..<count { fds.append(try EventFD(syscalls: syscalls)) }
@@ -173,7 +169,7 @@ extension VFIODevice {
         let info = try checkedInfo(kind, vector: vector)
         return try irqState.withLock { state throws(DeviceIOError) -> VectorAttachment in
             if let active = state.active, active != kind {
-                throw .interrupt("\(address): \(active) is enabled; disable it before using \(kind)")
+                throw .interrupt("\(address): \(active.displayName) is enabled; disable it before using \(kind.displayName)")
             }
             let efd = try EventFD(syscalls: syscalls)
             if state.active == nil {
@@ -214,7 +210,7 @@ extension VFIODevice {
     /// Removes `vector`'s eventfd (SET_IRQS with fd −1); the index stays enabled.
     public func detachVector(_ vector: Int, kind: MSIKind) throws(DeviceIOError) {
         try irqState.withLock { state throws(DeviceIOError) in
-            guard state.active == kind else { throw .interrupt("\(address): \(kind) is not enabled") }
+            guard state.active == kind else { throw .interrupt("\(address): \(kind.displayName) is not enabled") }
             try setIRQs(kind.index, flags: [.dataEventfd, .actionTrigger], start: vector, count: 1, eventfds: [-1])
             state.vectors[vector] = nil
         }
@@ -224,7 +220,7 @@ extension VFIODevice {
     /// as if the device had raised it. Selftests use this to check the eventfd path.
     public func triggerVector(_ vector: Int, kind: MSIKind) throws(DeviceIOError) {
         try irqState.withLock { state throws(DeviceIOError) in
-            guard state.active == kind else { throw .interrupt("\(address): \(kind) is not enabled") }
+            guard state.active == kind else { throw .interrupt("\(address): \(kind.displayName) is not enabled") }
             try setIRQs(kind.index, flags: [.dataNone, .actionTrigger], start: vector, count: 1)
         }
     }

@@ -41,7 +41,13 @@ public struct MSIXTable: Sendable {
     public init(
         config: any ConfigSpaceAccess, capOffset: Int, region: (Int) throws -> any MMIORegion
     ) throws {
-        let cap = try MSIXCapability(config: config, at: capOffset)
+        try self.init(config: config, capability: MSIXCapability(config: config, at: capOffset), region: region)
+    }
+
+    /// Binds an already decoded capability (no config reads) to the table's and PBA's BARs.
+    public init(
+        config: any ConfigSpaceAccess, capability cap: MSIXCapability, region: (Int) throws -> any MMIORegion
+    ) throws {
         guard cap.tableBIR < 6 else { throw MSIXLayoutError.reservedBIR(.table, bir: cap.tableBIR) }
         guard cap.pbaBIR < 6 else { throw MSIXLayoutError.reservedBIR(.pba, bir: cap.pbaBIR) }
         let table = try region(cap.tableBIR)

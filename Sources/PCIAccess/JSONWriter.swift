@@ -31,6 +31,13 @@ public struct JSONWriter: Sendable {
         afterKey = true
     }
 
+    /// An object key that is not known at compile time.
+    public mutating func key(_ name: String) {
+        string(name)
+        bytes.append(UInt8(ascii: ":"))
+        afterKey = true
+    }
+
     /// A string value, escaped as JSON requires.
     public mutating func string(_ value: String) {
         separate()
@@ -145,4 +152,72 @@ private let nullBytes = Array("null".utf8)
 
 extension UInt {
     fileprivate var toUInt64: UInt64 { UInt64(self) }
+}
+
+/// A JSON value built in memory, for results whose shape depends on the data (the mock
+/// session's command results). Object keys keep their insertion order.
+public indirect enum JSONValue: Hashable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): true
+        case let (.bool(x), .bool(y)): x == y
+        case let (.int(x), .int(y)): x == y
+        case let (.string(x), .string(y)): x == y
+        case let (.array(x), .array(y)): x == y
+        case let (.object(x), .object(y)): x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: false
+        }
+    }
+
+    public func hash(into h: inout Hasher) {
+        switch self {
+        case .null: h.combine(0)
+        case .bool(let v): h.combine(v)
+        case .int(let v): h.combine(v)
+        case .string(let v): h.combine(v)
+        case .array(let v): h.combine(v)
+        case .object(let v): for (k, x) in v { h.combine(k); h.combine(x) }
+        }
+    }
+
+    /// The value of `key` in an object, nil otherwise.
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let pairs) = self { return pairs.first { $0.0 == key }?.1 }
+        return nil
+    }
+
+    /// Writes the value.
+    public func write(to w: inout JSONWriter) {
+        switch self {
+        case .null: w.null()
+        case .bool(let v): w.bool(v)
+        case .int(let v): w.number(v)
+        case .string(let v): w.string(v)
+        case .array(let items):
+            w.beginArray()
+            for i in items { i.write(to: &w) }
+            w.endArray()
+        case .object(let pairs):
+            w.beginObject()
+            for (k, v) in pairs {
+                w.key(k)
+                v.write(to: &w)
+            }
+            w.endObject()
+        }
+    }
+
+    /// Compact JSON text.
+    public var jsonText: String {
+        var w = JSONWriter(capacity: 256)
+        write(to: &w)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
 }

@@ -1,6 +1,168 @@
 import ArgumentParser
+import MSIShimCore
+import MockDevice
+import PCIAccess
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct Mock: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "(not implemented yet)", shouldDisplay: false)
-    func run() throws { throw ValidationError("not implemented yet") }
+    static let configuration = CommandConfiguration(
+        abstract: "Run a script of kernel MSI API calls against a mock device and the kernel model.",
+        discussion: """
+            One command per line (stdin, or --script FILE); '#' starts a comment. Commands are \
+            named for the kernel functions they model:
+              enable msix|msi|any MIN MAX [affinity]   pci_alloc_irq_vectors -> count
+              disable                                  pci_free_irq_vectors
+              vector N                                 pci_irq_vector -> virq
+              alloc msix INDEX|any                     pci_msix_alloc_irq_at -> {index, virq}
+              free msix INDEX                          pci_msix_free_irq
+              ims create HWSIZE [software|device]      pci_create_ims_domain
+              alloc ims [cookie=HEX]                   pci_ims_alloc_irq -> {index, virq}
+              free ims INDEX                           pci_ims_free_irq
+              request|release msix|msi|ims INDEX       request_irq / free_irq
+              mask|unmask msix|msi|ims INDEX           mask_irq / unmask_irq
+              fire msix|msi|ims INDEX                  the device raises the interrupt
+              function-mask on|off                     MSI-X Function Mask
+              show                                     descriptors, table entries, PBA
+              counters                                 MMIO/config accesses since the last 'counters'
+            The default device is a built-in PCIe endpoint (MSI 32 vectors 64-bit maskable, MSI-X \
+            2048 entries in BAR0, 4096 IMS slots in BAR2) on an x86 platform without interrupt \
+            remapping. Exit status: 0 when every command succeeded, 1 when any failed, 2 for \
+            unusable input.
+            """)
+
+    @Option(name: .long, help: "Read the script from FILE instead of stdin.")
+    var script: String?
+
+    @Flag(name: .long, help: "One JSON object per command: {\"cmd\",\"line\",\"ok\",\"result\"|\"errno\",\"message\"}.")
+    var json = false
+
+    @Option(name: .long, help: "Build the device from an lspci -x/-xxx/-xxxx dump (with --slot).")
+    var dump: String?
+
+    @Option(name: .long, help: "The device of the dump to emulate, e.g. 00:02.0.")
+    var slot: String?
+
+    @Flag(name: .long, help: "Keep the dumped MSI/MSI-X enable and mask state instead of a reset device.")
+    var noReset = false
+
+    @Option(name: .long, help: "Number of CPUs of the x86 platform.")
+    var cpus = 2
+
+    @Flag(name: .long, help: "Use an interrupt-remapping parent (multi-MSI, remappable message format).")
+    var remap = false
+
+    func validate() throws {
+        guard (1...256).contains(cpus) else { throw ValidationError("--cpus must be 1…256") }
+        if dump != nil && slot == nil { throw ValidationError("--dump needs --slot BDF") }
+        if slot != nil && dump == nil { throw ValidationError("--slot needs --dump FILE") }
+    }
+
+    func run() throws {
+        let device: MockPCIDevice
+        do {
+            device = try makeDevice()
+        } catch {
+            printError(describe(error))
+            throw ExitCode(2)
+        }
+        let source: String
+        if let script {
+            guard let text = readText(script) else {
+                printError("cannot read script \(script): \(KernelErrno(code: errno)?.message ?? "errno \(errno)")")
+                throw ExitCode(2)
+            }
+            source = text
+        } else {
+            source = readStandardInput()
+        }
+        let session: MockSession
+        do {
+            session = try MockSession(device: device, options: MockSessionOptions(cpus: cpus, remap: remap))
+        } catch {
+            printError(describe(error))
+            throw ExitCode(2)
+        }
+        var failed = false
+        for line in parseMockScript(source) {
+            let outcome: Result<JSONValue, MockCommandError>
+            switch line.command {
+            case .failure(let e): outcome = .failure(MockCommandError(.EINVAL, e.description))
+            case .success(let command): outcome = Result { () throws(MockCommandError) in try session.run(command) }
+            }
+            if case .failure = outcome { failed = true }
+            emit(line, outcome)
+        }
+        if failed { throw ExitCode(1) }
+    }
+
+    func makeDevice() throws -> MockPCIDevice {
+        guard let dump, let slot else { return try MockPCIDevice.builtIn() }
+        let wanted = try PCIAddress(parsing: slot)
+        let records = try LSPCIDump.read(path: dump, collectBytes: true)
+        guard let record = records.first(where: { $0.address == wanted }) else {
+            let have = records.map(\.address.description).joined(separator: ", ")
+            throw ValidationError("\(dump) has no device \(wanted) (it has: \(have))")
+        }
+        return try MockPCIDevice.fromConfig(record.bytes, address: wanted, reset: !noReset)
+    }
+
+    func emit(_ line: MockScriptLine, _ outcome: Result<JSONValue, MockCommandError>) {
+        if json {
+            var pairs: [(String, JSONValue)] = [("cmd", .string(line.text)), ("line", .int(line.number))]
+            switch outcome {
+            case .success(let v): pairs += [("ok", .bool(true)), ("result", v)]
+            case .failure(let e):
+                pairs += [("ok", .bool(false)), ("errno", e.errno.map { .string($0.name) } ?? .null), ("message", .string(e.message))]
+            }
+            print(JSONValue.object(pairs).jsonText)
+        } else {
+            print("> \(line.text)")
+            switch outcome {
+            case .success(let v): print("  " + v.transcript)
+            case .failure(let e): print("  error \(e.errno?.name ?? "-"): \(e.message)")
+            }
+        }
+    }
+}
+
+/// Reads all of stdin.
+func readStandardInput() -> String {
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        out.append(contentsOf: chunk[0..<n])
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// An error as one line: the errno name first when there is one.
+func describe(_ error: any Error) -> String {
+    if let e = error as? ValidationError { return e.message }
+    return "\(error)"
+}
+
+extension JSONValue {
+    /// A compact human form: `key=value` pairs, nested objects in braces, lists in brackets,
+    /// numbers that look like addresses in hex.
+    var transcript: String {
+        switch self {
+        case .null: "-"
+        case .bool(let b): b ? "yes" : "no"
+        case .int(let i): i > 0xFFFF ? "0x" + String(i, radix: 16) : String(i)
+        case .string(let s): s
+        case .array(let items): "[" + items.map(\.transcript).joined(separator: ", ") + "]"
+        case .object(let pairs): pairs.map { "\($0.0)=\($0.1.nestedTranscript)" }.joined(separator: " ")
+        }
+    }
+
+    private var nestedTranscript: String {
+        if case .object = self { return "{" + transcript + "}" }
+        return transcript
+    }
 }

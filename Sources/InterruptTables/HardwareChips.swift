@@ -1,0 +1,214 @@
+// The model's hardware protocols (MSIModel/HardwareProtocols.swift) implemented over config
+// space and BAR regions, so the same kernel sequences drive a real device (sysfs, UIO, VFIO)
+// or a mock. One protocol call is one config or MMIO access; nothing is cached here except
+// what the kernel also learns once at probe time (capability offsets and layout).
+import Synchronization
+import DeviceIO
+public import MSIModel
+public import MSIShimCore
+
+/// The Command register (offset 0x04) of a function, for `pci_intx()`.
+public struct ConfigCommandRegister: PCICommandHardware {
+    public let config: any ConfigSpaceAccess
+
+    public init(config: any ConfigSpaceAccess) { self.config = config }
+
+    public func readCommand() throws -> UInt16 { try config.read16(PCIReg.command) }
+    public func writeCommand(_ value: UInt16) throws { try config.write16(PCIReg.command, value) }
+}
+
+/// An MSI-X capability and its table: Message Control through config space, entries through
+/// the BAR region the Table Offset/BIR register names.
+///
+/// `mapTable` reads that register (one config dword, like `msix_map_region()`), asks for the
+/// BAR's region and checks that `entries * 16` bytes fit; entry accesses are then one MMIO
+/// DWORD each. Locking: the mapping is kept under a Mutex (set by mapTable, cleared by
+/// unmapTable); the model serializes calls per device.
+public final class MSIXCapabilityHardware: MSIXHardware {
+    public let config: any ConfigSpaceAccess
+    public let capOffset: Int
+    let region: @Sendable (Int) throws -> any MMIORegion
+    let mapping = Mutex<(region: any MMIORegion, offset: Int, entries: Int)?>(nil)
+
+    /// - Parameters:
+    ///   - capOffset: config offset of the MSI-X capability.
+    ///   - region: the region of a BAR index (the whole BAR, offsets from its start).
+    public init(config: any ConfigSpaceAccess, capOffset: Int, region: @escaping @Sendable (Int) throws -> any MMIORegion) {
+        self.config = config
+        self.capOffset = capOffset
+        self.region = region
+    }
+
+    public func readMSIXControl() throws -> UInt16 { try config.read16(capOffset + PCIReg.MSIX.flags) }
+    public func writeMSIXControl(_ value: UInt16) throws { try config.write16(capOffset + PCIReg.MSIX.flags, value) }
+
+    public func mapTable(entries: Int) throws {
+        let reg = try config.read32(capOffset + PCIReg.MSIX.table)
+        let bir = Int(reg & PCIReg.MSIX.birMask)
+        guard bir < 6 else { throw MSIXLayoutError.reservedBIR(.table, bir: bir) }
+        let r = try region(bir)
+        let offset = Int(reg & ~PCIReg.MSIX.birMask)
+        guard offset + entries * PCIReg.MSIX.entrySize <= r.size else {
+            throw MSIXLayoutError.pastBAREnd(.table, bir: bir, offset: offset, length: entries * PCIReg.MSIX.entrySize, barSize: UInt64(r.size))
+        }
+        mapping.withLock { $0 = (r, offset, entries) }
+    }
+
+    public func unmapTable() { mapping.withLock { $0 = nil } }
+
+    @inline(__always)
+    func locate(_ index: Int, _ field: MSIXEntryField) throws -> (any MMIORegion, Int) {
+        guard let m = mapping.withLock({ $0 }) else {
+            throw DeviceAccessError.unsupported("MSI-X table", what: "access before the table is mapped")
+        }
+        guard index >= 0, index < m.entries else { throw MSIXTableError.indexOutOfRange(index: index, tableSize: m.entries) }
+        return (m.region, m.offset + index * PCIReg.MSIX.entrySize + field.offset)
+    }
+
+    public func readEntry(_ index: Int, _ field: MSIXEntryField) throws -> UInt32 {
+        let (r, at) = try locate(index, field)
+        return try r.read32(at)
+    }
+
+    public func writeEntry(_ index: Int, _ field: MSIXEntryField, _ value: UInt32) throws {
+        let (r, at) = try locate(index, field)
+        try r.write32(at, value)
+    }
+}
+
+/// An MSI capability in config space. The layout (32/64-bit, mask position) is decoded once at
+/// construction, as the kernel does at probe.
+public struct MSICapabilityHardware: MSIHardware {
+    public let config: any ConfigSpaceAccess
+    public let capOffset: Int
+    public let is64Bit: Bool
+    public let maskable: Bool
+
+    /// Reads the capability's Message Control once to learn its layout.
+    public init(config: any ConfigSpaceAccess, capOffset: Int) throws {
+        self.config = config
+        self.capOffset = capOffset
+        let control = try config.read16(capOffset + PCIReg.MSI.flags)
+        is64Bit = control & PCIReg.MSI.is64Bit != 0
+        maskable = control & PCIReg.MSI.perVectorMask != 0
+    }
+
+    var dataOffset: Int { capOffset + (is64Bit ? PCIReg.MSI.data64 : PCIReg.MSI.data32) }
+    var maskOffset: Int { capOffset + (is64Bit ? PCIReg.MSI.mask64 : PCIReg.MSI.mask32) }
+
+    public func readMSIControl() throws -> UInt16 { try config.read16(capOffset + PCIReg.MSI.flags) }
+    public func writeMSIControl(_ value: UInt16) throws { try config.write16(capOffset + PCIReg.MSI.flags, value) }
+    public func writeAddressLo(_ value: UInt32) throws { try config.write32(capOffset + PCIReg.MSI.addressLo, value) }
+    public func writeAddressHi(_ value: UInt32) throws {
+        guard is64Bit else { throw DeviceAccessError.unsupported(config.name, what: "the upper address of a 32-bit MSI capability") }
+        try config.write32(capOffset + PCIReg.MSI.addressHi, value)
+    }
+    public func writeData(_ value: UInt16) throws { try config.write16(dataOffset, value) }
+    public func readMask() throws -> UInt32 {
+        guard maskable else { throw DeviceAccessError.unsupported(config.name, what: "MSI mask bits without per-vector masking") }
+        return try config.read32(maskOffset)
+    }
+    public func writeMask(_ value: UInt32) throws {
+        guard maskable else { throw DeviceAccessError.unsupported(config.name, what: "MSI mask bits without per-vector masking") }
+        try config.write32(maskOffset, value)
+    }
+}
+
+extension PCIFunctionHardware {
+    /// The hardware of a PCI function found through its capabilities: MSI-X (when present,
+    /// its table reached through `region`), MSI (when present) and the Command register.
+    ///
+    /// - Parameters:
+    ///   - intxIRQ: the Linux INTx interrupt (`dev->irq`), 0 when the function has no pin.
+    public static func discover(
+        config: any ConfigSpaceAccess, intxIRQ: Int,
+        region: @escaping @Sendable (Int) throws -> any MMIORegion
+    ) throws -> PCIFunctionHardware {
+        let caps = try config.capabilityList()
+        let msix = caps.first(PCICapabilityID.msix).map {
+            MSIXCapabilityHardware(config: config, capOffset: $0.offset, region: region)
+        }
+        let msi = try caps.first(PCICapabilityID.msi).map { try MSICapabilityHardware(config: config, capOffset: $0.offset) }
+        return PCIFunctionHardware(command: ConfigCommandRegister(config: config), msix: msix, msi: msi, intxIRQ: intxIRQ)
+    }
+}
+
+/// The IMS chip of a device-memory slot array (Intel IDXD's layout, from the 2022 series).
+///
+/// - prepare: the descriptor's domain cookie becomes the slot's byte offset; an instance
+///   cookie (a PASID, non-zero) becomes `(pasid << 12) | PASID enable`; the slot is masked.
+/// - mask: write control = cookie | 1, then read it back (flush): 2 accesses.
+/// - unmask: write control = cookie: 1 access.
+/// - write message: address lo, address hi, data: 3 accesses.
+/// - shutdown: zero address and data, control = 1: 4 accesses.
+public struct IMSDeviceChip: IMSChip {
+    public let table: IMSDeviceTable
+
+    public init(table: IMSDeviceTable) { self.table = table }
+
+    public var name: String { "IMS-slots" }
+    public var operations: IRQChipOperations { [.mask, .unmask, .writeMessage, .shutdown] }
+    public var slotCount: Int? { table.slots }
+
+    public func prepare(_ descriptor: inout IMSDescriptor) throws {
+        descriptor.domainCookie = UInt64(table.offset + descriptor.index * IMSSlotLayout.size)
+        let pasid = descriptor.instanceCookie
+        descriptor.instanceCookie = pasid == 0 ? 0 : UInt64(IMSSlotLayout.control(pasid: UInt32(truncatingIfNeeded: pasid)))
+        try table.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie) | IMSSlotLayout.mask)
+    }
+
+    public func writeMessage(_ message: MSIMessage, for descriptor: IMSDescriptor) throws {
+        try table.writeAddressLo(descriptor.index, message.addressLo)
+        try table.writeAddressHi(descriptor.index, message.addressHi)
+        try table.writeData(descriptor.index, message.data)
+    }
+
+    public func mask(_ descriptor: IMSDescriptor) throws {
+        try table.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie) | IMSSlotLayout.mask)
+        _ = try table.readControl(descriptor.index)
+    }
+
+    public func unmask(_ descriptor: IMSDescriptor) throws {
+        try table.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie))
+    }
+
+    public func shutdown(_ descriptor: IMSDescriptor) throws {
+        try table.writeAddressLo(descriptor.index, 0)
+        try table.writeAddressHi(descriptor.index, 0)
+        try table.writeData(descriptor.index, 0)
+        try table.writeControl(descriptor.index, IMSSlotLayout.mask)
+    }
+}
+
+/// The IMS chip of messages kept in host memory (queue-memory style): no slot limit, no MMIO.
+public struct IMSSoftwareChip: IMSChip {
+    public let store: IMSSoftwareStore
+
+    public init(store: IMSSoftwareStore) { self.store = store }
+
+    public var name: String { "IMS-queue" }
+    public var operations: IRQChipOperations { [.mask, .unmask, .writeMessage, .shutdown] }
+
+    public func prepare(_ descriptor: inout IMSDescriptor) throws {
+        descriptor.domainCookie = UInt64(descriptor.index)
+        let pasid = descriptor.instanceCookie
+        descriptor.instanceCookie = pasid == 0 ? 0 : UInt64(IMSSlotLayout.control(pasid: UInt32(truncatingIfNeeded: pasid)))
+        store.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie) | IMSSlotLayout.mask)
+    }
+
+    public func writeMessage(_ message: MSIMessage, for descriptor: IMSDescriptor) throws {
+        store.writeMessage(descriptor.index, addressLo: message.addressLo, addressHi: message.addressHi, data: message.data)
+    }
+
+    public func mask(_ descriptor: IMSDescriptor) throws {
+        store.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie) | IMSSlotLayout.mask)
+    }
+
+    public func unmask(_ descriptor: IMSDescriptor) throws {
+        store.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie))
+    }
+
+    public func shutdown(_ descriptor: IMSDescriptor) throws {
+        store.remove(descriptor.index)
+    }
+}

@@ -1,0 +1,309 @@
+// The MSI level of an interrupt: activation (compose + write), deactivation (all-zero
+// message), msi_init_virq, and the irq_chip callbacks of the PCI MSI, PCI MSI-X and device
+// (IMS) chips, dispatched per interrupt. Also the PCI hardware primitives of
+// drivers/pci/msi/msi.c and msi.h, one protocol call per hardware access.
+import MSIShimCore
+
+/// Runs one hardware access, turning a backend error into an ``MSIError`` (its errno, or EIO).
+@inline(__always)
+func hardware<T>(_ fn: String, _ body: () throws -> T) throws(MSIError) -> T {
+    do {
+        return try body()
+    } catch let e as MSIError {
+        throw e
+    } catch {
+        let code = (error as? any ErrnoCarrying)?.errno ?? .EIO
+        throw MSIError(code, fn, "hardware access failed: \(error)")
+    }
+}
+
+extension MSIDeviceData {
+    // MARK: platform record helpers
+
+    /// Domain and descriptor index of `virq`, if this device owns it.
+    func location(_ virq: Int) -> (MSIDomainID, Int)? {
+        platform.state.withLock { s in
+            guard let r = s.record(virq), r.owner == deviceID else { return nil }
+            return (r.domain, r.msiIndex)
+        }
+    }
+
+    func isActivated(_ virq: Int) -> Bool {
+        platform.state.withLock { $0.record(virq)?.activated ?? false }
+    }
+
+    // MARK: activation (msi_domain_activate / msi_domain_deactivate)
+
+    /// `irq_domain_activate_irq(irqd, reserve)`: parents first (vector, remapping), then the MSI
+    /// level composes and writes the message. A no-op if already activated.
+    mutating func activate(_ virq: Int, reserve: Bool) throws(MSIError) {
+        guard let (d, index) = location(virq) else {
+            throw MSIError(.EINVAL, "irq_domain_activate_irq", "irq \(virq) does not belong to \(deviceName)")
+        }
+        if isActivated(virq) { return }
+        let message = try platform.state.withLock { s throws(MSIError) in try s.activateParents(virq, reserve: reserve) }
+        do throws(MSIError) {
+            try chipWriteMessage(virq, d, index, message)
+        } catch {
+            platform.state.withLock { $0.deactivateParents(virq) }
+            throw error
+        }
+    }
+
+    /// `irq_domain_deactivate_irq()`: the MSI level writes the all-zero message, then the
+    /// parents release (remapping entry cleared, vector freed or re-reserved).
+    mutating func deactivate(_ virq: Int) {
+        guard isActivated(virq), let (d, index) = location(virq) else { return }
+        do throws(MSIError) {
+            try chipWriteMessage(virq, d, index, .zero)
+        } catch {
+            warn("msi_domain_deactivate", "irq \(virq): \(error)")
+        }
+        platform.state.withLock { $0.deactivateParents(virq) }
+    }
+
+    /// `msi_init_virq()`.
+    mutating func initVirq(_ virq: Int, canReserve: Bool, activateEarly: Bool) throws(MSIError) {
+        if !canReserve {
+            let shutDown = platform.state.withLock { s -> Bool in
+                s.update(virq) { $0.irqdCanReserve = false }
+                guard activateEarly, let r = s.record(virq), r.managed, !r.affinity.intersects(s.online) else { return false }
+                s.update(virq) { $0.managedShutdown = true }
+                return true
+            }
+            if shutDown { return }
+        }
+        guard activateEarly else { return }
+        try activate(virq, reserve: canReserve)
+        if canReserve { platform.state.withLock { s in s.update(virq) { $0.activated = false } } }
+    }
+
+    // MARK: irq_chip dispatch
+
+    func imsDescriptor(_ s: UnsafeMutablePointer<PackedDescriptor>) -> IMSDescriptor {
+        IMSDescriptor(index: Int(s.pointee.index), virq: Int(s.pointee.virq),
+                      instanceCookie: s.pointee.instanceCookie, domainCookie: s.pointee.domainCookie)
+    }
+
+    /// `irq_chip_write_msi_msg()` for `virq`.
+    mutating func chipWriteMessage(_ virq: Int, _ d: MSIDomainID, _ index: Int, _ message: MSIMessage) throws(MSIError) {
+        guard let dom = domain(d), let s = slot(d, index) else { return }
+        switch dom.chip {
+        case .pciMSI, .pciMSIX:
+            // pci_msi_domain_write_msg: only the first interrupt of a multi-MSI block writes.
+            if Int(s.pointee.virq) == virq { try pciWriteMessage(s, message) }
+        case .device(let chip):
+            let desc = imsDescriptor(s)
+            try hardware("irq_write_msi_msg") { try chip.writeMessage(message, for: desc) }
+            s.pointee.message = message
+        }
+    }
+
+    /// `irq_mask` of the interrupt's chip.
+    mutating func chipMask(_ virq: Int) throws(MSIError) {
+        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
+        switch dom.chip {
+        case .pciMSIX: try msixMask(s)
+        case .pciMSI: try msiUpdateMask(s, clear: 0, set: 1 << UInt32(max(0, virq - Int(s.pointee.virq)) & 31))
+        case .device(let chip):
+            let desc = imsDescriptor(s)
+            try hardware("irq_mask") { try chip.mask(desc) }
+        }
+        platform.state.withLock { p in p.update(virq) { $0.masked = true } }
+    }
+
+    /// `irq_unmask` of the interrupt's chip.
+    mutating func chipUnmask(_ virq: Int) throws(MSIError) {
+        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
+        switch dom.chip {
+        case .pciMSIX: try msixUnmask(s)
+        case .pciMSI: try msiUpdateMask(s, clear: 1 << UInt32(max(0, virq - Int(s.pointee.virq)) & 31), set: 0)
+        case .device(let chip):
+            let desc = imsDescriptor(s)
+            try hardware("irq_unmask") { try chip.unmask(desc) }
+        }
+        platform.state.withLock { p in p.update(virq) { $0.masked = false } }
+    }
+
+    /// `irq_shutdown()`: the chip's `irq_shutdown` when it has one, else mask.
+    mutating func chipShutdown(_ virq: Int) throws(MSIError) {
+        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
+        if case .device(let chip) = dom.chip, dom.info.chipOperations.contains(.shutdown) {
+            let desc = imsDescriptor(s)
+            try hardware("irq_shutdown") { try chip.shutdown(desc) }
+            platform.state.withLock { p in p.update(virq) { $0.masked = true } }
+        } else {
+            try chipMask(virq)
+        }
+    }
+
+    // MARK: PCI hardware primitives
+
+    func pciHW(_ fn: String) throws(MSIError) -> PCIState {
+        guard let pci else { throw MSIError(.ENODEV, fn, "\(deviceName) is not a PCI device") }
+        return pci
+    }
+
+    func msixHW(_ fn: String) throws(MSIError) -> any MSIXHardware {
+        _ = try pciHW(fn)
+        guard let hw = pciHardware?.msix else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI-X capability") }
+        return hw
+    }
+
+    func msiHW(_ fn: String) throws(MSIError) -> any MSIHardware {
+        _ = try pciHW(fn)
+        guard let hw = pciHardware?.msi else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI capability") }
+        return hw
+    }
+
+    /// `pci_intx_for_msi()` → `pci_intx()`: read Command, write it only if the INTx disable bit
+    /// changes.
+    mutating func intxForMSI(enable: Bool) throws(MSIError) {
+        guard let pci, !pci.quirks.intxDisableBug, let cmd = pciHardware?.command else { return }
+        let old = try hardware("pci_intx") { try cmd.readCommand() }
+        let new = enable ? old & ~PCIReg.Command.intxDisable : old | PCIReg.Command.intxDisable
+        if new != old { try hardware("pci_intx") { try cmd.writeCommand(new) } }
+    }
+
+    /// `pci_intx(dev, 1)` for the INTx fallback of `pci_alloc_irq_vectors()` (no quirk check).
+    mutating func pciIntx(enable: Bool) throws(MSIError) {
+        guard let cmd = pciHardware?.command else { return }
+        let old = try hardware("pci_intx") { try cmd.readCommand() }
+        let new = enable ? old & ~PCIReg.Command.intxDisable : old | PCIReg.Command.intxDisable
+        if new != old { try hardware("pci_intx") { try cmd.writeCommand(new) } }
+    }
+
+    /// `pci_msix_clear_and_set_ctrl()`: read-modify-write of MSI-X Message Control.
+    func msixClearAndSetControl(clear: UInt16, set: UInt16) throws(MSIError) {
+        let hw = try msixHW("pci_msix_clear_and_set_ctrl")
+        let c = try hardware("pci_msix_clear_and_set_ctrl") { try hw.readMSIXControl() }
+        try hardware("pci_msix_clear_and_set_ctrl") { try hw.writeMSIXControl((c & ~clear) | set) }
+    }
+
+    /// `pci_msi_set_enable()`.
+    func msiSetEnable(_ on: Bool) throws(MSIError) {
+        let hw = try msiHW("pci_msi_set_enable")
+        var c = try hardware("pci_msi_set_enable") { try hw.readMSIControl() }
+        c &= ~PCIReg.MSI.enable
+        if on { c |= PCIReg.MSI.enable }
+        try hardware("pci_msi_set_enable") { try hw.writeMSIControl(c) }
+    }
+
+    /// `__pci_write_msi_msg()`: writes the hardware unless the device is not in D0 or is
+    /// disconnected, and always caches the message.
+    func pciWriteMessage(_ s: UnsafeMutablePointer<PackedDescriptor>, _ msg: MSIMessage) throws(MSIError) {
+        guard let pci else { return }
+        if pci.power == .d0 {
+            if s.pointee.has(PackedDescriptor.isMSIX) {
+                try pciWriteMessageMSIX(s, msg)
+            } else {
+                try pciWriteMessageMSI(s, msg)
+            }
+        }
+        s.pointee.message = msg
+    }
+
+    /// `pci_write_msg_msix()`: skip virtual entries; mask an unmasked entry around the update;
+    /// write address lo, hi, data; restore; read data back to flush.
+    func pciWriteMessageMSIX(_ s: UnsafeMutablePointer<PackedDescriptor>, _ msg: MSIMessage) throws(MSIError) {
+        if s.pointee.has(PackedDescriptor.isVirtual) { return }
+        let hw = try msixHW("pci_write_msg_msix")
+        let index = Int(s.pointee.index)
+        let ctrl = s.pointee.maskCache
+        let unmasked = ctrl & PCIReg.MSIX.vectorControlMask == 0
+        if unmasked { try msixWriteVectorControl(s, ctrl | PCIReg.MSIX.vectorControlMask) }
+        try hardware("pci_write_msg_msix") {
+            try hw.writeEntry(index, .addressLo, msg.addressLo)
+            try hw.writeEntry(index, .addressHi, msg.addressHi)
+            try hw.writeEntry(index, .data, msg.data)
+        }
+        if unmasked { try msixWriteVectorControl(s, ctrl) }
+        _ = try hardware("pci_write_msg_msix") { try hw.readEntry(index, .data) }
+    }
+
+    /// `pci_write_msg_msi()`: MME into Message Control, address, data, read Control back.
+    func pciWriteMessageMSI(_ s: UnsafeMutablePointer<PackedDescriptor>, _ msg: MSIMessage) throws(MSIError) {
+        let hw = try msiHW("pci_write_msg_msi")
+        let multiple = UInt16(s.pointee.multipleLog2)
+        let is64 = s.pointee.has(PackedDescriptor.is64)
+        try hardware("pci_write_msg_msi") {
+            var c = try hw.readMSIControl()
+            c = (c & ~PCIReg.MSI.qsize) | (multiple << 4 & PCIReg.MSI.qsize)
+            try hw.writeMSIControl(c)
+            try hw.writeAddressLo(msg.addressLo)
+            if is64 {
+                try hw.writeAddressHi(msg.addressHi)
+            }
+            try hw.writeData(UInt16(truncatingIfNeeded: msg.data))
+            _ = try hw.readMSIControl()
+        }
+    }
+
+    /// `pci_msix_write_vector_ctrl()`: writes only if the entry can mask; never updates the
+    /// cache.
+    func msixWriteVectorControl(_ s: UnsafeMutablePointer<PackedDescriptor>, _ ctrl: UInt32) throws(MSIError) {
+        guard s.pointee.has(PackedDescriptor.canMask) else { return }
+        let hw = try msixHW("pci_msix_write_vector_ctrl")
+        let index = Int(s.pointee.index)
+        try hardware("pci_msix_write_vector_ctrl") { try hw.writeEntry(index, .vectorControl, ctrl) }
+    }
+
+    /// `pci_msix_mask()`: set the cached mask bit, write it, flush with a read of the table
+    /// base (`readl(desc->pci.mask_base)`, i.e. entry 0's address low).
+    func msixMask(_ s: UnsafeMutablePointer<PackedDescriptor>) throws(MSIError) {
+        s.pointee.maskCache |= PCIReg.MSIX.vectorControlMask
+        try msixWriteVectorControl(s, s.pointee.maskCache)
+        let hw = try msixHW("pci_msix_mask")
+        _ = try hardware("pci_msix_mask") { try hw.readEntry(0, .addressLo) }
+    }
+
+    /// `pci_msix_unmask()`: clear the cached mask bit and write it (no flush).
+    func msixUnmask(_ s: UnsafeMutablePointer<PackedDescriptor>) throws(MSIError) {
+        s.pointee.maskCache &= ~PCIReg.MSIX.vectorControlMask
+        try msixWriteVectorControl(s, s.pointee.maskCache)
+    }
+
+    /// `pci_msi_update_mask()`: no-op unless the function can mask; updates the cache and
+    /// writes the whole mask register.
+    func msiUpdateMask(_ s: UnsafeMutablePointer<PackedDescriptor>, clear: UInt32, set: UInt32) throws(MSIError) {
+        guard s.pointee.has(PackedDescriptor.canMask) else { return }
+        s.pointee.maskCache = (s.pointee.maskCache & ~clear) | set
+        let hw = try msiHW("pci_msi_update_mask")
+        let v = s.pointee.maskCache
+        try hardware("pci_msi_update_mask") { try hw.writeMask(v) }
+    }
+
+    /// `msix_mask_all()`: vector control = 1 in every entry of the table (no cache update).
+    func msixMaskAll(_ tableSize: Int) throws(MSIError) {
+        let hw = try msixHW("msix_mask_all")
+        try hardware("msix_mask_all") {
+            for i in 0..<tableSize { try hw.writeEntry(i, .vectorControl, PCIReg.MSIX.vectorControlMask) }
+        }
+    }
+
+    /// `msix_prepare_msi_desc()`: fills a zeroed MSI-X descriptor: one vector, MSI-X, 64-bit,
+    /// the INTx irq to restore, the table base; and unless NO_MASK or virtual, `can_mask` and
+    /// the entry's vector control read into the cache.
+    func msixPrepareDescriptor(_ p: inout PackedDescriptor) throws(MSIError) {
+        guard let pci else { return }
+        p.nvecUsed = 1
+        p.set(PackedDescriptor.isMSIX, true)
+        p.set(PackedDescriptor.is64, true)
+        p.defaultIRQ = UInt32(truncatingIfNeeded: pci.irq)
+        p.set(PackedDescriptor.hasTableBase, true)
+        if !parentSupports(.noMask) && !p.has(PackedDescriptor.isVirtual) {
+            let hw = try msixHW("msix_prepare_msi_desc")
+            let index = Int(p.index)
+            p.set(PackedDescriptor.canMask, true)
+            if pci.quirks.msixTouchEntryDataFirst {
+                try hardware("msix_prepare_msi_desc") { try hw.writeEntry(index, .data, 0) }
+            }
+            p.maskCache = try hardware("msix_prepare_msi_desc") { try hw.readEntry(index, .vectorControl) }
+        }
+    }
+
+    /// `pci_msi_domain_supports(dev, feature, DENY_LEGACY)`: the parent's supported flags.
+    func parentSupports(_ f: MSIDomainFlags) -> Bool {
+        hasMSIParent && platform.supportedFlags.isSuperset(of: f)
+    }
+}

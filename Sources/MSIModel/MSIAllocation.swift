@@ -1,0 +1,238 @@
+// Interrupt allocation and freeing on a device domain (kernel/irq/msi.c):
+// __msi_domain_alloc_irqs, msi_handle_pci_fail, msi_domain_alloc_locked with its full-range
+// rollback, __msi_domain_alloc_irq_at, msi_domain_free_locked.
+
+extension MSIDeviceData {
+    /// `msi_check_reservation_mode()`: PCI bus token, MUST_REACTIVATE, not NO_MASK, and the
+    /// first descriptor of the default store can mask (MSI-X always can). Like the kernel it
+    /// uses `msi_first_desc()`, which moves the iterator cursor.
+    mutating func checkReservationMode(_ dom: DeviceDomain) -> Bool {
+        guard dom.info.busToken.isPCI, dom.info.flags.contains(.mustReactivate), !dom.info.flags.contains(.noMask) else {
+            return false
+        }
+        iterIndex = 0
+        guard let first = findDesc(.default, .all) else { return false }
+        return first.pci.isMSIX || first.pci.canMask
+    }
+
+    /// `msi_handle_pci_fail()`: non-PCI → -ENOSPC; a multi-MSI descriptor → retry with 1;
+    /// otherwise the number already allocated, or -ENOSPC when none.
+    func handlePCIFail(_ dom: DeviceDomain, nvec: Int, allocated: Int, _ cause: MSIError) throws(MSIError) -> Int {
+        guard dom.info.busToken.isPCI else {
+            throw MSIError(.ENOSPC, "msi_handle_pci_fail", "allocation failed on a non-PCI domain: \(cause.reason)")
+        }
+        if nvec > 1 { return 1 }
+        if allocated > 0 { return allocated }
+        throw MSIError(.ENOSPC, "msi_handle_pci_fail", "no interrupt could be allocated: \(cause.reason)")
+    }
+
+    /// The domain's `prepare_desc` op: MSI-X fills a descriptor not prepared against the table
+    /// (`pci_msix_prepare_desc`); a device chip binds the slot.
+    mutating func prepareDescriptor(_ dom: DeviceDomain, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
+        guard let s = slot(d, index) else { return }
+        switch dom.chip {
+        case .pciMSIX:
+            if !s.pointee.has(PackedDescriptor.hasTableBase) { try msixPrepareDescriptor(&s.pointee) }
+        case .pciMSI:
+            break
+        case .device(let chip):
+            var desc = imsDescriptor(s)
+            try hardware("prepare_desc") { try chip.prepare(&desc) }
+            s.pointee.instanceCookie = desc.instanceCookie
+            s.pointee.domainCookie = desc.domainCookie
+        }
+    }
+
+    /// `__msi_domain_alloc_irqs()`: for each not-associated descriptor in `first…last`,
+    /// ascending: prepare it, allocate `nvec_used` interrupts from the parent, associate them
+    /// and run `msi_init_virq()`. Returns 0 or the positive `msi_handle_pci_fail()` count.
+    mutating func allocCore(_ dom: DeviceDomain, _ d: MSIDomainID, _ first: Int, _ last: Int, nirqs: Int) throws(MSIError) -> Int {
+        let activateEarly = dom.info.flags.contains(.activateEarly)
+        let canReserve = checkReservationMode(dom)
+        var allocated = 0
+        var i = first
+        while let index = storeNext(d, from: i, .notAssociated, last: last) {
+            i = index + 1
+            if allocated >= nirqs {
+                warn("__msi_domain_alloc_irqs", "\(deviceName): more descriptors than the \(nirqs) interrupts asked for")
+                throw MSIError(.EINVAL, "__msi_domain_alloc_irqs", "more unassociated descriptors than nirqs (\(nirqs))")
+            }
+            try prepareDescriptor(dom, d, index)
+            guard let s = slot(d, index) else { continue }
+            let nvec = Int(s.pointee.nvecUsed)
+            let affinity = self.affinity(d, s.pointee.affinityRef)
+            let isMultiMSI = dom.info.busToken == .pciDeviceMSI
+            let base: Int
+            do throws(MSIError) {
+                let (owner, name) = (deviceID, dom.info.name)
+                base = try platform.state.withLock { p throws(MSIError) in
+                    try p.allocBlock(count: nvec, affinity: affinity, owner: owner, domain: d, msiIndex: index,
+                                     domainName: name, isPCIMultiMSI: isMultiMSI)
+                }
+            } catch {
+                return try handlePCIFail(dom, nvec: nvec, allocated: allocated, error)
+            }
+            s.pointee.virq = UInt32(base)
+            if d.rawValue == 0 { syncMultiMSIView() }
+            for k in 0..<nvec {
+                try initVirq(base + k, canReserve: canReserve, activateEarly: activateEarly)
+            }
+            allocated += 1
+        }
+        return 0
+    }
+
+    /// `__msi_domain_alloc_locked()`: validate, require a domain, create simple descriptors if
+    /// the domain asks for them, then allocate.
+    mutating func allocLockedInner(_ d: MSIDomainID, _ first: Int, _ last: Int, nirqs: Int, _ fn: String) throws(MSIError) -> Int {
+        guard let dom = deviceDomain(d, fn) else {
+            throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain")
+        }
+        if dom.info.flags.contains(.allocSimpleDescriptors) {
+            // msi_domain_add_simple_msi_descs
+            for index in first...last {
+                do throws(MSIError) {
+                    _ = try insertPacked(PackedDescriptor(nvecUsed: 1), domain: d, at: .index(index))
+                } catch {
+                    freeDescs(d, first, last)
+                    throw error
+                }
+            }
+        }
+        return try allocCore(dom, d, first, last, nirqs: nirqs)
+    }
+
+    /// `msi_domain_alloc_locked()`: any non-zero outcome (error or positive count) frees the
+    /// whole range, including associated descriptors that existed before the call.
+    mutating func allocLocked(_ d: MSIDomainID, _ first: Int, _ last: Int, nirqs: Int, _ fn: String) throws(MSIError) -> MSIAllocResult {
+        try requireData(fn)
+        try checkControl(d, first, last, fn)
+        do throws(MSIError) {
+            let r = try allocLockedInner(d, first, last, nirqs: nirqs, fn)
+            if r != 0 { freeLocked(d, first, last) }
+            return r == 0 ? .allocated : .retry(r)
+        } catch {
+            freeLocked(d, first, last)
+            throw error
+        }
+    }
+
+    /// `msi_domain_alloc_irqs_range_locked(dev, domid, first, last)`.
+    /// - Throws: EINVAL (invalid range or domain id, missing domain slot on a device with an MSI
+    ///   parent), ENODEV (no domain), ERANGE/EBUSY (simple descriptor creation), ENOSPC.
+    public mutating func allocIRQs(domain d: MSIDomainID = .default, first: Int, last: Int) throws(MSIError) -> MSIAllocResult {
+        try allocLocked(d, first, last, nirqs: last + 1 - first, "msi_domain_alloc_irqs_range_locked")
+    }
+
+    /// `msi_domain_alloc_irqs_all_locked(dev, domid, nirqs)`: every not-associated descriptor
+    /// in `0…hwsize-1` (used by PCI, whose descriptors exist beforehand).
+    public mutating func allocAllIRQs(domain d: MSIDomainID = .default, count nirqs: Int) throws(MSIError) -> MSIAllocResult {
+        try allocLocked(d, 0, hwsize(d) - 1, nirqs: nirqs, "msi_domain_alloc_irqs_all_locked")
+    }
+
+    /// `__msi_domain_alloc_irq_at(dev, domid, index, affdesc, icookie)`: inserts one descriptor
+    /// at `index` (or the lowest free one) and allocates its interrupt; on failure that index is
+    /// freed again. Bypasses ALLOC_SIMPLE_MSI_DESCS.
+    /// - Throws: ENODEV (no domain), ERANGE/EBUSY (insert), EINVAL (an instance cookie on a PCI
+    ///   domain, where the cookie would alias the PCI attributes), ENOSPC.
+    public mutating func allocIRQ(domain d: MSIDomainID = .default, at request: MSIIndexRequest,
+                                  affinity: IRQAffinityDescriptor? = nil, cookie: UInt64? = nil) throws(MSIError) -> MSIMap {
+        let fn = "msi_domain_alloc_irq_at"
+        try requireData(fn)
+        guard let dom = deviceDomain(d, fn) else { throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain") }
+        if let cookie, cookie != 0, dom.info.busToken.isPCI {
+            throw MSIError(.EINVAL, fn, "an instance cookie must be NULL on a PCI MSI/MSI-X domain")
+        }
+        var p = PackedDescriptor()
+        p.nvecUsed = 1
+        p.instanceCookie = cookie ?? 0
+        p.affinityRef = storeAffinity(d, affinity.map { [$0] })
+        let index: Int
+        do throws(MSIError) {
+            index = try insertPacked(p, domain: d, at: request)
+        } catch {
+            releaseAffinity(d, p.affinityRef)
+            throw error
+        }
+        do throws(MSIError) {
+            let r = try allocCore(dom, d, index, index, nirqs: 1)
+            guard r == 0 else {
+                freeLocked(d, index, index)
+                throw MSIError(.ENOSPC, fn, "allocation at index \(index) failed")
+            }
+        } catch {
+            freeLocked(d, index, index)
+            throw error
+        }
+        return MSIMap(index: index, virq: lookupVirqRaw(d, index))
+    }
+
+    func lookupVirqRaw(_ d: MSIDomainID, _ index: Int) -> Int { Int(slot(d, index)?.pointee.virq ?? 0) }
+
+    /// `msi_domain_free_locked()`: for each associated descriptor in range, deactivate its
+    /// activated interrupts, free them and clear the association; then, with FREE_MSI_DESCS,
+    /// erase the range's descriptors. Invalid ranges are WARNed and ignored.
+    mutating func freeLocked(_ d: MSIDomainID, _ first: Int, _ last: Int) {
+        guard d.isValid, !hasMSIParent || hasDomain(d), first <= last, first >= 0, last < hwsize(d) else {
+            warn("msi_ctrl_valid", "free of range \(first)…\(last) on \(d) ignored")
+            return
+        }
+        guard let dom = domain(d) else { return }
+        var i = first
+        while let index = storeNext(d, from: i, .associated, last: last) {
+            i = index + 1
+            guard let s = slot(d, index) else { continue }
+            let base = Int(s.pointee.virq)
+            let n = Int(s.pointee.nvecUsed)
+            let requested = platform.table.state.withLock { t in
+                (base..<(base + n)).contains { $0 < t.requested.count && t.requested[$0] }
+            }
+            if requested { warn("__msi_domain_free_irqs", "\(deviceName): freeing irq \(base) which still has a handler") }
+            for k in 0..<n where isActivated(base + k) { deactivate(base + k) }
+            platform.state.withLock { $0.freeBlock(base, n) }
+            if let s2 = slot(d, index) { s2.pointee.virq = 0 }
+            if d.rawValue == 0 { syncMultiMSIView() }
+        }
+        if dom.info.flags.contains(.freeDescriptors) { freeDescs(d, first, last) }
+    }
+
+    /// Throws EBUSY when an interrupt of an associated descriptor in range is still requested:
+    /// the model refuses to free it (old kernels `BUG_ON(irq_has_action())`).
+    func checkNotRequested(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
+        var i = first
+        var busy: Int?
+        while busy == nil, let index = storeNext(d, from: i, .associated, last: last) {
+            i = index + 1
+            guard let s = slot(d, index) else { continue }
+            let base = Int(s.pointee.virq)
+            let n = Int(s.pointee.nvecUsed)
+            busy = platform.table.state.withLock { t in
+                (base..<(base + n)).first { $0 < t.requested.count && t.requested[$0] }
+            }
+        }
+        if let busy { throw MSIError(.EBUSY, fn, "irq \(busy) is still requested: free_irq() it first") }
+    }
+
+    /// `msi_domain_free_irqs_range_locked(dev, domid, first, last)`.
+    /// - Throws: EINVAL for an invalid range or domain (the kernel WARNs and returns), EBUSY
+    ///   if one of the interrupts is still requested.
+    public mutating func freeIRQs(domain d: MSIDomainID = .default, first: Int, last: Int) throws(MSIError) {
+        let fn = "msi_domain_free_irqs_range_locked"
+        try requireData(fn)
+        try checkControl(d, first, last, fn)
+        try checkNotRequested(d, first, last, fn)
+        freeLocked(d, first, last)
+    }
+
+    /// `msi_domain_free_irqs_all_locked(dev, domid)`: the range `0…hwsize-1`.
+    public mutating func freeAllIRQs(domain d: MSIDomainID = .default) throws(MSIError) {
+        try freeIRQs(domain: d, first: 0, last: hwsize(d) - 1)
+    }
+}
+
+extension PackedDescriptor {
+    init(nvecUsed: UInt16) {
+        self.init()
+        self.nvecUsed = nvecUsed
+    }
+}

@@ -1,2 +1,0 @@
-// MSIModel: see Package.swift for this layer's role.
-import MSIShimCore

@@ -1,0 +1,480 @@
+// The platform's allocation state and the irq-domain hierarchy below the device domains:
+// Linux interrupt numbers (kernel/irq/irqdesc.c), the x86 vector domain
+// (arch/x86/kernel/apic/vector.c) and Intel interrupt remapping
+// (drivers/iommu/intel/irq_remapping.c). Everything here runs under the platform lock.
+
+/// One Linux interrupt: the irq_desc, the MSI-level irq_data, `struct apic_chip_data` and
+/// `struct irq_2_iommu`, flattened.
+struct IRQRecord: Sendable {
+    // irq_desc / MSI domain level
+    var owner: UInt32
+    var domain: MSIDomainID
+    var hwirq: Int
+    var msiIndex: Int
+    var domainName: String
+    var affinity: CPUMask
+    /// IRQD_AFFINITY_MANAGED.
+    var managed: Bool
+    /// IRQD_ACTIVATED.
+    var activated = false
+    /// IRQD_IRQ_STARTED.
+    var started = false
+    /// IRQD_IRQ_MASKED (a fresh interrupt is disabled and masked).
+    var masked = true
+    /// IRQD_MANAGED_SHUTDOWN (set at allocation for managed interrupts).
+    var managedShutdown: Bool
+    /// IRQD_CAN_RESERVE.
+    var irqdCanReserve = false
+    // apic_chip_data
+    var vector = 0
+    var cpu = 0
+    var isManagedVector = false
+    var canReserve = false
+    var hasReserved = false
+    /// hw_irq_cfg: what the message says.
+    var cfgVector = 0
+    var cfgCPU = 0
+    // irq_2_iommu
+    var irteBase = -1
+    var irteSub = 0
+    var irteMask = 0
+    var irMessage = MSIMessage.zero
+}
+
+extension IRQRecord {
+    @inline(__always) mutating func mutate(_ body: (inout IRQRecord) -> Void) { body(&self) }
+}
+
+struct PlatformState: Sendable {
+    let config: MSIPlatformConfiguration
+    var matrix: VectorMatrix
+    var online: CPUMask
+    let table: DeliveryTable
+    let apics: [UInt32]
+    var irqs: [IRQRecord?] = []
+    var irqBitmap: [UInt64]
+    /// Every dynamic irq below this is allocated.
+    var irqHint: Int
+    var irteBitmap: [UInt64]
+    let irteEntries: Int
+    var warnings = WarningLog()
+    var failAfter: Int?
+    var failTimes = 1
+    var nextDeviceID: UInt32 = 1
+
+    init(config: MSIPlatformConfiguration, matrix: VectorMatrix, online: CPUMask, table: DeliveryTable,
+         apics: [UInt32], irteEntries: Int) {
+        self.config = config
+        self.matrix = matrix
+        self.online = online
+        self.table = table
+        self.apics = apics
+        self.irteEntries = irteEntries
+        irqBitmap = Array(repeating: 0, count: (config.maxIRQs + 63) / 64)
+        irqHint = config.firstDynamicIRQ
+        irteBitmap = Array(repeating: 0, count: (irteEntries + 63) / 64)
+    }
+
+    var remapping: Bool { config.interruptRemapping != nil }
+
+    func record(_ virq: Int) -> IRQRecord? {
+        virq >= 0 && virq < irqs.count ? irqs[virq] : nil
+    }
+
+    /// Mutates the record of `virq` in place (no copy of the record).
+    mutating func update(_ virq: Int, _ body: (inout IRQRecord) -> Void) {
+        guard virq >= 0, virq < irqs.count else { return }
+        irqs[virq]?.mutate(body)
+    }
+
+    mutating func warn(_ fn: String, _ msg: String) { warnings.warn(fn, msg) }
+
+    var firstOnlineCPU: Int { online.first ?? 0 }
+
+    // MARK: CPUs
+
+    mutating func setOnline(_ cpu: Int, _ up: Bool) throws(MSIError) {
+        let fn = up ? "irq_matrix_online" : "irq_matrix_offline"
+        guard cpu >= 0, cpu < config.cpuCount else { throw MSIError(.EINVAL, fn, "no CPU \(cpu)") }
+        guard online.contains(cpu) != up else { throw MSIError(.EINVAL, fn, "CPU \(cpu) is already \(up ? "online" : "offline")") }
+        if up {
+            try matrix.online(cpu)
+            online.insert(cpu)
+        } else {
+            guard online.count > 1 else { throw MSIError(.EBUSY, fn, "CPU \(cpu) is the last online CPU") }
+            let legacy = cpu == 0 ? max(0, min(config.legacyIRQs, 16) - (config.legacyIRQs > 2 ? 1 : 0)) : 0
+            let used = matrix.allocatedVectors(cpu: cpu).count - legacy
+            guard used <= 0 else {
+                throw MSIError(.EBUSY, fn, "CPU \(cpu) still has \(used) device vectors (migration is not modelled)")
+            }
+            try matrix.offline(cpu)
+            online.remove(cpu)
+        }
+        let now = online
+        table.state.withLock { $0.online = now }
+    }
+
+    // MARK: Linux interrupt numbers (irq_alloc_descs)
+
+    /// The lowest run of `n` free numbers at or above `from` (bitmap_find_next_zero_area).
+    func findFreeRun(_ n: Int, from: Int) -> Int? {
+        let end = config.maxIRQs
+        var i = from
+        while i + n <= end {
+            let start = firstClear(irqBitmap, from: i, end: end)
+            guard start + n <= end else { return nil }
+            let blocker = firstSet(irqBitmap, from: start, end: start + n)
+            if blocker == start + n { return start }
+            i = blocker + 1
+        }
+        return nil
+    }
+
+    mutating func markIRQs(_ base: Int, _ n: Int, allocated: Bool) {
+        for v in base..<(base + n) {
+            if allocated { irqBitmap[v >> 6] |= 1 << UInt64(v & 63) } else { irqBitmap[v >> 6] &= ~(1 << UInt64(v & 63)) }
+        }
+        if allocated {
+            if base == irqHint { irqHint = firstClear(irqBitmap, from: irqHint, end: config.maxIRQs) }
+        } else {
+            irqHint = min(irqHint, base)
+        }
+    }
+
+    // MARK: allocation through the hierarchy (__irq_domain_alloc_irqs)
+
+    /// Allocates `n` consecutive Linux interrupts for one descriptor and runs the parents'
+    /// `.alloc`: the remapping domain (IRTE block, remappable message) over the vector domain
+    /// (`assign_irq_vector_policy`: managed reservation, else a global reservation with the
+    /// message pointing at 0xEF). On failure nothing stays allocated.
+    mutating func allocBlock(count n: Int, affinity: [IRQAffinityDescriptor]?, owner: UInt32, domain: MSIDomainID,
+                             msiIndex: Int, domainName: String, isPCIMultiMSI: Bool) throws(MSIError) -> Int {
+        let fn = "__irq_domain_alloc_irqs"
+        if let f = failAfter {
+            if f <= 0 {
+                failTimes -= 1
+                if failTimes <= 0 { failAfter = nil }
+                throw MSIError(.ENOSPC, fn, "parent domain allocation failed (injected)")
+            }
+            failAfter = f - 1
+        }
+        guard n >= 1 else { throw MSIError(.EINVAL, fn, "nvec_used is 0") }
+        if remapping && n > 1 && !isPCIMultiMSI {
+            throw MSIError(.EINVAL, "intel_irq_remapping_alloc", "only PCI multi-MSI allocates more than one interrupt at once")
+        }
+        guard let base = findFreeRun(n, from: max(irqHint, config.firstDynamicIRQ)) else {
+            throw MSIError(.ENOMEM, "irq_alloc_descs", "no \(n) consecutive free Linux interrupt numbers below \(config.maxIRQs)")
+        }
+        if irqs.count < base + n { irqs.append(contentsOf: repeatElement(nil, count: base + n - irqs.count)) }
+        let all = CPUMask.first(config.cpuCount)
+        for i in 0..<n {
+            let a = affinity.map { $0[min(i, $0.count - 1)] }
+            let managed = a?.isManaged ?? false
+            irqs[base + i] = IRQRecord(
+                owner: owner, domain: domain, hwirq: msiIndex + i, msiIndex: msiIndex, domainName: domainName,
+                affinity: (a?.mask).map { $0.isEmpty ? all : $0 } ?? all, managed: managed, managedShutdown: managed)
+        }
+        markIRQs(base, n, allocated: true)
+        // x86_vector_alloc_irqs
+        for i in 0..<n {
+            do throws(MSIError) {
+                try assignVectorPolicy(base + i)
+            } catch {
+                for j in 0..<i { vectorFree(base + j) }
+                releaseRecords(base, n)
+                throw error
+            }
+        }
+        // intel_irq_remapping_alloc
+        if remapping {
+            guard let (index, order) = allocIRTE(n) else {
+                warn("intel_irq_remapping_alloc", "Failed to allocate IRTE")
+                for j in 0..<n { vectorFree(base + j) }
+                releaseRecords(base, n)
+                throw MSIError(.ENOMEM, "alloc_irte", "no free block of \(n) interrupt-remapping entries")
+            }
+            for i in 0..<n {
+                update(base + i) { r in
+                    r.irteBase = index
+                    r.irteSub = i
+                    r.irteMask = order
+                    r.irMessage = X86MSIFormat.composeRemappable(handle: index, subhandle: i)
+                }
+            }
+        }
+        let cpus = config.cpuCount
+        table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i, cpus: cpus) } }
+        return base
+    }
+
+    mutating func releaseRecords(_ base: Int, _ n: Int) {
+        for v in base..<(base + n) { irqs[v] = nil }
+        markIRQs(base, n, allocated: false)
+    }
+
+    /// `irq_domain_free_irqs()` for a block: remapping entries (`clear_entries` by the first
+    /// interrupt), vectors and reservations (`x86_vector_free_irqs`), the numbers.
+    mutating func freeBlock(_ base: Int, _ n: Int) {
+        if remapping, let r = record(base), r.irteBase >= 0 {
+            let size = 1 << r.irteMask
+            table.state.withLock { t in for e in r.irteBase..<(r.irteBase + size) where e < t.irte.count { t.irte[e] = 0 } }
+            for e in r.irteBase..<(r.irteBase + size) { irteBitmap[e >> 6] &= ~(1 << UInt64(e & 63)) }
+        }
+        for v in base..<(base + n) where record(v) != nil { vectorFree(v) }
+        table.state.withLock { t in
+            for v in base..<(base + n) where v < t.requested.count {
+                t.requested[v] = false
+                t.handlers[v] = nil
+            }
+        }
+        releaseRecords(base, n)
+    }
+
+    /// `alloc_irte()`: a naturally aligned block of the next power of two ≥ `n`
+    /// (bitmap_find_free_region). Returns (index, order).
+    mutating func allocIRTE(_ n: Int) -> (Int, Int)? {
+        var size = 1
+        var order = 0
+        while size < n { size <<= 1; order += 1 }
+        var pos = 0
+        while pos + size <= irteEntries {
+            if size == 1 {
+                let p = firstClear(irteBitmap, from: pos, end: irteEntries)
+                guard p < irteEntries else { return nil }
+                irteBitmap[p >> 6] |= 1 << UInt64(p & 63)
+                return (p, 0)
+            }
+            if firstSet(irteBitmap, from: pos, end: pos + size) == pos + size {
+                for e in pos..<(pos + size) { irteBitmap[e >> 6] |= 1 << UInt64(e & 63) }
+                return (pos, order)
+            }
+            pos += size
+        }
+        return nil
+    }
+
+    // MARK: x86 vector domain
+
+    /// `assign_irq_vector_policy()` for an MSI allocation (no explicit mask): managed →
+    /// `reserve_managed_vector`, otherwise `reserve_irq_vector`.
+    mutating func assignVectorPolicy(_ v: Int) throws(MSIError) {
+        guard let r = record(v) else { return }
+        if r.managed {
+            update(v) { $0.isManagedVector = true }
+            try matrix.reserveManaged(mask: r.affinity)
+        } else {
+            reserveIRQVectorLocked(v)
+        }
+    }
+
+    /// `reserve_irq_vector_locked()`: a global reservation; the message points at the
+    /// shutdown vector on the first online CPU.
+    mutating func reserveIRQVectorLocked(_ v: Int) {
+        matrix.reserve()
+        let cpu = firstOnlineCPU
+        update(v) { r in
+            r.canReserve = true
+            r.hasReserved = true
+            r.irqdCanReserve = true
+            r.cfgVector = X86Vectors.managedShutdown
+            r.cfgCPU = cpu
+        }
+    }
+
+    /// `vector_assign_managed_shutdown()`.
+    mutating func assignManagedShutdown(_ v: Int) {
+        let cpu = firstOnlineCPU
+        update(v) { r in
+            r.cfgVector = X86Vectors.managedShutdown
+            r.cfgCPU = cpu
+        }
+    }
+
+    /// `apic_update_vector()` + `apic_update_irq_cfg()`: the old vector (if any) is released at
+    /// once (the kernel defers that cleanup; moves are not otherwise modelled).
+    mutating func updateVector(_ v: Int, vector: Int, cpu: Int) {
+        guard let r = record(v) else { return }
+        if r.vector != 0 {
+            let (oc, ov) = (r.cpu, r.vector)
+            table.state.withLock { $0.routes[oc << 8 | ov] = 0 }
+            matrix.free(cpu: oc, vector: ov, managed: r.managed)
+        }
+        update(v) { r in
+            r.vector = vector
+            r.cpu = cpu
+            r.cfgVector = vector
+            r.cfgCPU = cpu
+        }
+        table.state.withLock { $0.routes[cpu << 8 | vector] = UInt32(v) }
+    }
+
+    /// `assign_vector_locked(irqd, dest)`.
+    mutating func assignVectorLocked(_ v: Int, _ dest: CPUMask) throws(MSIError) {
+        guard let r = record(v) else { return }
+        if r.vector != 0 && online.contains(r.cpu) && dest.contains(r.cpu) { return }
+        let (cpu, vector) = try matrix.alloc(mask: dest, reserved: r.hasReserved)
+        updateVector(v, vector: vector, cpu: cpu)
+    }
+
+    /// `assign_irq_vector_any_locked()`: the affinity mask's online CPUs, else any online CPU.
+    mutating func assignAny(_ v: Int) throws(MSIError) {
+        guard let r = record(v) else { return }
+        let first = r.affinity.intersection(online)
+        if !first.isEmpty {
+            do throws(MSIError) { try assignVectorLocked(v, first); return } catch {}
+        }
+        try assignVectorLocked(v, online)
+    }
+
+    /// `x86_vector_activate()`.
+    mutating func vectorActivate(_ v: Int, reserve: Bool) throws(MSIError) {
+        guard let r = record(v) else { return }
+        if !r.canReserve && !r.isManagedVector {
+            do throws(MSIError) { try assignAny(v) } catch {}  // the kernel ignores this result
+        } else if reserve || r.managedShutdown {
+            assignManagedShutdown(v)
+        } else if r.isManagedVector {
+            // activate_managed
+            let search = r.affinity.intersection(online)
+            guard !search.isEmpty else {
+                warn("activate_managed", "Managed startup for irq \(v), but no CPU")
+                throw MSIError(.EINVAL, "activate_managed", "irq \(v): no online CPU in its affinity \(r.affinity)")
+            }
+            if r.vector != 0 && search.contains(r.cpu) { return }
+            do throws(MSIError) {
+                let (cpu, vector) = try matrix.allocManaged(mask: search)
+                updateVector(v, vector: vector, cpu: cpu)
+            } catch {
+                warn("activate_managed", "Managed startup irq \(v), no vector available")
+                throw error
+            }
+        } else if r.hasReserved {
+            // activate_reserved
+            try assignAny(v)
+            update(v) { r in
+                r.hasReserved = false
+                if !r.irqdCanReserve { r.canReserve = false }
+            }
+            if let now = record(v), !now.affinity.contains(now.cpu) {
+                warn("activate_reserved", "irq \(v): Affinity broken due to vector space exhaustion.")
+            }
+        }
+    }
+
+    /// `clear_irq_vector()`.
+    mutating func clearVector(_ v: Int) {
+        guard let r = record(v), r.vector != 0 else { return }
+        let (cpu, vector) = (r.cpu, r.vector)
+        table.state.withLock { $0.routes[cpu << 8 | vector] = 0 }
+        matrix.free(cpu: cpu, vector: vector, managed: r.managed)
+        update(v) { $0.vector = 0 }
+    }
+
+    /// `x86_vector_deactivate()`.
+    mutating func vectorDeactivate(_ v: Int) {
+        guard let r = record(v) else { return }
+        if !r.isManagedVector && !r.canReserve { return }
+        if r.hasReserved { return }
+        clearVector(v)
+        if r.canReserve { reserveIRQVectorLocked(v) } else { assignManagedShutdown(v) }
+    }
+
+    /// `x86_vector_free_irqs()` for one interrupt: `clear_irq_vector()` then
+    /// `vector_free_reserved_and_managed()`.
+    mutating func vectorFree(_ v: Int) {
+        clearVector(v)
+        guard let r = record(v) else { return }
+        if r.hasReserved { matrix.removeReserved() }
+        if r.isManagedVector { matrix.removeManaged(mask: r.affinity) }
+        update(v) { r in
+            r.hasReserved = false
+            r.isManagedVector = false
+        }
+    }
+
+    // MARK: activation (irq_domain_activate_irq below the MSI level)
+
+    /// Activates the parents of `v` (vector, then remapping) and returns the message the MSI
+    /// level must write (`irq_chip_compose_msi_msg`).
+    mutating func activateParents(_ v: Int, reserve: Bool) throws(MSIError) -> MSIMessage {
+        try vectorActivate(v, reserve: reserve)
+        if remapping { remappingActivate(v) }
+        update(v) { $0.activated = true }
+        return try compose(v)
+    }
+
+    /// Deactivates the parents of `v`: the IRTE is cleared, then the vector domain releases or
+    /// re-reserves its vector. The MSI level has already written the all-zero message.
+    mutating func deactivateParents(_ v: Int) {
+        guard let r = record(v), r.activated else { return }
+        if remapping && r.irteBase >= 0 {
+            let e = r.irteBase + r.irteSub
+            table.state.withLock { $0.irte[e] = 0 }
+        }
+        vectorDeactivate(v)
+        update(v) { $0.activated = false }
+    }
+
+    /// `intel_irq_remapping_activate()`: the IRTE takes the vector domain's `irq_cfg`.
+    mutating func remappingActivate(_ v: Int) {
+        guard let r = record(v), r.irteBase >= 0 else { return }
+        let e = r.irteBase + r.irteSub
+        let raw = DeliveryTable.irtePresent | UInt64(r.cfgVector & 0xFF) | UInt64(r.cfgCPU & 0xFFFF) << 16
+        table.state.withLock { $0.irte[e] = raw }
+    }
+
+    /// `irq_chip_compose_msi_msg()`: the remapping domain's fixed message, or the vector
+    /// domain's compatibility-format message for the current `irq_cfg`.
+    func compose(_ v: Int) throws(MSIError) -> MSIMessage {
+        guard let r = record(v) else { throw MSIError(.EINVAL, "irq_chip_compose_msi_msg", "irq \(v) is not allocated") }
+        if remapping { return r.irMessage }
+        let cpu = r.cfgCPU
+        var dest = apics[min(max(cpu, 0), apics.count - 1)]
+        if config.destinationMode == .logical { dest = 1 << UInt32(cpu) }
+        return try X86MSIFormat.compose(vector: r.cfgVector, destinationAPICID: dest, mode: config.destinationMode,
+                                        extendedDestinationID: config.extendedDestinationID)
+    }
+
+    // MARK: snapshots
+
+    func describe(_ virq: Int, _ r: IRQRecord, _ t: DeliveryTable.State, cpus: Int) -> IRQDescription {
+        let counts = (virq + 1) * cpus <= t.counts.count ? Array(t.counts[(virq * cpus)..<((virq + 1) * cpus)])
+            : Array(repeating: 0, count: cpus)
+        return IRQDescription(
+            virq: virq, hwirq: r.hwirq, domainName: r.domainName, domain: r.domain, msiIndex: r.msiIndex,
+            affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
+            assignedVector: r.vector != 0 ? r.vector : nil, assignedCPU: r.vector != 0 ? r.cpu : nil,
+            hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,
+            isRequested: virq < t.requested.count && t.requested[virq], isMasked: r.masked,
+            isManagedShutdown: r.managedShutdown, irteIndex: r.irteBase >= 0 ? r.irteBase + r.irteSub : nil,
+            perCPUCount: counts)
+    }
+}
+
+// MARK: bitmap helpers over [UInt64]
+
+func firstClear(_ bits: [UInt64], from start: Int, end: Int) -> Int {
+    var i = start
+    while i < end {
+        let w = ~bits[i >> 6] & (~0 << UInt64(i & 63))
+        if w != 0 {
+            let b = (i & ~63) + w.trailingZeroBitCount
+            return min(b, end)
+        }
+        i = (i & ~63) + 64
+    }
+    return end
+}
+
+func firstSet(_ bits: [UInt64], from start: Int, end: Int) -> Int {
+    var i = start
+    while i < end {
+        let w = bits[i >> 6] & (~0 << UInt64(i & 63))
+        if w != 0 {
+            let b = (i & ~63) + w.trailingZeroBitCount
+            return min(b, end)
+        }
+        i = (i & ~63) + 64
+    }
+    return end
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+
+/// `msictl mock` and `msictl inspect --mock/--dump` as a user meets them.
+@Suite(
+    "msictl mock and inspect (the binary)",
+    .enabled(if: TestEnvironment.hasMsictl, "msictl is not built next to the tests (scripts/test builds it first)"))
+struct MockInspectCLITests {
+    func msictl(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try TestEnvironment.run(try #require(TestEnvironment.msictl), args)
+    }
+
+    func script(_ text: String) throws -> String {
+        let url = try TestEnvironment.temporaryDirectory("mock").appendingPathComponent("s.txt")
+        try Data(text.utf8).write(to: url)
+        return url.path
+    }
+
+    func objects(_ stdout: String) throws -> [[String: Any]] {
+        try stdout.split(separator: "\n").map {
+            try #require(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    @Test("mock --json: one object per command, errors carry the errno name, script goes on, exit 1")
+    func mockJSON() throws {
+        let path = try script("""
+            # comment
+            enable msix 1 8
+            alloc msix 3
+            alloc msix 3
+            frobnicate
+            request msix 0
+            fire msix 0
+            """)
+        let r = try msictl(["mock", "--json", "--script", path])
+        #expect(r.status == 1)
+        let objs = try objects(r.stdout)
+        #expect(objs.count == 6)
+        #expect(objs[0]["ok"] as? Bool == true && (objs[0]["result"] as? [String: Any])?["count"] as? Int == 8)
+        #expect(objs[1]["ok"] as? Bool == false && objs[1]["errno"] as? String == "EBUSY", "entry 3 is taken by enable")
+        #expect(objs[3]["ok"] as? Bool == false && objs[3]["errno"] as? String == "EINVAL")
+        #expect((objs[3]["message"] as? String)?.contains("line 5") == true)
+        let fire = try #require(objs[5]["result"] as? [String: Any])
+        #expect((fire["delivered"] as? [String: Any])?["virq"] != nil)
+    }
+
+    @Test("mock transcript and exit 0 when every command succeeds")
+    func mockTranscript() throws {
+        let r = try msictl(["mock", "--script", try script("enable msix 1 2\nrequest msix 1\nmask msix 1\nfire msix 1\nunmask msix 1\n")])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("> fire msix 1\n  pending=yes"))
+        #expect(r.stdout.contains("sent=[source=msix 1 delivered="))
+    }
+
+    @Test("mock from a shared dump: --dump/--slot; bad slot is an input error (exit 2)",
+          .enabled(if: FileManager.default.fileExists(atPath: TestEnvironment.qemuDump), "../shared/dumps is absent"))
+    func mockFromDump() throws {
+        let dump = TestEnvironment.qemuDump
+        let ok = try msictl(["mock", "--json", "--dump", dump, "--slot", "00:03.0", "--script", try script("enable msix 65 65\n")])
+        #expect(ok.status == 0 && ok.stdout.contains("\"count\":65"))
+        let bad = try msictl(["mock", "--dump", dump, "--slot", "00:1e.0", "--script", try script("show\n")])
+        #expect(bad.status == 2 && bad.stderr.split(separator: "\n").count == 1 && bad.stderr.contains("no device"))
+    }
+
+    @Test("inspect --mock after a script shows decoded entries, irqs and the PBA")
+    func inspectMock() throws {
+        let s = try script("enable msix 1 2\nrequest msix 0\nmask msix 1\nfire msix 1\n")
+        let r = try msictl(["inspect", "--mock", "--json", "--script", s])
+        #expect(r.status == 0)
+        let o = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let msix = try #require(o["msix"] as? [String: Any])
+        #expect(msix["tableReadable"] as? Bool == true)
+        #expect(msix["pending"] as? [Int] == [1])
+        let entries = try #require(msix["entries"] as? [[String: Any]])
+        let e0 = entries[0]
+        #expect((e0["decoded"] as? [String: Any])?["format"] as? String == "compatibility")
+        #expect(e0["irq"] as? Int != nil && e0["masked"] as? Bool == false)
+        let text = try msictl(["inspect", "--mock", "--script", s])
+        #expect(text.stdout.contains("PBA: pending 1"))
+    }
+
+    @Test("inspect --dump reports capabilities and says the table is not in a dump",
+          .enabled(if: FileManager.default.fileExists(atPath: TestEnvironment.qemuDump), "../shared/dumps is absent"))
+    func inspectDump() throws {
+        let r = try msictl(["inspect", "--dump", TestEnvironment.qemuDump, "00:02.0"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("MSI-X [a0] disabled") && r.stdout.contains("holds no MSI-X table"))
+        let missing = try msictl(["inspect", "--dump", TestEnvironment.qemuDump, "00:1e.0"])
+        #expect(missing.status == 1)
+    }
+}
+
+extension TestEnvironment {
+    /// The QEMU q35 dump of the shared dumps.
+    static var qemuDump: String { dumpsDirectory.appendingPathComponent("qemu-q35-nodrivers.dump").path }
+}
