@@ -1,0 +1,196 @@
+// A device under the kernel model: the model (MSIDevice) driving a function's MSI-X through
+// the tables layer's hardware chips, plus a way to make the function raise a vector. Two
+// kinds: the real emulated 82574 behind uio_pci_generic (config through sysfs, BAR0 through
+// the UIO map, the MSI-X BAR through sysfs resourceN), and a mock built from that device's own
+// config bytes. The same operations run on both (scenarios uio and differential).
+#if canImport(Glibc)
+import Glibc
+#endif
+import DeviceIO
+import InterruptTables
+import MSIModel
+import MSIShimCore
+import MockDevice
+import PCIAccess
+
+/// What became of one raise, as far as the function itself shows: it latched the vector's
+/// pending bit, or it did not (it sent the message, or — MSI-X disabled — did not use MSI-X at
+/// all). Where a message went after leaving a real device cannot be seen from here: the lab's
+/// messages name interrupt-remapping entries the guest kernel does not own, and the IOMMU
+/// drops them.
+enum RaiseOutcome: Equatable, CustomStringConvertible {
+    case notPending
+    case pending
+    var description: String { self == .notPending ? "not pending" : "pending" }
+}
+
+/// The function's MSI-X state as the hardware holds it.
+struct MSIXSnapshot: Equatable, CustomStringConvertible {
+    var command: UInt16
+    var control: UInt16
+    var entries: [MSIXEntry]
+    var pba: [UInt64]
+
+    var description: String {
+        let e = entries.enumerated().map { i, e in
+            "\(i):\(hx(e.addressLo))/\(hx(e.data))\(e.masked ? "M" : "")"
+        }.joined(separator: " ")
+        return "cmd \(hx(command)) ctrl \(hx(control)) pba \(pba.map(hx)) [\(e)]"
+    }
+
+    /// The differences from `other`, one phrase each.
+    func differences(from other: MSIXSnapshot) -> [String] {
+        var out: [String] = []
+        if command != other.command { out.append("Command \(hx(command)) vs \(hx(other.command))") }
+        if control != other.control { out.append("Message Control \(hx(control)) vs \(hx(other.control))") }
+        if pba != other.pba { out.append("PBA \(pba.map(hx)) vs \(other.pba.map(hx))") }
+        for (i, (a, b)) in zip(entries, other.entries).enumerated() where a != b {
+            out.append("entry \(i) \(hx(a.addressLo)):\(hx(a.addressHi)):\(hx(a.data)):\(hx(a.vectorControl)) vs "
+                + "\(hx(b.addressLo)):\(hx(b.addressHi)):\(hx(b.data)):\(hx(b.vectorControl))")
+        }
+        return out
+    }
+}
+
+protocol ModelRig {
+    var name: String { get }
+    var model: MSIDevice { get }
+    var table: MSIXTable { get }
+    /// Makes the function signal MSI-X vector `vector`; `detail` says more where the rig can.
+    func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String)
+}
+
+extension ModelRig {
+    /// Command register, Message Control, every entry and the PBA.
+    func snapshot() throws -> MSIXSnapshot {
+        MSIXSnapshot(
+            command: try table.config.read16(PCIReg.command), control: try table.readControl(),
+            entries: try table.readEntries(), pba: try table.readPBA())
+    }
+
+    /// Sets or clears Function Mask in Message Control (a config write).
+    func setFunctionMask(_ on: Bool) throws {
+        let c = try table.readControl()
+        try table.writeControl(on ? c | PCIReg.MSIX.functionMask : c & ~PCIReg.MSIX.functionMask)
+    }
+
+    /// The Linux irq of MSI-X entry `index`.
+    func virq(_ index: Int) throws -> Int {
+        guard let d = model.descriptor(index: index), d.isAssociated else {
+            throw MSIError(.EINVAL, "msilab", "MSI-X entry \(index) has no interrupt")
+        }
+        return d.virq
+    }
+}
+
+/// The platform both rigs use: x86 with Intel interrupt remapping and two CPUs, like the guest.
+func labPlatform() throws -> MSIPlatform {
+    try MSIPlatform(.intelRemapping(cpus: 2))
+}
+
+/// The real 82574 bound to uio_pci_generic.
+final class UIOE1000ERig: ModelRig {
+    let name: String
+    let address: PCIAddress
+    let handle: DeviceHandle
+    let bar0: any MMIORegion
+    let msixBAR: any MMIORegion
+    let model: MSIDevice
+    let table: MSIXTable
+
+    init(_ address: PCIAddress) throws {
+        self.address = address
+        handle = try DeviceHandle.open(address, intent: .allowWrites)
+        guard case .uio = handle.backend else {
+            throw DeviceIOError.wrongDriver(address, driver: handle.driver, needed: "uio_pci_generic")
+        }
+        guard let layout = try handle.msixLayout() else {
+            throw DeviceIOError.barUnusable(address, bar: 0, reason: "no MSI-X capability")
+        }
+        bar0 = try handle.bar(0)
+        // The table's BAR through sysfs resourceN, as the issue asks (UIO maps it too).
+        let msix = try SysfsBAR.map(address, bar: layout.tableBAR, intent: .allowWrites)
+        msixBAR = msix
+        name = "real \(address) (\(handle.backend); \(bar0.name); \(msix.name))"
+        let config = handle.config
+        let bars: [Int: any MMIORegion] = [0: bar0, layout.tableBAR: msix]
+        let region: @Sendable (Int) throws -> any MMIORegion = { bir in
+            guard let r = bars[bir] else {
+                throw DeviceIOError.barUnusable(address, bar: bir, reason: "not mapped by msilab")
+            }
+            return r
+        }
+        let irqLine = Int(readFile("/sys/bus/pci/devices/\(address)/irq")?.trimmingWhitespace() ?? "") ?? 0
+        let hardware = try PCIFunctionHardware.discover(config: config, intxIRQ: irqLine, region: region)
+        model = MSIDevice(name: address.description, platform: try labPlatform(), pci: hardware)
+        guard let cap = try config.capabilityList().first(PCICapabilityID.msix) else {
+            throw DeviceIOError.barUnusable(address, bar: 0, reason: "no MSI-X capability")
+        }
+        table = try MSIXTable(config: config, capOffset: cap.offset, region: region)
+        // As a driver's probe would: memory decoding and bus mastering (QEMU drops the
+        // device's message writes while Bus Master is off), then the NIC's interrupt logic in
+        // a known state.
+        let command = try config.read16(PCIReg.command)
+        try config.write16(PCIReg.command, command | PCIReg.Command.memory | PCIReg.Command.busMaster)
+        try E1000E.quiesce(bar0)
+    }
+
+    func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
+        try E1000E.raise(bar0, vector: vector)
+        // QEMU handles the ICS write synchronously; the PBA read after it sees the result.
+        let pending = try table.isPending(vector)
+        return (pending ? .pending : .notPending, pending ? "PBA bit \(vector) set" : "PBA bit \(vector) clear")
+    }
+
+    /// The function's config space as bytes (what `lspci -xxxx` would dump).
+    func configBytes() throws -> [UInt8] {
+        try (0..<(handle.config.readableSize / 4)).flatMap { i -> [UInt8] in
+            let v = try handle.config.read32(4 * i)
+            return [UInt8(truncatingIfNeeded: v), UInt8(truncatingIfNeeded: v >> 8),
+                    UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 24)]
+        }
+    }
+}
+
+/// A mock built from a real function's config bytes.
+final class MockRig: ModelRig {
+    let name: String
+    let device: MockPCIDevice
+    let model: MSIDevice
+    let table: MSIXTable
+
+    init(config: [UInt8], address: PCIAddress) throws {
+        device = try MockPCIDevice.fromConfig(config, address: address)
+        let platform = try labPlatform()
+        device.attach(sink: platform)
+        name = "mock \(address) (from \(config.count) config bytes)"
+        let mock = device
+        let region: @Sendable (Int) throws -> any MMIORegion = { bir in
+            guard let r = mock.bar(bir) else {
+                throw DeviceAccessError.unsupported("mock BAR\(bir)", what: "an unimplemented BAR")
+            }
+            return r
+        }
+        let pin = try device.config.read8(PCIReg.interruptPin)
+        let hardware = try PCIFunctionHardware.discover(
+            config: device.config, intxIRQ: pin != 0 ? Int(try device.config.read8(PCIReg.interruptLine)) : 0,
+            region: region)
+        model = MSIDevice(name: "mock \(address)", platform: platform, pci: hardware)
+        guard let cap = try device.config.capabilityList().first(PCICapabilityID.msix) else {
+            throw DeviceAccessError.unsupported("mock \(address)", what: "a function without MSI-X")
+        }
+        table = try MSIXTable(config: device.config, capOffset: cap.offset, region: region)
+        // Same starting Command as the real rig after its probe.
+        let command = try device.config.read16(PCIReg.command)
+        try device.config.write16(PCIReg.command, command | PCIReg.Command.memory | PCIReg.Command.busMaster)
+    }
+
+    func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
+        switch device.fireMSIX(vector) {
+        case .sent(_, let delivery): return (.notPending, "sent, \(delivery)")
+        case .pending: return (.pending, "pending")
+        // MSI-X disabled: no message and no pending bit (QEMU's e1000e then uses INTx).
+        case .dropped(let why): return (.notPending, "not signalled: \(why)")
+        }
+    }
+}
