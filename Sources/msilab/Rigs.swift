@@ -97,13 +97,19 @@ final class UIOE1000ERig: ModelRig {
     let msixBAR: any MMIORegion
     let model: MSIDevice
     let table: MSIXTable
+    /// `/dev/uioX`: INTx events (a read returns the count).
+    let uioFD: Int32
+    let uioName: String
 
     init(_ address: PCIAddress) throws {
         self.address = address
         handle = try DeviceHandle.open(address, intent: .allowWrites)
-        guard case .uio = handle.backend else {
+        guard case .uio(let uio) = handle.backend else {
             throw DeviceIOError.wrongDriver(address, driver: handle.driver, needed: "uio_pci_generic")
         }
+        uioName = uio
+        uioFD = open("/dev/\(uio)", O_RDWR | O_CLOEXEC | O_NONBLOCK)
+        guard uioFD >= 0 else { throw DeviceIOError.system(operation: "open /dev/\(uio)", errno: errno) }
         guard let layout = try handle.msixLayout() else {
             throw DeviceIOError.barUnusable(address, bar: 0, reason: "no MSI-X capability")
         }
@@ -137,9 +143,38 @@ final class UIOE1000ERig: ModelRig {
 
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
         try E1000E.raise(bar0, vector: vector)
+        if try table.readControl() & PCIReg.MSIX.enable == 0 {
+            // MSI-X off: the 82574 signals through INTx (QEMU's e1000e never calls msix_notify
+            // then), and uio_pci_generic's handler counts it and masks INTx (Command bit 10).
+            // Handle it as a UIO driver does: wait for the event, acknowledge the cause (or it
+            // would still be asserted in ICR when MSI-X comes back), re-arm INTx through the
+            // UIO fd.
+            let events = pollReadable([uioFD], timeoutMs: 1000).isEmpty ? nil : readUIOCount()
+            try bar0.write32(E1000E.icr, E1000E.causes[vector])
+            try bar0.write32(E1000E.imc, E1000E.causes[vector])
+            // uio_pci_generic has no irqcontrol: a write to /dev/uioX fails; userspace re-arms
+            // INTx by clearing Command.INTX_DISABLE itself (Documentation/driver-api/uio-howto).
+            let command = try table.config.read16(PCIReg.command)
+            let masked = command & PCIReg.Command.intxDisable != 0
+            if masked { try table.config.write16(PCIReg.command, command & ~PCIReg.Command.intxDisable) }
+            let pending = try table.isPending(vector)
+            return (pending ? .pending : .notPending,
+                "INTx (MSI-X disabled): \(uioName) event count \(events.map(String.init) ?? "none within 1 s"), "
+                    + "INTx masked by uio_pci_generic \(masked), re-armed through Command; PBA bit \(vector) "
+                    + (pending ? "set" : "clear"))
+        }
         // QEMU handles the ICS write synchronously; the PBA read after it sees the result.
         let pending = try table.isPending(vector)
         return (pending ? .pending : .notPending, pending ? "PBA bit \(vector) set" : "PBA bit \(vector) clear")
+    }
+
+    deinit { close(uioFD) }
+
+    /// The UIO event count (a 4-byte read), nil when nothing is there.
+    func readUIOCount() -> UInt32? {
+        var count: UInt32 = 0
+        let n = withUnsafeMutableBytes(of: &count) { read(uioFD, $0.baseAddress, 4) }
+        return n == 4 ? count : nil
     }
 
     /// The function's config space as bytes (what `lspci -xxxx` would dump).
@@ -186,10 +221,15 @@ final class MockRig: ModelRig {
     }
 
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
+        // The device's own choice, above the MSI-X logic the mock models: with MSI-X off an
+        // 82574 signals through INTx and never asks its MSI-X logic (which would latch the
+        // event as pending: !Enable counts as masked there, rule 5).
+        if try table.readControl() & PCIReg.MSIX.enable == 0 {
+            return (.notPending, "INTx (MSI-X disabled; the mock's MSI-X logic is not asked)")
+        }
         switch device.fireMSIX(vector) {
         case .sent(_, let delivery): return (.notPending, "sent, \(delivery)")
         case .pending: return (.pending, "pending")
-        // MSI-X disabled: no message and no pending bit (QEMU's e1000e then uses INTx).
         case .dropped(let why): return (.notPending, "not signalled: \(why)")
         }
     }

@@ -22,6 +22,8 @@ case "vfio-e1000e":
     if let a = address(1) { VFIOScenario(address: a, report: report).run() }
 case "uio":
     if let a = address(1) { UIOScenario(address: a, report: report).run() }
+case "differential":
+    if let a = address(1) { DifferentialScenario(address: a, report: report).run() }
 case "unplug":  // unplug BDF QEMU-ID
     if let a = address(1), args.count > 2 { FaultScenarios(report: report).unplug(a, qemuID: args[2]) }
 case "group-not-viable":  // group-not-viable BDF BLOCKER-BDF
@@ -35,6 +37,6 @@ case "uio-unbound":
 default:
     report.fail(
         "msilab-usage",
-        "unknown scenario '\(args.first ?? "")' (vfio-e1000e, uio, unplug, uio-unplug, group-not-viable, write-refused, uio-unbound)")
+        "unknown scenario '\(args.first ?? "")' (vfio-e1000e, uio, differential, unplug, uio-unplug, group-not-viable, write-refused, uio-unbound)")
 }
 exit(report.failed ? 1 : 0)
