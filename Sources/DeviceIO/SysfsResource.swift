@@ -68,7 +68,8 @@ public enum SysfsBAR {
                 if e == EINVAL {
                     throw DeviceIOError.barUnusable(
                         address, bar: index, reason: "the kernel refused to map \(path) (EINVAL): a driver holds "
-                            + "the BAR exclusively (CONFIG_IO_STRICT_DEVMEM) or the range is not inside the BAR")
+                            + "the BAR exclusively (CONFIG_IO_STRICT_DEVMEM; boot with iomem=relaxed to let root map it, "
+                            + "or hand the device to vfio-pci/uio_pci_generic) or the range is not inside the BAR")
                 }
             }
             throw error

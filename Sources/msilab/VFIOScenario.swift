@@ -6,6 +6,7 @@ import Glibc
 #endif
 import DeviceIO
 import InterruptTables
+import MSIModel
 import MSIShimCore
 import PCIAccess
 
@@ -239,11 +240,12 @@ struct VFIOScenario {
         var handles: [Int] = []
         var ok = true
         for (i, e) in entries.enumerated() {
-            let decoded = LabMessage.decode(address: e.address, data: e.data)
+            // The model's decoder: the x86 fabric's view of the message.
+            let decoded = X86MSIFormat.decode(MSIMessage(addressLo: e.addressLo, addressHi: e.addressHi, data: e.data))
             report.info("  entry \(i): addr \(hx(e.address)) data \(hx(e.data)) ctrl \(hx(e.vectorControl)) -> \(decoded)")
             if expectUnmasked.contains(i) {
-                guard case .remappable(let handle, let shv, let sub) = decoded, !e.masked else { ok = false; continue }
-                handles.append(shv ? handle + sub : handle)
+                guard case .remappable(let r) = decoded, !e.masked else { ok = false; continue }
+                handles.append(r.irteIndex)
             }
         }
         report.check(

@@ -24,6 +24,12 @@ case "uio":
     if let a = address(1) { UIOScenario(address: a, report: report).run() }
 case "differential":
     if let a = address(1) { DifferentialScenario(address: a, report: report).run() }
+case "probe-agrees":  // probe-agrees PROBE.json IRQ-BEFORE IRQ-AFTER
+    if args.count > 3 { ProbeInspectScenario(report: report).probeAgrees(json: args[1], before: args[2], after: args[3]) }
+case "inspect-agrees":  // inspect-agrees INSPECT.json BDF IRQ-BEFORE IRQ-AFTER
+    if args.count > 4, let a = address(2) {
+        ProbeInspectScenario(report: report).inspectAgrees(json: args[1], address: a, before: args[3], after: args[4])
+    }
 case "unplug":  // unplug BDF QEMU-ID
     if let a = address(1), args.count > 2 { FaultScenarios(report: report).unplug(a, qemuID: args[2]) }
 case "group-not-viable":  // group-not-viable BDF BLOCKER-BDF
@@ -37,6 +43,6 @@ case "uio-unbound":
 default:
     report.fail(
         "msilab-usage",
-        "unknown scenario '\(args.first ?? "")' (vfio-e1000e, uio, differential, unplug, uio-unplug, group-not-viable, write-refused, uio-unbound)")
+        "unknown scenario '\(args.first ?? "")' (vfio-e1000e, uio, differential, probe-agrees, inspect-agrees, unplug, uio-unplug, group-not-viable, write-refused, uio-unbound)")
 }
 exit(report.failed ? 1 : 0)

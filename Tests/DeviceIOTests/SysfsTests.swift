@@ -212,3 +212,19 @@ func liveSysfsConfigOfARealDevice() throws {
     #expect(try r.read32(0xFC) == 0x5A5A_5A5A)
     #expect(throws: DeviceAccessError.outOfBounds(r.name, offset: 0x100, width: 4, size: 0x100)) { try r.read32(0x100) }
 }
+
+@Test func strictDevmemRefusalSaysHowToMapIt() throws {
+    // Seen in the QEMU lab: Debian's kernel (CONFIG_IO_STRICT_DEVMEM) refuses the mmap of
+    // resourceN of a BAR the nvme driver holds with EINVAL; iomem=relaxed lifts that.
+    let tree = FakeTree()
+    tree.add(FakeFunction(
+        address: devA, driver: "nvme", config: ConfigBuilder().bytes,
+        resource: resourceText([0: (0xfe00_0000, 0x1000, memFlags)]), resourceFiles: [0: [UInt8](repeating: 0, count: 4096)]))
+    let env = tree.environment(syscalls: FailingOpens(base: LinuxSystemCalls(), failures: ["mmap": EINVAL]))
+    guard case let .barUnusable(_, bar, reason)? = thrownError({ try SysfsBAR.map(devA, bar: 0, environment: env) })
+        as? DeviceIOError else {
+        Issue.record("expected DeviceIOError.barUnusable")
+        return
+    }
+    #expect(bar == 0 && reason.contains("CONFIG_IO_STRICT_DEVMEM") && reason.contains("iomem=relaxed"))
+}
