@@ -181,3 +181,18 @@ let sharedDumps: String = {
     parts.removeLast(3)  // Tests/InterruptTablesTests/File.swift
     return parts.joined(separator: "/") + "/../shared/dumps"
 }()
+
+@Test("fault: the parent fails at the 3rd interrupt; MSI-X retries with 2 and the rest of the table stays masked")
+func allocationFailureAtStepN() throws {
+    let s = try MockSession(device: try MockPCIDevice.builtIn())
+    s.platform.failIRQAllocations(after: 2)
+    let r = try s.run(.enable(.msix, min: 1, max: 4, affinity: false))
+    #expect(r["count"] == .int(2), "msi_handle_pci_fail: 2 allocated, retry with 2 (case 22)")
+    let table = try MSIXTable(config: s.device.config, capOffset: 0xA0) { i in try #require(s.device.bar(i)) }
+    #expect(try (0..<4).map { try table.readEntry($0).masked } == [true, true, true, true])
+    #expect(try table.readEntry(2).address == 0, "the failed attempt's third entry was never written")
+    #expect(s.model.descriptors().count == 2)
+    s.platform.failIRQAllocations(after: 0)
+    #expect(throws: MockCommandError.self) { try s.run(.allocMSIX(index: nil)) }
+    #expect(s.model.descriptors().count == 2, "the failed dynamic allocation left no descriptor behind")
+}
