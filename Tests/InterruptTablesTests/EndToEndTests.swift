@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import MSIShimCore
 import MSIModel
 import PCIAccess
@@ -160,9 +161,9 @@ func rewriteUnmaskedEntryIsSafe() throws {
 }
 
 @Test("a mock built from a real dump (QEMU e1000e) runs the same script",
-      .enabled(if: fileExists(sharedDumps + "/qemu-q35-nodrivers.dump"), "../shared/dumps is not next to the checkout"))
+      .enabled(if: TestEnvironment.hasSharedDumps, "../shared/dumps is not next to the checkout"))
 func mockFromSharedDump() throws {
-    let path = sharedDumps + "/qemu-q35-nodrivers.dump"
+    let path = TestEnvironment.dumpsDirectory.appendingPathComponent("qemu-q35-nodrivers.dump").path
     let records = try LSPCIDump.read(path: path, collectBytes: true)
     let e1000e = try #require(records.first { $0.address.shortDescription == "00:02.0" })
     let dev = try MockPCIDevice.fromConfig(e1000e.bytes, address: e1000e.address)
@@ -173,26 +174,3 @@ func mockFromSharedDump() throws {
     #expect(throws: MockCommandError.self) { try s.run(.enable(.msix, min: 6, max: 6, affinity: false)) }
 }
 
-func fileExists(_ path: String) -> Bool { readText(path) != nil }
-
-/// `<package>/../shared/dumps`.
-let sharedDumps: String = {
-    var parts = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)  // Tests/InterruptTablesTests/File.swift
-    return parts.joined(separator: "/") + "/../shared/dumps"
-}()
-
-@Test("fault: the parent fails at the 3rd interrupt; MSI-X retries with 2 and the rest of the table stays masked")
-func allocationFailureAtStepN() throws {
-    let s = try MockSession(device: try MockPCIDevice.builtIn())
-    s.platform.failIRQAllocations(after: 2)
-    let r = try s.run(.enable(.msix, min: 1, max: 4, affinity: false))
-    #expect(r["count"] == .int(2), "msi_handle_pci_fail: 2 allocated, retry with 2 (case 22)")
-    let table = try MSIXTable(config: s.device.config, capOffset: 0xA0) { i in try #require(s.device.bar(i)) }
-    #expect(try (0..<4).map { try table.readEntry($0).masked } == [true, true, true, true])
-    #expect(try table.readEntry(2).address == 0, "the failed attempt's third entry was never written")
-    #expect(s.model.descriptors().count == 2)
-    s.platform.failIRQAllocations(after: 0)
-    #expect(throws: MockCommandError.self) { try s.run(.allocMSIX(index: nil)) }
-    #expect(s.model.descriptors().count == 2, "the failed dynamic allocation left no descriptor behind")
-}
