@@ -94,12 +94,14 @@ let package = Package(
         // MARK: Tests (Swift Testing)
         .testTarget(name: "MSIShimCoreTests", dependencies: ["MSIShimCore"]),
         .testTarget(name: "MSIModelTests", dependencies: ["MSIModel", "MSIShimCore"]),
-        .testTarget(name: "PCIAccessTests", dependencies: ["PCIAccess", "MSIShimCore"]),
+        // Helpers several test targets share (lspci output parser, paths, running programs).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "PCIAccessTests", dependencies: ["PCIAccess", "MSIShimCore", "TestSupport"]),
         .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim"]),
         .testTarget(
             name: "InterruptTablesTests",
-            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "DeviceIO", "MSIShimCore"]),
-        .testTarget(name: "MSICtlTests", dependencies: ["MSIShimCore"]),
+            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "DeviceIO", "MSIShimCore", "TestSupport"]),
+        .testTarget(name: "MSICtlTests", dependencies: ["MSIShimCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

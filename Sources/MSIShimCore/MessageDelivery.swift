@@ -41,7 +41,8 @@ public enum DeliveryOutcome: Hashable, Sendable {
 /// The receiver of a mock device's message writes: an interrupt-controller model.
 ///
 /// Called without any mock lock held, so an implementation may call back into the device.
-public protocol MessageSink: Sendable {
+/// Class-bound: the hot path holds a single reference, not an opaque existential box.
+public protocol MessageSink: AnyObject, Sendable {
     func deliver(_ message: EmittedMessage) -> DeliveryOutcome
 }
 

@@ -131,11 +131,11 @@ extension MockState {
         while i < 6 {
             let at = PCIReg.bar0 + 4 * i
             guard let bar = bars[i] else {
-                if i == 0 || !(bars[i - 1]?.layout.is64Bit ?? false) { setCfg32(at, 0) }
+                if i == 0 || !(bars[i - 1]?.is64Bit ?? false) { setCfg32(at, 0) }
                 i += 1
                 continue
             }
-            let l = bar.layout
+            let l = bar
             let flags: UInt32 = (l.is64Bit ? 0x4 : 0) | (l.prefetchable ? 0x8 : 0)
             let sizeMask = UInt64(l.size - 1)
             setCfg32(at, (cfg32(at) & ~UInt32(truncatingIfNeeded: sizeMask) & ~0xF) | flags)
@@ -155,14 +155,14 @@ extension MockState {
             throw DeviceAccessError.unsupported("\(name) BAR\(bar)", what: "an unimplemented BAR")
         }
         do {
-            try DeviceAccessError.check("\(name) BAR\(bar)", offset: offset, width: width, size: b.layout.size)
+            try DeviceAccessError.check("\(name) BAR\(bar)", offset: offset, width: width, size: b.size)
         } catch let e as DeviceAccessError {
             if case .unaligned = e {
                 violations.append(MockViolation(rule: 9, message: "unaligned \(width)-byte access at BAR\(bar)+0x\(hex(offset, width: 1))"))
             }
             throw e
         }
-        return b.layout.size
+        return b.size
     }
 
     func inPBA(bar: Int, _ offset: Int) -> Bool {

@@ -80,13 +80,13 @@ public final class MockPCIDevice: Sendable {
     public func bar(_ index: Int) -> MockBARRegion? {
         state.withLock { s in
             guard index >= 0, index < s.bars.count, let bar = s.bars[index] else { return nil }
-            return MockBARRegion(device: self, index: index, size: bar.layout.size)
+            return MockBARRegion(device: self, index: index, size: bar.size)
         }
     }
 
     /// The implemented BAR layouts, by index.
     public var barLayouts: [MockBARLayout] {
-        state.withLock { s in s.bars.compactMap { $0?.layout } }
+        state.withLock { s in s.bars.compactMap { $0 } }
     }
 
     /// The device-memory IMS layout, if the device has one.
@@ -94,7 +94,7 @@ public final class MockPCIDevice: Sendable {
 
     /// Attaches the interrupt controller that receives the device's messages.
     public func attach(sink: (any MessageSink)?) {
-        state.withLock { $0.sink = sink }
+        state.withLock { $0.attach(sink) }
     }
 
     /// Function-level reset of the interrupt state (QEMU's msix_reset/msi_reset): MSI and MSI-X
@@ -109,26 +109,32 @@ public final class MockPCIDevice: Sendable {
     /// The device wants to signal MSI-X vector `index` (a device event such as a completed
     /// queue entry).
     public func fireMSIX(_ index: Int) -> FireResult {
-        finish(state.withLock { $0.raiseMSIX(index) })
+        let (raise, sink) = state.withLock { s in (s.raiseMSIX(index), s.sinkRef) }
+        return finish(raise, sink) { $0.msixDropReason(index) }
     }
 
     /// The device wants to signal MSI vector `vector` (0 ≤ vector < enabled count).
     public func fireMSI(_ vector: Int) -> FireResult {
-        finish(state.withLock { $0.raiseMSI(vector) })
+        let (raise, sink) = state.withLock { s in (s.raiseMSI(vector), s.sinkRef) }
+        return finish(raise, sink) { $0.msiDropReason(vector) }
     }
 
     /// The device wants to signal IMS slot `slot` of its device-memory slot array.
     public func fireIMS(_ slot: Int) -> FireResult {
-        finish(state.withLock { $0.raiseIMS(slot) })
+        let (raise, sink) = state.withLock { s in (s.raiseIMS(slot), s.sinkRef) }
+        return finish(raise, sink) { $0.imsDropReason(slot) }
     }
 
-    private func finish(_ raised: (Raise, (any MessageSink)?)) -> FireResult {
-        switch raised.0 {
+    /// Acts on a raise outside the lock; the reason for a drop is worked out only then.
+    @inline(__always)
+    private func finish(_ raise: Raise, _ sink: Unmanaged<SinkBox>?, reason: (MockState) -> String) -> FireResult {
+        switch raise {
         case .send(let message):
-            let outcome = raised.1?.deliver(message) ?? .dropped("no interrupt controller attached")
+            guard let sink else { return .sent(message, .dropped("no interrupt controller attached")) }
+            let outcome = sink._withUnsafeGuaranteedRef { $0.sink.deliver(message) }
             return .sent(message, outcome)
         case .pending: return .pending
-        case .dropped(let why): return .dropped(why)
+        case .dropped: return .dropped(state.withLock { reason($0) })
         }
     }
 
@@ -196,9 +202,10 @@ struct Bitmap {
     var isEmpty: Bool { words.allSatisfy { $0 == 0 } }
 }
 
-/// What a raise request turned into (computed under the lock, acted on after it).
+/// What a raise request turned into (computed under the lock, acted on after it). Plain
+/// data, so the hot path copies no strings or references.
 enum Raise {
     case send(EmittedMessage)
     case pending
-    case dropped(String)
+    case dropped
 }

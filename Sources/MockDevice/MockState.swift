@@ -24,10 +24,10 @@ struct MSIGeometry {
     var vectorBits: UInt32 { capableLog2 >= 5 ? 0xFFFF_FFFF : (1 << (1 << UInt32(capableLog2))) - 1 }
 }
 
-struct BARState {
-    var layout: MockBARLayout
-    /// Backing memory in DWORDs (every access is DWORD or QWORD).
-    var memory: [UInt32]
+/// Holds an attached sink so the hot path can reach it through an unretained reference.
+final class SinkBox: Sendable {
+    let sink: any MessageSink
+    init(_ sink: any MessageSink) { self.sink = sink }
 }
 
 /// All state of a mock device; lives inside the device's Mutex.
@@ -35,7 +35,12 @@ struct MockState {
     var config: [UInt8]
     /// Per-byte writable bits of config space (like QEMU's wmask).
     var wmask: [UInt8]
-    var bars: [BARState?]
+    /// Implemented BARs by index.
+    var bars: [MockBARLayout?]
+    /// Memory of every BAR in DWORDs (all accesses are DWORD or QWORD), one flat array so the
+    /// hot path reads it without copying per-BAR storage; BAR i starts at `barBase[i]`.
+    var memory: [UInt32]
+    var barBase: [Int]
     var msix: MSIXGeometry?
     var msixPending: Bitmap
     var msi: MSIGeometry?
@@ -46,7 +51,18 @@ struct MockState {
     var released: [(EmittedMessage, DeliveryOutcome)] = []
     var gone = false
     var stuckPending: Set<Int> = []
-    var sink: (any MessageSink)?
+    /// The interrupt controller. Every sink ever attached stays alive in `sinkOwners` until
+    /// the device goes away, so the hot path may use `sinkRef` without retaining it.
+    var sink: (any MessageSink)? { sinkRef?.takeUnretainedValue().sink }
+    var sinkRef: Unmanaged<SinkBox>?
+    var sinkOwners: [SinkBox] = []
+
+    mutating func attach(_ sink: (any MessageSink)?) {
+        guard let sink else { sinkRef = nil; return }
+        let box = sinkOwners.first { $0.sink === sink } ?? SinkBox(sink)
+        if !sinkOwners.contains(where: { $0 === box }) { sinkOwners.append(box) }
+        sinkRef = Unmanaged.passUnretained(box)
+    }
     let name: String
 
     init(
@@ -59,16 +75,20 @@ struct MockState {
         }
         config = bytes
         wmask = [UInt8](repeating: 0, count: bytes.count)
-        bars = [BARState?](repeating: nil, count: 6)
+        bars = [MockBARLayout?](repeating: nil, count: 6)
+        barBase = [Int](repeating: 0, count: 6)
+        var words = 0
         for l in layouts {
             guard (0..<6).contains(l.index), l.size >= 16, l.size & (l.size - 1) == 0,
                   !l.is64Bit || l.index < 5 else {
                 throw MockDeviceError.unsupported("BAR\(l.index): size \(l.size) must be a power of two ≥ 16")
             }
-            bars[l.index] = BARState(layout: l, memory: [UInt32](repeating: 0, count: l.size / 4))
+            bars[l.index] = l
+            barBase[l.index] = words
+            words += l.size / 4
         }
+        memory = [UInt32](repeating: 0, count: words)
         self.ims = ims
-        self.sink = sink
         msixPending = Bitmap(count: 0)
         imsPending = Bitmap(count: ims?.slots ?? 0)
 
@@ -97,7 +117,7 @@ struct MockState {
         }
         if let ims {
             guard let bar = bars[ims.bar], ims.offset >= 0, ims.slots > 0,
-                  ims.offset + ims.slots * MockIMSLayout.slotSize <= bar.layout.size else {
+                  ims.offset + ims.slots * MockIMSLayout.slotSize <= bar.size else {
                 throw MockDeviceError.unsupported("IMS slot array does not fit BAR\(ims.bar)")
             }
         }
@@ -108,21 +128,22 @@ struct MockState {
         wmask[PCIReg.interruptLine] = 0xFF
         // BAR registers hold their programmed address; sizing is handled in writeConfig.
         for i in 0..<6 { setMask(at: PCIReg.bar0 + 4 * i, 0xFFFF_FFFF) }
+        attach(sink)
     }
 
     /// Rule 12: BIRs valid, table and PBA inside their BARs, no overlap.
-    static func validate(_ g: MSIXGeometry, bars: [BARState?]) throws {
+    static func validate(_ g: MSIXGeometry, bars: [MockBARLayout?]) throws {
         func check(_ what: String, bir: Int, offset: Int, length: Int) throws {
             guard bir < 6 else { throw MockDeviceError.invalidMSIXLayout("\(what) BIR \(bir) is reserved") }
             guard let bar = bars[bir] else {
-                if bir > 0, let lower = bars[bir - 1], lower.layout.is64Bit {
+                if bir > 0, let lower = bars[bir - 1], lower.is64Bit {
                     throw MockDeviceError.invalidMSIXLayout("\(what) BIR \(bir) is the upper half of 64-bit BAR\(bir - 1)")
                 }
                 throw MockDeviceError.invalidMSIXLayout("\(what) is in BAR\(bir), which is not implemented")
             }
-            guard offset + length <= bar.layout.size else {
+            guard offset + length <= bar.size else {
                 throw MockDeviceError.invalidMSIXLayout(
-                    "\(what) [0x\(hex(offset, width: 1)), +0x\(hex(length, width: 1))) runs past the end of BAR\(bir) (size 0x\(hex(bar.layout.size, width: 1)))")
+                    "\(what) [0x\(hex(offset, width: 1)), +0x\(hex(length, width: 1))) runs past the end of BAR\(bir) (size 0x\(hex(bar.size, width: 1)))")
             }
         }
         try check("table", bir: g.tableBAR, offset: g.tableOffset, length: g.tableSize * 16)
@@ -141,7 +162,9 @@ struct MockState {
 
     // MARK: Raw little-endian helpers (no counting, no semantics)
 
+    @inline(__always)
     func cfg16(_ o: Int) -> UInt16 { UInt16(config[o]) | UInt16(config[o + 1]) << 8 }
+    @inline(__always)
     func cfg32(_ o: Int) -> UInt32 { UInt32(cfg16(o)) | UInt32(cfg16(o + 2)) << 16 }
     mutating func setCfg16(_ o: Int, _ v: UInt16) {
         config[o] = UInt8(truncatingIfNeeded: v)
@@ -152,14 +175,20 @@ struct MockState {
         setCfg16(o + 2, UInt16(truncatingIfNeeded: v >> 16))
     }
 
-    func mem32(_ bar: Int, _ offset: Int) -> UInt32 { bars[bar]?.memory[offset >> 2] ?? 0 }
-    mutating func setMem32(_ bar: Int, _ offset: Int, _ v: UInt32) { bars[bar]?.memory[offset >> 2] = v }
+    /// A DWORD of BAR memory; callers have checked the BAR exists and the offset is inside it.
+    @inline(__always)
+    func mem32(_ bar: Int, _ offset: Int) -> UInt32 { memory[barBase[bar] + offset >> 2] }
+    @inline(__always)
+    mutating func setMem32(_ bar: Int, _ offset: Int, _ v: UInt32) { memory[barBase[bar] + offset >> 2] = v }
 
     // MARK: Interrupt state
 
+    @inline(__always)
     var msixControl: UInt16 { msix.map { cfg16($0.capOffset + PCIReg.MSIX.flags) } ?? 0 }
+    @inline(__always)
     var msixEnabled: Bool { msixControl & PCIReg.MSIX.enable != 0 }
     /// `!Enable ∨ FunctionMask` (rule 5, the function-wide part).
+    @inline(__always)
     var msixFunctionMasked: Bool {
         let c = msixControl
         return c & PCIReg.MSIX.enable == 0 || c & PCIReg.MSIX.functionMask != 0
@@ -167,8 +196,10 @@ struct MockState {
     var msiControl: UInt16 { msi.map { cfg16($0.capOffset + PCIReg.MSI.flags) } ?? 0 }
     var msiEnabled: Bool { msiControl & PCIReg.MSI.enable != 0 }
 
+    @inline(__always)
     func entryOffset(_ index: Int) -> Int { (msix?.tableOffset ?? 0) + index * PCIReg.MSIX.entrySize }
 
+    @inline(__always)
     func entryMasked(_ index: Int) -> Bool {
         guard let g = msix else { return true }
         return mem32(g.tableBAR, entryOffset(index) + PCIReg.MSIX.entryVectorControl) & PCIReg.MSIX.vectorControlMask != 0
@@ -176,6 +207,7 @@ struct MockState {
 
     func pbaBit(_ index: Int) -> Bool { msixPending.get(index) || stuckPending.contains(index) }
 
+    @inline(__always)
     func msixMessage(_ g: MSIXGeometry, _ index: Int) -> EmittedMessage {
         let base = entryOffset(index)
         let lo = mem32(g.tableBAR, base + PCIReg.MSIX.entryAddressLo)
@@ -237,44 +269,54 @@ struct MockState {
 
     // MARK: Raising
 
-    mutating func raiseMSIX(_ index: Int) -> (Raise, (any MessageSink)?) {
-        guard !gone else { return (.dropped("device gone"), nil) }
-        guard let g = msix else { return (.dropped("device has no MSI-X capability"), nil) }
-        guard index >= 0, index < g.tableSize else {
-            return (.dropped("MSI-X index \(index) is past the table size \(g.tableSize)"), nil)
-        }
+    @inline(__always)
+    mutating func raiseMSIX(_ index: Int) -> Raise {
+        guard !gone, let g = msix, index >= 0, index < g.tableSize else { return .dropped }
         if msixFunctionMasked || entryMasked(index) {
             msixPending.set(index)
-            return (.pending, nil)
+            return .pending
         }
-        return (.send(msixMessage(g, index)), sink)
+        return .send(msixMessage(g, index))
     }
 
-    mutating func raiseMSI(_ vector: Int) -> (Raise, (any MessageSink)?) {
-        guard !gone else { return (.dropped("device gone"), nil) }
-        guard let g = msi else { return (.dropped("device has no MSI capability"), nil) }
-        guard msiEnabled else { return (.dropped("MSI is disabled"), nil) }
-        guard !msixEnabled else { return (.dropped("MSI-X is enabled: MSI cannot signal (rule 11)"), nil) }
-        let enabled = 1 << Int((msiControl & PCIReg.MSI.qsize) >> 4)
-        guard vector >= 0, vector < enabled else {
-            return (.dropped("MSI vector \(vector) is beyond the \(enabled) enabled by Multiple Message Enable"), nil)
-        }
+    func msixDropReason(_ index: Int) -> String {
+        if gone { return "device gone" }
+        guard let g = msix else { return "device has no MSI-X capability" }
+        return "MSI-X index \(index) is past the table size \(g.tableSize)"
+    }
+
+    var msiEnabledCount: Int { 1 << Int((msiControl & PCIReg.MSI.qsize) >> 4) }
+
+    mutating func raiseMSI(_ vector: Int) -> Raise {
+        guard !gone, let g = msi, msiEnabled, !msixEnabled, vector >= 0, vector < msiEnabledCount else { return .dropped }
         if g.maskable, cfg32(g.maskOffset) & (1 << UInt32(vector)) != 0 {
             setCfg32(g.pendingOffset, cfg32(g.pendingOffset) | 1 << UInt32(vector))
-            return (.pending, nil)
+            return .pending
         }
-        return (.send(msiMessage(g, vector: vector)), sink)
+        return .send(msiMessage(g, vector: vector))
     }
 
-    mutating func raiseIMS(_ slot: Int) -> (Raise, (any MessageSink)?) {
-        guard !gone else { return (.dropped("device gone"), nil) }
-        guard let l = ims else { return (.dropped("device has no IMS slot array"), nil) }
-        guard slot >= 0, slot < l.slots else { return (.dropped("IMS slot \(slot) is past the \(l.slots) slots"), nil) }
+    func msiDropReason(_ vector: Int) -> String {
+        if gone { return "device gone" }
+        guard msi != nil else { return "device has no MSI capability" }
+        guard msiEnabled else { return "MSI is disabled" }
+        guard !msixEnabled else { return "MSI-X is enabled: MSI cannot signal (rule 11)" }
+        return "MSI vector \(vector) is beyond the \(msiEnabledCount) enabled by Multiple Message Enable"
+    }
+
+    mutating func raiseIMS(_ slot: Int) -> Raise {
+        guard !gone, let l = ims, slot >= 0, slot < l.slots else { return .dropped }
         if mem32(l.bar, imsSlotOffset(slot) + 12) & MockIMSLayout.controlMask != 0 {
             imsPending.set(slot)
-            return (.pending, nil)
+            return .pending
         }
-        return (.send(imsMessage(l, slot)), sink)
+        return .send(imsMessage(l, slot))
+    }
+
+    func imsDropReason(_ slot: Int) -> String {
+        if gone { return "device gone" }
+        guard let l = ims else { return "device has no IMS slot array" }
+        return "IMS slot \(slot) is past the \(l.slots) slots"
     }
 
     /// Rule 7: after anything that can unmask MSI-X entries, send each now-unmasked pending one.

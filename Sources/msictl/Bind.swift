@@ -39,8 +39,20 @@ func printError(_ text: String) {
     _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }
 
-/// Prints a plan, applies it unless dry-running, and reports the outcome.
-func runPlan(_ plan: BindPlan, binder: DriverBinder, dryRun: Bool, force: Bool, success: (BindOutcome) -> String) throws {
+/// Makes a plan for `slot`, prints it, applies it unless dry-running, and reports the outcome.
+func runPlan(
+    slot: String, roots: SystemRootOptions, dryRun: Bool, force: Bool,
+    make: (DriverBinder, PCIAddress) throws -> BindPlan, success: (PCIAddress, BindOutcome) -> String
+) throws {
+    let address = try parseSlot(slot)
+    let binder = DriverBinder(environment: roots.environment())
+    let plan: BindPlan
+    do {
+        plan = try make(binder, address)
+    } catch {
+        printError("\(error)")
+        throw ExitCode(1)
+    }
     let root = binder.environment.sysfs.root
     print(plan.rendered(sysfsRoot: root, dryRun: dryRun, force: force))
     let refused = !plan.blockers.isEmpty || (!plan.inUse.isEmpty && !force)
@@ -49,7 +61,7 @@ func runPlan(_ plan: BindPlan, binder: DriverBinder, dryRun: Bool, force: Bool, 
     do {
         let outcome = try binder.apply(plan, force: force)
         if outcome.matchesExpectation {
-            print(success(outcome))
+            print(success(address, outcome))
         } else {
             printError("\(plan.address) is now \(outcome.driver.map { "bound to \($0)" } ?? "unbound"), expected "
                 + "\(plan.expectedDriver ?? "?"): the kernel did not bind it (see dmesg)")
@@ -78,17 +90,9 @@ struct Bind: ParsableCommand {
     @OptionGroup var roots: SystemRootOptions
 
     func run() throws {
-        let address = try parseSlot(slot)
-        let binder = DriverBinder(environment: roots.environment())
-        let plan: BindPlan
-        do {
-            plan = try binder.planBind(address, to: driver)
-        } catch {
-            printError(error.description)
-            throw ExitCode(1)
-        }
-        try runPlan(plan, binder: binder, dryRun: dryRun, force: force) { _ in
-            "\(address) is bound to \(driver.rawValue)"
-        }
+        try runPlan(
+            slot: slot, roots: roots, dryRun: dryRun, force: force,
+            make: { binder, address in try binder.planBind(address, to: driver) },
+            success: { address, _ in "\(address) is bound to \(driver.rawValue)" })
     }
 }

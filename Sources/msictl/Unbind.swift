@@ -19,17 +19,11 @@ struct Unbind: ParsableCommand {
     @OptionGroup var roots: SystemRootOptions
 
     func run() throws {
-        let address = try parseSlot(slot)
-        let binder = DriverBinder(environment: roots.environment())
-        let plan: BindPlan
-        do {
-            plan = try binder.planUnbind(address, restore: restore)
-        } catch {
-            printError(error.description)
-            throw ExitCode(1)
-        }
-        try runPlan(plan, binder: binder, dryRun: dryRun, force: force) { outcome in
-            "\(address) is now " + (outcome.driver.map { "bound to \($0)" } ?? "not bound to any driver")
-        }
+        try runPlan(
+            slot: slot, roots: roots, dryRun: dryRun, force: force,
+            make: { binder, address in try binder.planUnbind(address, restore: restore) },
+            success: { address, outcome in
+                "\(address) is now " + (outcome.driver.map { "bound to \($0)" } ?? "not bound to any driver")
+            })
     }
 }

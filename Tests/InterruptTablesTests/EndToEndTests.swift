@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import MSIShimCore
 import MSIModel
 import PCIAccess
@@ -160,9 +161,9 @@ func rewriteUnmaskedEntryIsSafe() throws {
 }
 
 @Test("a mock built from a real dump (QEMU e1000e) runs the same script",
-      .enabled(if: fileExists(sharedDumps + "/qemu-q35-nodrivers.dump"), "../shared/dumps is not next to the checkout"))
+      .enabled(if: TestEnvironment.hasSharedDumps, "../shared/dumps is not next to the checkout"))
 func mockFromSharedDump() throws {
-    let path = sharedDumps + "/qemu-q35-nodrivers.dump"
+    let path = TestEnvironment.dumpsDirectory.appendingPathComponent("qemu-q35-nodrivers.dump").path
     let records = try LSPCIDump.read(path: path, collectBytes: true)
     let e1000e = try #require(records.first { $0.address.shortDescription == "00:02.0" })
     let dev = try MockPCIDevice.fromConfig(e1000e.bytes, address: e1000e.address)
@@ -173,11 +174,3 @@ func mockFromSharedDump() throws {
     #expect(throws: MockCommandError.self) { try s.run(.enable(.msix, min: 6, max: 6, affinity: false)) }
 }
 
-func fileExists(_ path: String) -> Bool { readText(path) != nil }
-
-/// `<package>/../shared/dumps`.
-let sharedDumps: String = {
-    var parts = String(#filePath).split(separator: "/", omittingEmptySubsequences: false)
-    parts.removeLast(3)  // Tests/InterruptTablesTests/File.swift
-    return parts.joined(separator: "/") + "/../shared/dumps"
-}()

@@ -1,66 +1,66 @@
 import Foundation
 
 /// One device of `lspci -vvv` output, the fields the agreement tests compare.
-struct LSPCIDevice {
-    struct Capability: Equatable {
-        var offset: Int
-        var extended: Bool
-        var text: String
+package struct LSPCIDevice {
+    package struct Capability: Equatable {
+        package var offset: Int
+        package var extended: Bool
+        package var text: String
     }
 
-    struct MSI: Equatable {
-        var enabled: Bool
-        var countEnabled: Int
-        var countCapable: Int
-        var maskable: Bool
-        var is64Bit: Bool
+    package struct MSI: Equatable {
+        package var enabled: Bool
+        package var countEnabled: Int
+        package var countCapable: Int
+        package var maskable: Bool
+        package var is64Bit: Bool
         /// As printed: 16 hex digits for 64-bit, 8 for 32-bit; nil if lspci printed no Address line.
-        var address: String?
-        var data: String?
-        var mask: String?
-        var pending: String?
+        package var address: String?
+        package var data: String?
+        package var mask: String?
+        package var pending: String?
     }
 
-    struct MSIX: Equatable {
-        var enabled: Bool
-        var count: Int
-        var masked: Bool
-        var tableBAR: Int?
-        var tableOffset: UInt32?
-        var pbaBAR: Int?
-        var pbaOffset: UInt32?
+    package struct MSIX: Equatable {
+        package var enabled: Bool
+        package var count: Int
+        package var masked: Bool
+        package var tableBAR: Int?
+        package var tableOffset: UInt32?
+        package var pbaBAR: Int?
+        package var pbaOffset: UInt32?
     }
 
-    struct Region: Equatable {
-        var index: Int
-        var isIO: Bool
+    package struct Region: Equatable {
+        package var index: Int
+        package var isIO: Bool
         /// nil for <unassigned>/<ignored>.
-        var base: UInt64?
-        var is64Bit: Bool
-        var prefetchable: Bool
-        var disabled: Bool
-        var virtual: Bool
-        var sizeText: String?
+        package var base: UInt64?
+        package var is64Bit: Bool
+        package var prefetchable: Bool
+        package var disabled: Bool
+        package var virtual: Bool
+        package var sizeText: String?
     }
 
     /// `0000:00:03.0` (lspci omits domain 0; added here).
-    var slot: String
+    package var slot: String
     /// The rest of the first line: "Class: Vendor Device (rev 01) (prog-if ...)".
-    var title: String
-    var capabilities: [Capability] = []
+    package var title: String
+    package var capabilities: [Capability] = []
     /// `<chain looped>` etc. with the offset printed before it (nil for `<access denied>`).
-    var chainProblems: [(offset: Int?, word: String)] = []
-    var msi: MSI?
-    var msix: MSIX?
+    package var chainProblems: [(offset: Int?, word: String)] = []
+    package var msi: MSI?
+    package var msix: MSIX?
     /// The words after "Express (vN) ", up to ", MSI".
-    var expressType: String?
-    var regions: [Region] = []
-    var driver: String?
+    package var expressType: String?
+    package var regions: [Region] = []
+    package var driver: String?
 }
 
 /// Parses `lspci -vvv` (optionally `-D`) output into devices.
-enum LSPCIOutput {
-    static func parse(_ text: String) -> [LSPCIDevice] {
+package enum LSPCIOutput {
+    package static func parse(_ text: String) -> [LSPCIDevice] {
         var devices: [LSPCIDevice] = []
         var current: LSPCIDevice?
         /// Which capability the indented detail lines belong to.
@@ -141,18 +141,18 @@ enum LSPCIOutput {
         return devices
     }
 
-    static func header(_ line: String) -> LSPCIDevice? {
+    package static func header(_ line: String) -> LSPCIDevice? {
         guard let space = line.firstIndex(of: " ") else { return nil }
         var slot = String(line[..<space])
         if slot.filter({ $0 == ":" }).count == 1 { slot = "0000:" + slot }
         return LSPCIDevice(slot: slot, title: String(line[line.index(after: space)...]))
     }
 
-    static func flag(_ text: String, _ name: String) -> Bool {
+    package static func flag(_ text: String, _ name: String) -> Bool {
         text.contains(name + "+")
     }
 
-    static func msi(_ text: String) -> LSPCIDevice.MSI {
+    package static func msi(_ text: String) -> LSPCIDevice.MSI {
         // "MSI: Enable+ Count=1/2 Maskable+ 64bit-"
         let count = text.components(separatedBy: "Count=")[1].split(separator: " ")[0].split(separator: "/")
         return .init(
@@ -160,20 +160,20 @@ enum LSPCIOutput {
             maskable: flag(text, "Maskable"), is64Bit: flag(text, "64bit"))
     }
 
-    static func msix(_ text: String) -> LSPCIDevice.MSIX {
+    package static func msix(_ text: String) -> LSPCIDevice.MSIX {
         // "MSI-X: Enable+ Count=5 Masked-"
         let count = text.components(separatedBy: "Count=")[1].split(separator: " ")[0]
         return .init(enabled: flag(text, "Enable"), count: Int(count)!, masked: flag(text, "Masked"))
     }
 
-    static func barOffset(_ text: String) -> (Int?, UInt32?) {
+    package static func barOffset(_ text: String) -> (Int?, UInt32?) {
         // "Vector table: BAR=0 offset=00008000"
         let bar = text.components(separatedBy: "BAR=").last?.split(separator: " ").first.flatMap { Int($0) }
         let offset = text.components(separatedBy: "offset=").last.flatMap { UInt32($0, radix: 16) }
         return (bar, offset)
     }
 
-    static func region(_ body: String) -> LSPCIDevice.Region? {
+    package static func region(_ body: String) -> LSPCIDevice.Region? {
         // "Region 0: Memory at fc000000 (32-bit, prefetchable) [size=16M]"
         // "Region 2: I/O ports at c440 [size=32]", "Region 1: Memory at <unassigned> (32-bit, ...)"
         let afterIndex = body.dropFirst("Region ".count)

@@ -1,36 +1,51 @@
 import Foundation
 
-/// Paths and tools the tests need, found relative to this package.
-enum TestEnvironment {
-    /// The package root (Tests/PCIAccessTests/Support/ is three levels down).
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+/// Paths and tools the tests need, found relative to this package. Shared by the test targets
+/// through this TestSupport target.
+package enum TestEnvironment {
+    /// The msictl binary next to this test bundle (scripts/test builds it first).
+    package static let msictl: String? = {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let me = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: me).deletingLastPathComponent()
+        // Inside a bundle directory (…/X.xctest/…), step out of it.
+        while dir.path.contains(".xctest") { dir = dir.deletingLastPathComponent() }
+        let candidate = dir.appendingPathComponent("msictl").path
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+    }()
+
+    package static var hasMsictl: Bool { msictl != nil }
+
+    /// The package root (this file is Tests/TestSupport/Environment.swift).
+    package static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// `<package>/../shared/dumps`, the team's real config-space dumps.
-    static let dumpsDirectory: URL = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/dumps")
+    package static let dumpsDirectory: URL = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/dumps")
 
     /// Every `*.dump` there, sorted; empty when the folder is absent.
-    static let sharedDumps: [String] = {
+    package static let sharedDumps: [String] = {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dumpsDirectory.path)) ?? []
         return names.filter { $0.hasSuffix(".dump") }.sorted().map { dumpsDirectory.appendingPathComponent($0).path }
     }()
 
-    static var hasSharedDumps: Bool { !sharedDumps.isEmpty }
+    package static var hasSharedDumps: Bool { !sharedDumps.isEmpty }
 
     /// lspci's path, or nil when pciutils is not installed.
-    static let lspci: String? = which("lspci")
+    package static let lspci: String? = which("lspci")
 
-    static var hasLspci: Bool { lspci != nil }
+    package static var hasLspci: Bool { lspci != nil }
 
     /// Whether this machine exposes PCI devices in sysfs.
-    static let hasLivePCI: Bool = {
+    package static let hasLivePCI: Bool = {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/bus/pci/devices")) ?? []
         return !names.isEmpty
     }()
 
-    static var isRoot: Bool { geteuid() == 0 }
+    package static var isRoot: Bool { geteuid() == 0 }
 
-    static func which(_ tool: String) -> String? {
+    package static func which(_ tool: String) -> String? {
         for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
             + ["/usr/bin", "/usr/sbin", "/sbin", "/bin"] {
             let path = "\(dir)/\(tool)"
@@ -41,7 +56,7 @@ enum TestEnvironment {
 
     /// Runs a program; returns exit status, stdout and stderr.
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    package static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -58,7 +73,7 @@ enum TestEnvironment {
     }
 
     /// A fresh temporary directory.
-    static func temporaryDirectory(_ tag: String) throws -> URL {
+    package static func temporaryDirectory(_ tag: String) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("msishim-\(tag)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
