@@ -27,6 +27,10 @@ expect_eq msictl-unbind-not-viable-driver "" "$(driver_of $nic)"
 # 2. Writes to a kernel-owned device are refused (the nvme keeps its driver).
 msilab write-refused $nvme
 expect_eq msilab-write-refused-exit 0 $?
+# Without iomem=relaxed the kernel refuses to map the nvme's BAR: inspect shows everything else and
+# says how to make the table readable.
+expect_rc msictl-inspect-strict-devmem 0 msictl inspect $nvme
+expect_match msictl-inspect-says-iomem-relaxed "table: .*iomem=relaxed" "$out"
 
 # 3. A UIO device unbound while msilab holds it open for writing.
 bind_to $nic uio_pci_generic
