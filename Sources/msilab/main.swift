@@ -1,6 +1,6 @@
 // msilab: the guest side of scripts/lab. Runs one scenario against real devices inside the
 // QEMU guest and prints `@@CHECK PASS|FAIL|SKIP name detail` lines the host parses.
-// Usage: msilab SCENARIO [ARGS...]; exit status 1 when any check failed.
+// Usage: msilab SCENARIO ARGS...; exit status 1 when any check failed (or nothing was checked).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,40 +9,45 @@ import MSIShimCore
 let report = Report()
 let args = Array(CommandLine.arguments.dropFirst())
 
-func address(_ i: Int) -> PCIAddress? {
-    guard i < args.count, let a = try? PCIAddress(parsing: args[i]) else {
-        report.fail("msilab-usage", "argument \(i + 1) must be a PCI address (got \(i < args.count ? args[i] : "nothing"))")
-        return nil
-    }
-    return a
-}
+/// The scenarios: arguments (for the usage line) and what runs them.
+let scenarios: [(name: String, usage: String, run: ([String]) throws -> Void)] = [
+    ("vfio-e1000e", "BDF", { a in VFIOScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
+    ("uio", "BDF", { a in UIOScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
+    ("differential", "BDF", { a in DifferentialScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
+    ("probe-agrees", "PROBE.json IRQS-BEFORE IRQS-AFTER", { a in
+        ProbeInspectScenario(report: report).probeAgrees(json: a[0], before: a[1], after: a[2])
+    }),
+    ("inspect-agrees", "INSPECT.json BDF IRQS-BEFORE IRQS-AFTER", { a in
+        ProbeInspectScenario(report: report).inspectAgrees(
+            json: a[0], address: try PCIAddress(parsing: a[1]), before: a[2], after: a[3])
+    }),
+    ("unplug", "BDF QEMU-ID", { a in FaultScenarios(report: report).unplug(try PCIAddress(parsing: a[0]), qemuID: a[1]) }),
+    ("uio-unplug", "BDF QEMU-ID", { a in
+        FaultScenarios(report: report).uioUnplug(try PCIAddress(parsing: a[0]), qemuID: a[1])
+    }),
+    ("group-not-viable", "BDF BLOCKER-BDF", { a in
+        FaultScenarios(report: report).groupNotViable(try PCIAddress(parsing: a[0]), blocker: try PCIAddress(parsing: a[1]))
+    }),
+    ("write-refused", "BDF", { a in FaultScenarios(report: report).writeRefused(try PCIAddress(parsing: a[0])) }),
+    ("uio-unbound", "BDF", { a in FaultScenarios(report: report).uioUnbound(try PCIAddress(parsing: a[0])) }),
+]
 
-switch args.first {
-case "vfio-e1000e":
-    if let a = address(1) { VFIOScenario(address: a, report: report).run() }
-case "uio":
-    if let a = address(1) { UIOScenario(address: a, report: report).run() }
-case "differential":
-    if let a = address(1) { DifferentialScenario(address: a, report: report).run() }
-case "probe-agrees":  // probe-agrees PROBE.json IRQ-BEFORE IRQ-AFTER
-    if args.count > 3 { ProbeInspectScenario(report: report).probeAgrees(json: args[1], before: args[2], after: args[3]) }
-case "inspect-agrees":  // inspect-agrees INSPECT.json BDF IRQ-BEFORE IRQ-AFTER
-    if args.count > 4, let a = address(2) {
-        ProbeInspectScenario(report: report).inspectAgrees(json: args[1], address: a, before: args[3], after: args[4])
+if let s = scenarios.first(where: { $0.name == args.first }) {
+    let rest = Array(args.dropFirst())
+    let wanted = s.usage.split(separator: " ").count
+    if rest.count != wanted {
+        report.fail("msilab-usage", "usage: msilab \(s.name) \(s.usage)")
+    } else {
+        do {
+            try s.run(rest)
+        } catch {
+            report.fail("msilab-usage", "\(error) (usage: msilab \(s.name) \(s.usage))")
+        }
     }
-case "unplug":  // unplug BDF QEMU-ID
-    if let a = address(1), args.count > 2 { FaultScenarios(report: report).unplug(a, qemuID: args[2]) }
-case "group-not-viable":  // group-not-viable BDF BLOCKER-BDF
-    if let a = address(1), let b = address(2) { FaultScenarios(report: report).groupNotViable(a, blocker: b) }
-case "write-refused":
-    if let a = address(1) { FaultScenarios(report: report).writeRefused(a) }
-case "uio-unplug":  // uio-unplug BDF QEMU-ID
-    if let a = address(1), args.count > 2 { FaultScenarios(report: report).uioUnplug(a, qemuID: args[2]) }
-case "uio-unbound":
-    if let a = address(1) { FaultScenarios(report: report).uioUnbound(a) }
-default:
+} else {
     report.fail(
         "msilab-usage",
-        "unknown scenario '\(args.first ?? "")' (vfio-e1000e, uio, differential, probe-agrees, inspect-agrees, unplug, uio-unplug, group-not-viable, write-refused, uio-unbound)")
+        "unknown scenario '\(args.first ?? "")'; one of: " + scenarios.map { "\($0.name) \($0.usage)" }.joined(separator: "; "))
 }
+if !report.failed && report.passed == 0 { report.fail("msilab-nothing-checked", "the scenario made no check") }
 exit(report.failed ? 1 : 0)
