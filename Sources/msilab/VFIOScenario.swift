@@ -25,6 +25,14 @@ struct VFIOScenario {
             device.flow == .group && device.group == sysfs.iommuGroup(of: address), "vfio-group-open",
             "flow \(device.flow), group \(device.group.map(String.init) ?? "nil"), sysfs iommu_group "
                 + "\(sysfs.iommuGroup(of: address).map(String.init) ?? "nil"), IOMMU type \(device.iommuType.map(String.init) ?? "nil")")
+        // A group can be open once: a second open (another process in real life) is refused.
+        do {
+            _ = try VFIODevice.open(address, flow: .group, intent: .readOnly)
+            report.fail("vfio-group-busy", "a second open of group \(device.group ?? -1) succeeded")
+        } catch {
+            report.check(
+                error == .groupBusy(group: device.group ?? -1), "vfio-group-busy", "\(error)")
+        }
         report.check(
             device.info.flags.contains(.pci) && device.info.regionCount >= 9 && device.info.irqCount == 5,
             "vfio-device-info",
