@@ -188,8 +188,9 @@ func runIOBench(_ arguments: [String]) throws {
     ioRow("sysfs config: raw C pread loop (baseline)", cp.ns, baseline: nil)
     ioRow("sysfs config: SysfsConfigSpace.read32", sp.ns, baseline: cp.ns)
 
-    // libpci directly (pci_read_long, linux_sysfs method): the LibPCIConfigSpace backend of
-    // PCIAccess is not on this branch yet; it adds a per-dword cache on top of this.
+    // libpci directly (pci_read_long, linux_sysfs method), then through PCIAccess's
+    // LibPCIConfigSpace with its per-dword cache dropped before every read (an uncached read,
+    // as a device-programming path would need).
     if let acc = pci_alloc() {
         msishim_pci_install_handlers(acc)
         var err = [CChar](repeating: 0, count: 256)
@@ -208,4 +209,15 @@ func runIOBench(_ arguments: [String]) throws {
         }
         pci_cleanup(acc)
     }
+    let session = try LibPCISession(method: .live())
+    let libpciConfig = try LibPCIConfigSpace(session: session, address: address)
+    let lc = try ioMeasure(configReads, repeats: 3) { () throws -> UInt64 in
+        var sum: UInt64 = 0
+        for i in 0..<configReads {
+            libpciConfig.invalidate()
+            sum &+= UInt64(try libpciConfig.read32((i &* 4) & 0x3C))
+        }
+        return sum
+    }
+    ioRow("LibPCIConfigSpace.read32 (uncached)", lc.ns, baseline: cp.ns)
 }
