@@ -332,10 +332,10 @@ public struct DriverBinder: Sendable {
     /// `slaves` of a device-mapper / md device).
     func holds(_ address: PCIAddress, blockDevice: String, depth: Int) -> Bool {
         let link = sysfs.root + "/dev/block/" + blockDevice
-        if let target = readLink(link), target.contains("/\(address)/") { return true }
+        if let target = readLinkTarget(link), target.contains("/\(address)/") { return true }
         guard depth < 3 else { return false }
         for slave in listDirectory(link + "/slaves") {
-            if let target = readLink(link + "/slaves/" + slave), target.contains("/\(address)/") { return true }
+            if let target = readLinkTarget(link + "/slaves/" + slave), target.contains("/\(address)/") { return true }
             if let dev = readText(link + "/slaves/" + slave + "/dev")?.trimmingWhitespace(),
                holds(address, blockDevice: dev, depth: depth + 1) {
                 return true
@@ -414,13 +414,6 @@ public struct DriverBinder: Sendable {
     }
 }
 
-/// The target of a symlink, as text (nil if not a link).
-func readLink(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink(path, &buffer, buffer.count - 1)
-    guard n > 0 else { return nil }
-    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
 
 extension String {
     func replacingNewlines() -> String {

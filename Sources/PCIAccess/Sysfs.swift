@@ -153,13 +153,17 @@ public func listDirectory(_ path: String) -> [String] {
     return names
 }
 
-/// The last path component a symlink points to, or nil if `path` is not a readable link.
-public func readLinkBasename(_ path: String) -> String? {
+/// The target of a symlink as text, or nil if `path` is not a readable link.
+public func readLinkTarget(_ path: String) -> String? {
     var buffer = [CChar](repeating: 0, count: 4096)
     let n = readlink(path, &buffer, buffer.count - 1)
     guard n > 0 else { return nil }
-    let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    return target.split(separator: "/").last.map(String.init)
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// The last path component a symlink points to, or nil if `path` is not a readable link.
+public func readLinkBasename(_ path: String) -> String? {
+    readLinkTarget(path)?.split(separator: "/").last.map(String.init)
 }
 
 extension String {

@@ -34,9 +34,9 @@ func parseSlot(_ text: String) throws -> PCIAddress {
     }
 }
 
-func printError(_ text: String) {
-    var bytes = Array(("msictl: " + text + "\n").utf8)
-    _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+/// One line on stderr: `msictl: text`, or `msictl COMMAND: text`.
+func printError(_ text: String, command: String? = nil) {
+    ProbeIO.writeAll(2, Array("msictl\(command.map { " " + $0 } ?? ""): \(text)\n".utf8))
 }
 
 /// Makes a plan for `slot`, prints it, applies it unless dry-running, and reports the outcome.

@@ -317,10 +317,10 @@ struct InspectReport {
         var hidden = 0
         for e in entries {
             if !all && e.isReset { hidden += 1; continue }
-            let line = "  " + pad(String(e.index), 4) + " " + hex(e.entry.address, width: 16) + "   " + hex(Int(e.entry.data), width: 8)
-                + "  " + hex(Int(e.entry.vectorControl), width: 4) + "  " + pad(e.entry.masked ? "yes" : "no", 6)
-                + " " + pad(e.pending ? "yes" : "no", 7) + "  " + pad(Self.decodeText(e.entry), 32)
-                + "  " + pad(e.irq.map(String.init) ?? "-", 5) + " " + e.counts.map(String.init).joined(separator: " ")
+            let line = "  " + ProbeText.pad(String(e.index), 4) + " " + hex(e.entry.address, width: 16) + "   " + hex(Int(e.entry.data), width: 8)
+                + "  " + hex(Int(e.entry.vectorControl), width: 4) + "  " + ProbeText.pad(e.entry.masked ? "yes" : "no", 6)
+                + " " + ProbeText.pad(e.pending ? "yes" : "no", 7) + "  " + ProbeText.pad(Self.decodeText(e.entry), 32)
+                + "  " + ProbeText.pad(e.irq.map(String.init) ?? "-", 5) + " " + e.counts.map(String.init).joined(separator: " ")
             out.append(line)
         }
         if hidden > 0 { out.append("  (\(hidden) entries in their reset state: address 0, data 0, masked, not pending; --all shows them)") }
@@ -329,6 +329,5 @@ struct InspectReport {
         return out.joined(separator: "\n")
     }
 
-    func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
 }
 

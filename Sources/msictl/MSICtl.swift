@@ -43,6 +43,11 @@ struct MSICtl: ParsableCommand {
         var runnable = command
         do {
             try runnable.run()
+        } catch let error as ValidationError {
+            // Bad input found while running (e.g. a malformed slot): the same one line and
+            // status 2 as a parse error, not ArgumentParser's usage text.
+            printError(error.message)
+            Glibc.exit(2)
         } catch {
             exit(withError: error)
         }

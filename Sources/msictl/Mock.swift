@@ -76,7 +76,7 @@ struct Mock: ParsableCommand {
             }
             source = text
         } else {
-            source = readStandardInput()
+            source = readText("/dev/stdin") ?? ""
         }
         let session: MockSession
         do {
@@ -128,18 +128,6 @@ struct Mock: ParsableCommand {
     }
 }
 
-/// Reads all of stdin.
-func readStandardInput() -> String {
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        out.append(contentsOf: chunk[0..<n])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
 
 /// An error as one line: the errno name first when there is one.
 func describe(_ error: any Error) -> String {

@@ -165,7 +165,7 @@ enum ProbeIO {
 
     /// One line on stderr, prefixed with the command.
     static func printError(_ message: String) {
-        writeAll(2, Array("msictl probe: \(message)\n".utf8))
+        msictl.printError(message, command: "probe")
     }
 
     /// Writes every byte to a file descriptor (retrying short writes and EINTR).

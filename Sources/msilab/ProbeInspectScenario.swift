@@ -17,7 +17,7 @@ struct IRQSnapshot {
     var cpuCount = 0
 
     init(path: String) {
-        guard let text = readFile(path) else { return }
+        guard let text = readText(path) else { return }
         var lines = text.split(separator: "\n")[...]
         guard let header = lines.popFirst() else { return }
         cpuCount = header.split(separator: " ").filter { $0.hasPrefix("CPU") }.count
@@ -60,7 +60,7 @@ struct ProbeInspectScenario {
         var out: [Int: String] = [:]
         for name in listDir("\(root)/\(slot)/msi_irqs") {
             guard let irq = Int(name) else { continue }
-            out[irq] = readFile("\(root)/\(slot)/msi_irqs/\(name)")?.trimmingWhitespace() ?? "?"
+            out[irq] = readText("\(root)/\(slot)/msi_irqs/\(name)")?.trimmingWhitespace() ?? "?"
         }
         return out
     }
@@ -82,7 +82,7 @@ struct ProbeInspectScenario {
     // MARK: - probe --json
 
     func probeAgrees(json path: String, before: String, after: String) {
-        guard let text = readFile(path), let parsed = report.attempt("probe-json-parses", { try JSONReader.parse(text) }),
+        guard let text = readText(path), let parsed = report.attempt("probe-json-parses", { try JSONReader.parse(text) }),
               let devices = parsed.arrayValue
         else {
             report.fail("probe-json-parses", "cannot read or parse \(path)")
@@ -128,7 +128,7 @@ struct ProbeInspectScenario {
     // MARK: - inspect --json
 
     func inspectAgrees(json path: String, address: PCIAddress, before: String, after: String) {
-        guard let text = readFile(path), let r = report.attempt("inspect-json-parses", { try JSONReader.parse(text) }) else {
+        guard let text = readText(path), let r = report.attempt("inspect-json-parses", { try JSONReader.parse(text) }) else {
             report.fail("inspect-json-parses", "cannot read or parse \(path)")
             return
         }

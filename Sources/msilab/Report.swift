@@ -123,20 +123,6 @@ func pollReadable(_ fds: [Int32], timeoutMs: Int) -> Set<Int32> {
     }
 }
 
-/// Reads a whole small file (sysfs, procfs); nil when it cannot be read.
-func readFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        out += buf[0..<n]
-    }
-    return String(decoding: out, as: UTF8.self)
-}
 
 /// Entries of a directory (no . and ..); empty when it does not exist.
 func listDir(_ path: String) -> [String] {

@@ -126,7 +126,7 @@ final class UIOE1000ERig: ModelRig {
             }
             return r
         }
-        let irqLine = Int(readFile("/sys/bus/pci/devices/\(address)/irq")?.trimmingWhitespace() ?? "") ?? 0
+        let irqLine = Int(readText("/sys/bus/pci/devices/\(address)/irq")?.trimmingWhitespace() ?? "") ?? 0
         let hardware = try PCIFunctionHardware.discover(config: config, intxIRQ: irqLine, region: region)
         model = MSIDevice(name: address.description, platform: try labPlatform(), pci: hardware)
         guard let cap = try config.capabilityList().first(PCICapabilityID.msix) else {

@@ -53,7 +53,7 @@ struct VFIOScenario {
             let d = try VFIODevice.open(address, flow: .cdev, intent: .readOnly)
             report.pass("vfio-cdev-open", "flow \(d.flow), \(d.info.regionCount) regions")
         } catch let DeviceIOError.noDeviceCdev(_, reason) {
-            let config = readFile("/lab/kernel.config") ?? ""
+            let config = readText("/lab/kernel.config") ?? ""
             let options = ["CONFIG_VFIO_DEVICE_CDEV", "CONFIG_IOMMUFD"].map { opt in
                 config.split(separator: "\n").first { $0.hasPrefix(opt + "=") || $0.hasPrefix("# \(opt) ") }
                     .map(String.init) ?? "\(opt) absent from the kernel config"
