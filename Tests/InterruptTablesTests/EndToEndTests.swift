@@ -160,9 +160,8 @@ func rewriteUnmaskedEntryIsSafe() throws {
     #expect(e.data == 0x55 && !e.masked)
 }
 
-@Test("a mock built from a real dump (QEMU e1000e) runs the same script",
-      .enabled(if: TestEnvironment.hasSharedDumps, "../shared/dumps is not next to the checkout"))
-func mockFromSharedDump() throws {
+@Test("a mock built from a real dump (QEMU e1000e) runs the same script")
+func mockFromFixtureDump() throws {
     let path = TestEnvironment.dumpsDirectory.appendingPathComponent("qemu-q35-nodrivers.dump").path
     let records = try LSPCIDump.read(path: path, collectBytes: true)
     let e1000e = try #require(records.first { $0.address.shortDescription == "00:02.0" })

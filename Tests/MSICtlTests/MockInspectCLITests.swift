@@ -54,8 +54,7 @@ struct MockInspectCLITests {
         #expect(r.stdout.contains("sent=[source=msix 1 delivered="))
     }
 
-    @Test("mock from a shared dump: --dump/--slot; bad slot is an input error (exit 2)",
-          .enabled(if: FileManager.default.fileExists(atPath: TestEnvironment.qemuDump), "../shared/dumps is absent"))
+    @Test("mock from a fixture dump: --dump/--slot; bad slot is an input error (exit 2)")
     func mockFromDump() throws {
         let dump = TestEnvironment.qemuDump
         let ok = try msictl(["mock", "--json", "--dump", dump, "--slot", "00:03.0", "--script", try script("enable msix 65 65\n")])
@@ -81,8 +80,7 @@ struct MockInspectCLITests {
         #expect(text.stdout.contains("PBA: pending 1"))
     }
 
-    @Test("inspect --dump reports capabilities and says the table is not in a dump",
-          .enabled(if: FileManager.default.fileExists(atPath: TestEnvironment.qemuDump), "../shared/dumps is absent"))
+    @Test("inspect --dump reports capabilities and says the table is not in a dump")
     func inspectDump() throws {
         let r = try msictl(["inspect", "--dump", TestEnvironment.qemuDump, "00:02.0"])
         #expect(r.status == 0)
@@ -93,6 +91,6 @@ struct MockInspectCLITests {
 }
 
 extension TestEnvironment {
-    /// The QEMU q35 dump of the shared dumps.
+    /// The QEMU q35 dump among the fixtures.
     static var qemuDump: String { dumpsDirectory.appendingPathComponent("qemu-q35-nodrivers.dump").path }
 }

@@ -137,8 +137,7 @@ struct ProbeCLITests {
 
     @Test(
         "JSON: an array with every key, numbers as numbers, null for what a dump cannot know",
-        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"),
-        arguments: TestEnvironment.sharedDumps)
+        arguments: TestEnvironment.fixtureDumps)
     func jsonShape(path: String) throws {
         let r = try msictl("probe", "--json", "--dump", path)
         #expect(r.status == 0, "\(r.stderr)")
@@ -183,7 +182,7 @@ struct ProbeCLITests {
         .enabled(if: TestEnvironment.hasLspci, "lspci is not installed (apt-get install pciutils)"))
     func jsonAgreesWithLspci() throws {
         let lspci = try #require(TestEnvironment.lspci)
-        var sources: [([String], [String])] = TestEnvironment.sharedDumps.map { (["--dump", $0], ["-F", $0]) }
+        var sources: [([String], [String])] = TestEnvironment.fixtureDumps.map { (["--dump", $0], ["-F", $0]) }
         if TestEnvironment.hasLivePCI { sources.append(([], [])) }
         #expect(!sources.isEmpty)
         for (ours, theirs) in sources {
@@ -249,10 +248,9 @@ struct ProbeCLITests {
     }
 
     @Test(
-        "the everyday fast parse and ArgumentParser give the same results",
-        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"))
+        "the everyday fast parse and ArgumentParser give the same results")
     func fastParseMatchesArgumentParser() throws {
-        let path = try #require(TestEnvironment.sharedDumps.last)
+        let path = try #require(TestEnvironment.fixtureDumps.last)
         // "--dump=FILE" is left to ArgumentParser; "--dump FILE" takes the fast path.
         for extra in [[], ["-s", "0a"], ["-d", "::0c03"], ["--dump-reader", "native"], ["-s", "1f.7"]] {
             let fast = try TestEnvironment.run(try #require(TestEnvironment.msictl), ["probe", "--json", "--dump", path] + extra)

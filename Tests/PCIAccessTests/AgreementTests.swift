@@ -5,16 +5,15 @@ import Testing
 
 @testable import PCIAccess
 
-/// Every device of every shared dump, and of the live system, decoded by PCIAccess and by
+/// Every device of every fixture dump, and of the live system, decoded by PCIAccess and by
 /// `lspci -vvv`: capability offsets, every MSI and MSI-X field, PCIe type, BARs, names and
 /// (live) drivers must agree, device by device.
 @Suite("Agreement with lspci -vvv")
 struct AgreementTests {
     @Test(
-        "every device of every shared dump agrees with lspci -F",
+        "every device of every fixture dump agrees with lspci -F",
         .enabled(if: TestEnvironment.hasLspci, "lspci is not installed (apt-get install pciutils)"),
-        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"),
-        arguments: TestEnvironment.sharedDumps, DumpReader.allCases)
+        arguments: TestEnvironment.fixtureDumps, DumpReader.allCases)
     func dumpAgrees(path: String, reader: DumpReader) throws {
         let report = try PCIProbe.run(.dump(path: path, reader: reader))
         let lspci = try #require(TestEnvironment.lspci)
@@ -144,5 +143,16 @@ struct AgreementTests {
             x /= 1024
         }
         return "\(x)"
+    }
+}
+
+/// The parameterized tests above run once per fixture dump; with no fixtures they would run
+/// zero times and pass. This test makes a missing or emptied fixture folder a failure.
+@Test("the repository's fixture dumps are present and hold devices")
+func fixtureDumpsPresent() throws {
+    let names = TestEnvironment.fixtureDumps.map { URL(fileURLWithPath: $0).lastPathComponent }
+    #expect(names == ["firecracker-virtio.dump", "qemu-q35-nodrivers.dump"])
+    for path in TestEnvironment.fixtureDumps {
+        #expect(try !LSPCIDump.read(path: path, collectBytes: false).isEmpty, "\(path) holds no device")
     }
 }

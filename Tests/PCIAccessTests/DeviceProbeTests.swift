@@ -149,9 +149,8 @@ struct DeviceProbeTests {
     }
 
     @Test(
-        "both dump readers give identical results for every shared dump",
-        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"),
-        arguments: TestEnvironment.sharedDumps)
+        "both dump readers give identical results for every fixture dump",
+        arguments: TestEnvironment.fixtureDumps)
     func readersAgree(path: String) throws {
         let a = try PCIProbe.run(.dump(path: path, reader: .libpci))
         let b = try PCIProbe.run(.dump(path: path, reader: .native))

@@ -10,9 +10,8 @@ import Testing
 @Suite("lspci -x dump files")
 struct DumpFileTests {
     @Test(
-        "the scanner holds the same bytes as libpci for every device of every shared dump",
-        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"),
-        arguments: TestEnvironment.sharedDumps)
+        "the scanner holds the same bytes as libpci for every device of every fixture dump",
+        arguments: TestEnvironment.fixtureDumps)
     func sameBytesAsLibPCI(path: String) throws {
         let records = try LSPCIDump.read(path: path, collectBytes: true)
         let session = try LibPCISession(method: .dump(path: path))
@@ -164,10 +163,9 @@ struct DumpFuzzTests {
     }
 
     @Test(
-        "600 damaged dumps: accepted ones read identically by libpci and both probe readers",
-        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"))
+        "600 damaged dumps: accepted ones read identically by libpci and both probe readers")
     func fuzz() throws {
-        let source = try String(contentsOfFile: try #require(TestEnvironment.sharedDumps.last), encoding: .utf8)
+        let source = try String(contentsOfFile: try #require(TestEnvironment.fixtureDumps.last), encoding: .utf8)
         // The first few devices keep each case small.
         var seed = Array(source.utf8.prefix(6000))
         while seed.last != 0x0A { seed.removeLast() }

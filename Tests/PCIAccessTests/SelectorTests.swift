@@ -81,11 +81,10 @@ struct SelectorTests {
     @Test(
         "the same devices as lspci -F DUMP -s/-d select",
         .enabled(if: TestEnvironment.hasLspci, "lspci is not installed (apt-get install pciutils)"),
-        .enabled(if: TestEnvironment.hasSharedDumps, "no dumps in ../shared/dumps"),
         arguments: selectors)
     func sameSelectionAsLspci(slot: String?, ids: String?) throws {
         let lspci = try #require(TestEnvironment.lspci)
-        for path in TestEnvironment.sharedDumps {
+        for path in TestEnvironment.fixtureDumps {
             var options = ProbeOptions(lookupNames: false)
             var args = ["-F", path, "-n", "-D"]
             if let slot {

@@ -21,16 +21,17 @@ package enum TestEnvironment {
     package static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    /// `<package>/../shared/dumps`, the team's real config-space dumps.
-    package static let dumpsDirectory: URL = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/dumps")
+    /// `Tests/Fixtures/dumps`: real config-space dumps kept in the repository
+    /// (see `Tests/Fixtures/README.md` for where each came from).
+    package static let dumpsDirectory: URL = packageRoot.appendingPathComponent("Tests/Fixtures/dumps")
 
     /// Every `*.dump` there, sorted; empty when the folder is absent.
-    package static let sharedDumps: [String] = {
+    package static let fixtureDumps: [String] = {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dumpsDirectory.path)) ?? []
         return names.filter { $0.hasSuffix(".dump") }.sorted().map { dumpsDirectory.appendingPathComponent($0).path }
     }()
 
-    package static var hasSharedDumps: Bool { !sharedDumps.isEmpty }
+    package static var hasFixtureDumps: Bool { !fixtureDumps.isEmpty }
 
     /// lspci's path, or nil when pciutils is not installed.
     package static let lspci: String? = which("lspci")
