@@ -18,32 +18,17 @@ extension MSIDeviceData {
         guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
         let requested = platform.table.state.withLock { t in virq < t.requested.count && t.requested[virq] }
         guard !requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
-        let managed = platform.state.withLock { $0.record(virq)?.managed ?? false }
+        let (managed, oldDepth) = platform.state.withLock { s in (s.record(virq)?.managed ?? false, s.record(virq)?.depth ?? 1) }
         if !managed { try activate(virq, reserve: false) }
         platform.table.state.withLock { t in
             t.requested[virq] = true
             t.handlers[virq] = handler.map(IRQAction.init)
         }
         do throws(MSIError) {
-            if managed {
-                // __irq_startup_managed
-                let online = platform.state.withLock { s -> Bool in
-                    s.update(virq) { $0.managedShutdown = false }
-                    guard let r = s.record(virq), r.affinity.intersects(s.online) else {
-                        s.update(virq) { $0.managedShutdown = true }
-                        return false
-                    }
-                    return true
-                }
-                guard online else { return }  // IRQ_STARTUP_ABORT: requested, stays shut down
-                do throws(MSIError) {
-                    try activate(virq, reserve: false)
-                } catch {
-                    warn("irq_startup", "irq \(virq): managed activation failed: \(error)")
-                    platform.state.withLock { s in s.update(virq) { $0.managedShutdown = true } }
-                    return
-                }
-            }
+            // irq_startup() sets depth 0 first, even when a managed startup then aborts.
+            platform.state.withLock { s in s.update(virq) { $0.depth = 0 } }
+            // IRQ_STARTUP_ABORT: requested, stays shut down.
+            if managed, !startupManaged(virq) { return }
             platform.state.withLock { s in s.update(virq) { $0.started = true } }
             try chipUnmask(virq)
         } catch {
@@ -51,9 +36,31 @@ extension MSIDeviceData {
                 t.requested[virq] = false
                 t.handlers[virq] = nil
             }
-            platform.state.withLock { s in s.update(virq) { $0.started = false } }
+            platform.state.withLock { s in s.update(virq) { $0.started = false; $0.depth = oldDepth } }
             throw error
         }
+    }
+
+    /// `__irq_startup_managed()` and the activation it does: false when no CPU of the
+    /// interrupt's mask is online or activation fails (it stays in managed shutdown).
+    mutating func startupManaged(_ virq: Int) -> Bool {
+        let online = platform.state.withLock { s -> Bool in
+            s.update(virq) { $0.managedShutdown = false }
+            guard let r = s.record(virq), r.affinity.intersects(s.online) else {
+                s.update(virq) { $0.managedShutdown = true }
+                return false
+            }
+            return true
+        }
+        guard online else { return false }
+        do throws(MSIError) {
+            try activate(virq, reserve: false)
+        } catch {
+            warn("irq_startup", "irq \(virq): managed activation failed: \(error)")
+            platform.state.withLock { s in s.update(virq) { $0.managedShutdown = true } }
+            return false
+        }
+        return true
     }
 
     /// `free_irq(virq, dev)`: removes the handler, then `irq_shutdown_and_deactivate()`: the
@@ -77,8 +84,9 @@ extension MSIDeviceData {
         let started = platform.state.withLock { $0.record(virq)?.started ?? false }
         var failure: MSIError?
         if started {
+            // irq_shutdown(): depth back to 1, shutdown or mask, no longer started.
             do throws(MSIError) { try chipShutdown(virq) } catch { failure = error }
-            platform.state.withLock { s in s.update(virq) { $0.started = false } }
+            platform.state.withLock { s in s.update(virq) { $0.started = false; $0.depth = 1 } }
         }
         deactivate(virq)
         if let failure { throw failure }
@@ -99,19 +107,65 @@ extension MSIDeviceData {
         }
     }
 
-    /// `mask_irq()`: masks `virq` at its chip now (what `disable_irq()` ends in for an
-    /// interrupt with `IRQ_DISABLE_UNLAZY`; the default lazy disable masks on the next event).
+    /// `disable_irq()` as a driver calls it, for an interrupt that masks at once
+    /// (`IRQ_DISABLE_UNLAZY`; the default lazy disable would mask at the next event). Disables
+    /// nest (`irq_desc.depth`): only the outermost one, taking a started interrupt from depth 0
+    /// to 1, masks at the chip; on an interrupt that is not started (allocated but not
+    /// requested, or freed) it only counts, as `__disable_irq()` does.
     /// - Throws: EINVAL when `virq` is not one of this device's interrupts; hardware errors.
     public mutating func maskIRQ(_ virq: Int) throws(MSIError) {
-        guard location(virq) != nil else { throw MSIError(.EINVAL, "mask_irq", "irq \(virq) does not belong to \(deviceName)") }
-        try chipMask(virq)
+        guard location(virq) != nil else { throw MSIError(.EINVAL, "disable_irq", "irq \(virq) does not belong to \(deviceName)") }
+        let depth = platform.state.withLock { $0.record(virq)?.depth ?? 1 }
+        if depth == 0 { try chipMask(virq) }
+        platform.state.withLock { s in s.update(virq) { $0.depth += 1 } }
     }
 
-    /// `unmask_irq()`: unmasks `virq` at its chip (`enable_irq()` after a disable). A device
-    /// with a pending event for it sends that event now.
-    /// - Throws: EINVAL when `virq` is not one of this device's interrupts; hardware errors.
+    /// `enable_irq()`: undoes one ``maskIRQ(_:)``; the last one unmasks at the chip, and a
+    /// device with a pending event for the interrupt sends it then.
+    ///
+    /// Two calls the kernel only WARNs about are refused here (EINVAL, the WARN recorded), as
+    /// the model does wherever the kernel WARNs and carries on:
+    /// - an unbalanced enable (depth 0: "Unbalanced enable for IRQ n"; the kernel changes
+    ///   nothing);
+    /// - an enable of an interrupt without an action (allocated but never requested, or
+    ///   freed). At depth 1 the kernel's `__enable_irq()` calls `irq_startup(FORCE)` on it:
+    ///   in reservation mode it was never activated, so `__irq_startup()` hits
+    ///   `WARN_ON_ONCE(!irqd_is_activated())` and unmasks an entry whose message still points
+    ///   at the shutdown vector 0xEF; the first event would then reach no handler
+    ///   (`handle_edge_irq()` masks an interrupt without action). Refusing keeps the table's
+    ///   rule simple: only a requested, enabled interrupt is ever unmasked, so an entry freed
+    ///   by `pci_msix_free_irq()` (which deactivates but does not mask) is always masked.
+    /// - Throws: EINVAL as above or when `virq` is not one of this device's interrupts;
+    ///   hardware errors.
     public mutating func unmaskIRQ(_ virq: Int) throws(MSIError) {
-        guard location(virq) != nil else { throw MSIError(.EINVAL, "unmask_irq", "irq \(virq) does not belong to \(deviceName)") }
+        let fn = "enable_irq"
+        guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        let (depth, started) = platform.state.withLock { s in (s.record(virq)?.depth ?? 1, s.record(virq)?.started ?? false) }
+        if depth > 1 {
+            platform.state.withLock { s in s.update(virq) { $0.depth -= 1 } }
+            return
+        }
+        guard depth == 1 else {
+            warn("__enable_irq", "Unbalanced enable for IRQ \(virq)")
+            throw MSIError(.EINVAL, fn, "irq \(virq) is not disabled (unbalanced enable)")
+        }
+        let hasAction = platform.table.state.withLock { t in virq < t.requested.count && t.requested[virq] }
+        guard hasAction else {
+            warn("__irq_startup", "irq \(virq): enable_irq() without request_irq(): not activated")
+            throw MSIError(.EINVAL, fn, "irq \(virq) has no action: request_irq() it first")
+        }
+        // irq_startup(desc, IRQ_RESEND, IRQ_START_FORCE) sets depth 0; a started interrupt is
+        // then enabled (unmasked). A requested one that is not started is a managed interrupt
+        // whose startup aborted for lack of an online CPU: it starts now if one is online,
+        // else it aborts again (the kernel WARNs when forced) and stays shut down.
+        platform.state.withLock { s in s.update(virq) { $0.depth = 0 } }
+        if !started {
+            guard startupManaged(virq) else {
+                warn("__irq_startup_managed", "irq \(virq): forced startup with no online CPU in its affinity")
+                return
+            }
+            platform.state.withLock { s in s.update(virq) { $0.started = true } }
+        }
         try chipUnmask(virq)
     }
 }

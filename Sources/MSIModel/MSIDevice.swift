@@ -139,12 +139,12 @@ public final class MSIDevice: Sendable {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.freeIRQ(virq) }
     }
 
-    /// `mask_irq()`; see ``MSIDeviceData/maskIRQ(_:)``.
+    /// `disable_irq()` (masking at once); see ``MSIDeviceData/maskIRQ(_:)``.
     public func maskIRQ(_ virq: Int) throws(MSIError) {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.maskIRQ(virq) }
     }
 
-    /// `unmask_irq()`; see ``MSIDeviceData/unmaskIRQ(_:)``.
+    /// `enable_irq()`; see ``MSIDeviceData/unmaskIRQ(_:)``.
     public func unmaskIRQ(_ virq: Int) throws(MSIError) {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.unmaskIRQ(virq) }
     }

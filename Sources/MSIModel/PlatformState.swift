@@ -21,6 +21,9 @@ struct IRQRecord: Sendable {
     var started = false
     /// IRQD_IRQ_MASKED (a fresh interrupt is disabled and masked).
     var masked = true
+    /// `irq_desc.depth`: nested `disable_irq()`s. 1 for a fresh or shut-down interrupt,
+    /// 0 once `request_irq()` started it (`irq_startup`), back to 1 at `free_irq()`.
+    var depth = 1
     /// IRQD_MANAGED_SHUTDOWN (set at allocation for managed interrupts).
     var managedShutdown: Bool
     /// IRQD_CAN_RESERVE.
@@ -445,7 +448,7 @@ struct PlatformState: Sendable {
             affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
             assignedVector: r.vector != 0 ? r.vector : nil, assignedCPU: r.vector != 0 ? r.cpu : nil,
             hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,
-            isRequested: virq < t.requested.count && t.requested[virq], isMasked: r.masked,
+            isRequested: virq < t.requested.count && t.requested[virq], isMasked: r.masked, disableDepth: r.depth,
             isManagedShutdown: r.managedShutdown, irteIndex: r.irteBase >= 0 ? r.irteBase + r.irteSub : nil,
             perCPUCount: counts)
     }

@@ -252,3 +252,41 @@ func msictlBindDryRunOnAFakeTree() throws {
     let unbind = try runMsictl(["unbind", "00:03.0", "--restore", "--dry-run", "--force"], environment: env)
     #expect(unbind.status == 0 && unbind.output.contains("recorded original driver: virtio-pci"))
 }
+
+/// Runs the msictl binary with stdout and stderr apart.
+func runMsictlSeparately(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: msictlPath)
+    p.arguments = arguments
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+@Test(.enabled(if: FileManager.default.isExecutableFile(atPath: msictlPath), "msictl is not built (scripts/test builds it)"))
+func msictlRefusalsGoToStderr() throws {
+    let tree = bindTree()
+    let env = ["MSICTL_SYSFS_ROOT": tree.sysfs, "MSICTL_PROC_ROOT": tree.proc, "MSICTL_STATE_DIR": tree.state]
+    for args in [["bind", "00:03.0", "vfio-pci"], ["bind", "00:03.0", "vfio-pci", "--dry-run"], ["unbind", "00:03.0"],
+                 ["unbind", "00:03.0", "--dry-run"]] {
+        let r = try runMsictlSeparately(args, environment: env)
+        #expect(r.status == 1, "\(args)")
+        // The plan stays on stdout; why it is refused is one line on stderr.
+        #expect(r.stdout.contains("0000:00:03.0: currently bound to virtio-pci"), "\(args): \(r.stdout)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(args): \(r.stderr)")
+        #expect(r.stderr.hasPrefix("msictl \(args[0]): ") && r.stderr.contains("in use by virtio-pci"), "\(r.stderr)")
+        #expect(r.stderr.contains("IRQ 24") && r.stderr.contains("--force"), "\(r.stderr)")
+    }
+    #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "")
+    // A blocker (the target driver is not loaded) is on stderr too.
+    removeTree(tree.sysfs + "/bus/pci/drivers/vfio-pci")
+    let blocked = try runMsictlSeparately(["bind", "00:03.0", "vfio-pci", "--force"], environment: env)
+    #expect(blocked.status == 1 && blocked.stderr.contains("not loaded") && blocked.stderr.split(separator: "\n").count == 1)
+}
