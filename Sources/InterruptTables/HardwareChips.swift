@@ -140,7 +140,8 @@ extension PCIFunctionHardware {
 /// - mask: write control = cookie | 1, then read it back (flush): 2 accesses.
 /// - unmask: write control = cookie: 1 access.
 /// - write message: address lo, address hi, data: 3 accesses.
-/// - shutdown: zero address and data, control = 1: 4 accesses.
+/// - shutdown: control = 1 (masked) first, then zero address and data: 4 accesses. Masking
+///   first matters: rewriting the message of a live slot could send a torn message.
 public struct IMSDeviceChip: IMSChip {
     public let table: IMSDeviceTable
 
@@ -173,10 +174,10 @@ public struct IMSDeviceChip: IMSChip {
     }
 
     public func shutdown(_ descriptor: IMSDescriptor) throws {
+        try table.writeControl(descriptor.index, IMSSlotLayout.mask)
         try table.writeAddressLo(descriptor.index, 0)
         try table.writeAddressHi(descriptor.index, 0)
         try table.writeData(descriptor.index, 0)
-        try table.writeControl(descriptor.index, IMSSlotLayout.mask)
     }
 }
 

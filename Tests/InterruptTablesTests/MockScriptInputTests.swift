@@ -83,3 +83,18 @@ struct FreedEntryTests {
         #expect(try s.run(.fire(.msix, index: 1))["pending"] == .bool(true))
     }
 }
+
+@Test("free_irq of an unmasked device IMS slot masks it before clearing its message (no rule-10 violation)")
+func imsShutdownMasksFirst() throws {
+    let s = try MockSession(device: try MockPCIDevice.builtIn())
+    try run(s, """
+        ims create 4096 device
+        alloc ims
+        request ims 0
+        release ims 0
+        free ims 0
+        alloc ims
+        request ims 0
+        """)
+    #expect(s.device.violations.isEmpty, "\(s.device.violations)")
+}
