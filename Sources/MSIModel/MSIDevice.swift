@@ -1,6 +1,7 @@
 // The public face of a device: struct device + msi_device_data + struct pci_dev, each call
 // taking the device lock like the kernel function it models.
 import Synchronization
+import MSIShimCore  // PthreadMutex, in sanitizer builds, for the @inlinable lock paths below
 
 /// A device whose MSI interrupts the model manages: a PCI function (MSI, MSI-X, IMS) or any
 /// device with per-device MSI domains.

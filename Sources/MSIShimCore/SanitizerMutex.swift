@@ -7,7 +7,7 @@
 // `-DMSISHIM_PTHREAD_MUTEX`) swap in this pthread mutex, whose lock and unlock TSan intercepts.
 // Each module that takes a lock has one file declaring
 //     #if MSISHIM_PTHREAD_MUTEX
-//     typealias Mutex<Value> = PthreadMutex<Value>
+//     typealias Mutex<Value: ~Copyable> = PthreadMutex<Value>
 //     #endif
 // which shadows `Synchronization.Mutex` inside that module only; no other source changes, and
 // normal builds compile exactly the code they always did. CONTRIBUTING.md has the control

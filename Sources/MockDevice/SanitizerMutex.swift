@@ -3,5 +3,5 @@
 #if MSISHIM_PTHREAD_MUTEX
 import MSIShimCore
 
-@usableFromInline typealias Mutex<Value> = PthreadMutex<Value>
+@usableFromInline typealias Mutex<Value: ~Copyable> = PthreadMutex<Value>
 #endif

@@ -89,6 +89,14 @@ public enum LSPCIDump {
         }
     }
 
+    /// Scans dump bytes already in memory, exactly as ``read(path:collectBytes:)`` scans a
+    /// file's bytes (no UTF-8 decoding in between); `name` is used in errors.
+    public static func parse(bytes: [UInt8], name: String, collectBytes: Bool = true) throws(DumpFileError) -> [DumpRecord] {
+        try bytes.withUnsafeBufferPointer { buffer throws(DumpFileError) in
+            try scan(buffer, name: name, collectBytes: collectBytes)
+        }
+    }
+
     /// The scanner. Mirrors lib/dump.c line by line; see the file comment for the grammar.
     static func scan(_ b: UnsafeBufferPointer<UInt8>, name: String, collectBytes: Bool) throws(DumpFileError) -> [DumpRecord] {
         guard let base = b.baseAddress, b.count > 0 else { throw .noDevices(path: name, reason: "the file is empty") }

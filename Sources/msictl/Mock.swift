@@ -100,11 +100,7 @@ struct Mock: ParsableCommand {
         }
         var failed = false
         for line in parseMockScript(source) {
-            let outcome: Result<JSONValue, MockCommandError>
-            switch line.command {
-            case .failure(let e): outcome = .failure(MockCommandError(.EINVAL, e.description))
-            case .success(let command): outcome = Result { () throws(MockCommandError) in try session.run(command) }
-            }
+            let outcome = session.run(line)
             if case .failure = outcome { failed = true }
             emit(line, outcome)
         }
@@ -124,13 +120,7 @@ struct Mock: ParsableCommand {
 
     func emit(_ line: MockScriptLine, _ outcome: Result<JSONValue, MockCommandError>) {
         if json {
-            var pairs: [(String, JSONValue)] = [("cmd", .string(line.text)), ("line", .int(line.number))]
-            switch outcome {
-            case .success(let v): pairs += [("ok", .bool(true)), ("result", v)]
-            case .failure(let e):
-                pairs += [("ok", .bool(false)), ("errno", e.errno.map { .string($0.name) } ?? .null), ("message", .string(e.message))]
-            }
-            print(JSONValue.object(pairs).jsonText)
+            print(mockJSONLine(line, outcome).jsonText)
         } else {
             print("> \(escapingControlCharacters(line.text))")
             switch outcome {

@@ -8,6 +8,7 @@ import Testing
 @testable import DeviceIO
 import MSIShimCore
 import PCIAccess
+import TestSupport
 
 /// A virtio-net device (class 0x020000) bound to virtio-pci with two MSI-X IRQs, alone in
 /// IOMMU group 3; vfio-pci and uio_pci_generic are loaded.
@@ -205,12 +206,9 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
 
 // MARK: - The msictl binary
 
-/// The msictl built by `scripts/test` (debug), found from this file's path.
-let msictlPath: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent(".build/debug/msictl").path
-}()
+/// The msictl built next to these tests (`scripts/test`, or `scripts/sanitize` in its own
+/// scratch path), as TestSupport finds it.
+let msictlPath: String = TestEnvironment.msictl ?? "/nonexistent/msictl"
 
 func runMsictl(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let p = Process()

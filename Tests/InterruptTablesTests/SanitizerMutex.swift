@@ -3,5 +3,5 @@
 #if MSISHIM_PTHREAD_MUTEX
 import MSIShimCore
 
-typealias Mutex<Value> = PthreadMutex<Value>
+typealias Mutex<Value: ~Copyable> = PthreadMutex<Value>
 #endif
