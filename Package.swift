@@ -87,7 +87,7 @@ let package = Package(
             name: "MSIFuzz",
             dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables", "MockDevice"],
             swiftSettings: strict),
-        .executableTarget(name: "msifuzz", dependencies: ["MSIFuzz"], swiftSettings: strict),
+        .executableTarget(name: "msifuzz", dependencies: ["MSIFuzz", "CMSIShim"], swiftSettings: strict),
         // Benchmarks (scripts/bench); BenchBaseline holds the C baselines they compare against.
         .target(name: "BenchBaseline", path: "Sources/BenchBaseline"),
         .executableTarget(

@@ -25,7 +25,8 @@ enum CapabilityTarget {
             switch UInt8(cap.id) {
             case PCICapabilityID.msi:
                 guard let msi = try? MSICapability(config: config, at: cap.offset) else { continue }  // runs past the bytes
-                guard (1...32).contains(msi.countCapable), msi.countCapable.nonzeroBitCount == 1,
+                // MMC/MME 6 and 7 are reserved but decoded as lspci prints them (1 << field).
+                guard (1...128).contains(msi.countCapable), msi.countCapable.nonzeroBitCount == 1,
                       (1...128).contains(msi.countEnabled), (msi.mask == nil) == !msi.maskable,
                       msi.is64Bit || msi.address >> 32 == 0
                 else { return "MSI at \(hex(cap.offset, width: 2)) decodes inconsistently: \(msi)" }

@@ -19,10 +19,14 @@ enum SelectorTarget {
         }
     }
 
+    /// The longest refusal: fixed text plus at most two echoes of 64 characters, each at most
+    /// 4 UTF-8 bytes (a control character becomes a 4-byte escape).
+    static let refusalLimit = 160 + 2 * 4 * echoedInputLimit
+
     static func address(_ text: String) -> String? {
         let a: PCIAddress
         do { a = try PCIAddress(parsing: text) } catch {
-            return isOneBoundedLine(error.description, limit: 400) ? nil : "refusal not one bounded line: \(echoed(error.description))"
+            return isOneBoundedLine(error.description, limit: refusalLimit) ? nil : "refusal not one bounded line: \(echoed(error.description))"
         }
         guard text.utf8.allSatisfy({ isHex($0) || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: ".") }) else {
             return "accepted '\(echoed(text))' with characters outside [0-9a-fA-F:.]"
@@ -47,7 +51,7 @@ enum SelectorTarget {
             }
             guard (f.slot ?? 0) <= 0x1F, (f.function ?? 0) <= 7 else { return "-s accepted out-of-range fields: \(f)" }
         } catch {
-            return isOneBoundedLine(error.description, limit: 200) ? nil : "refusal not one bounded line: \(echoed(error.description))"
+            return isOneBoundedLine(error.description, limit: refusalLimit) ? nil : "refusal not one bounded line: \(echoed(error.description))"
         }
         return nil
     }
@@ -59,7 +63,7 @@ enum SelectorTarget {
                 return "-d accepted '\(echoed(text))' with characters outside [0-9a-fA-F:*xX]"
             }
         } catch {
-            return isOneBoundedLine(error.description, limit: 200) ? nil : "refusal not one bounded line: \(echoed(error.description))"
+            return isOneBoundedLine(error.description, limit: refusalLimit) ? nil : "refusal not one bounded line: \(echoed(error.description))"
         }
         return nil
     }
