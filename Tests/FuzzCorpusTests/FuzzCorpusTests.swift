@@ -19,7 +19,7 @@ struct FuzzCorpusTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { !$0.hasPrefix(".") }.sorted()
         #expect(names.count >= 5, "the \(target.rawValue) corpus has \(names.count) inputs")
         for name in names {
-            let bytes = [UInt8](try Data(contentsOf: dir.appendingPathComponent(name)))
+            let bytes = try #require(FileManager.default.contents(atPath: dir.appendingPathComponent(name).path)).map { $0 }
             if let violation = target.run(Array(bytes.prefix(target.maxLength))) {
                 Issue.record("\(name): \(violation)")
             }
