@@ -6,9 +6,12 @@ import PCIAccess
 
 /// One named input of a seed corpus.
 public struct SeedInput: Hashable, Sendable {
+    /// The file name in the corpus folder (`seed-…` or `repro-…`).
     public var name: String
+    /// The input.
     public var bytes: [UInt8]
 
+    /// An input named `name`.
     public init(_ name: String, _ bytes: [UInt8]) {
         self.name = name
         self.bytes = bytes
