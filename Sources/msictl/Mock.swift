@@ -113,7 +113,7 @@ struct Mock: ParsableCommand {
         let records = try LSPCIDump.read(path: dump, collectBytes: true)
         guard let record = records.first(where: { $0.address == wanted }) else {
             let have = records.map(\.address.description).joined(separator: ", ")
-            throw ValidationError("\(dump) has no device \(wanted) (it has: \(have))")
+            throw ValidationError("\(echoed(dump, limit: 256)) has no device \(wanted) (it has: \(have))")
         }
         return try MockPCIDevice.fromConfig(record.bytes, address: wanted, reset: !noReset)
     }
