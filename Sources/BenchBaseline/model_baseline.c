@@ -89,6 +89,16 @@ uint64_t mb_lookup_sum_locked(mb_store *s, const uint32_t *indices, size_t n) {
     return sum;
 }
 
+uint64_t mb_lock_unlock(mb_store *s, size_t n) {
+    uint64_t sum = 0;
+    for (size_t k = 0; k < n; k++) {
+        pthread_mutex_lock(&s->lock);
+        sum += k;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return sum;
+}
+
 uint64_t mb_iterate(const mb_store *s, int filter) {
     uint64_t sum = 0;
     for (uint32_t i = 0; i < s->capacity; i++) {

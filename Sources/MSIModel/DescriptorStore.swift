@@ -6,7 +6,9 @@
 // xarray's marks. A lookup is two dependent loads; "lowest free index" scans occupancy words
 // from a hint below which every page is known to be full; iteration with any filter walks one
 // derived word per page (occupancy, mark, or occupancy & ~mark) and touches only matching
-// descriptors. Pages are freed when they empty. No ARC traffic on any path: the store is a
+// descriptors. A page, once allocated, stays until the store goes (device data release, or
+// the last reference to an external store): a store refilled after a drain allocates
+// nothing, as a flat array would not. No ARC traffic on any path: the store is a
 // non-copyable value owning raw memory, reached only under the device lock. The iteration
 // and lookup paths are inlinable so that a caller's loop compiles to the walk itself.
 
@@ -90,8 +92,14 @@ struct DescriptorStore: ~Copyable {
     /// Bumped by every insert, erase and (dis)association: what an iteration cursor's cached
     /// page word was computed from.
     @usableFromInline var generation: UInt64 = 1
+    /// ``emptyDescriptorPage``, read once (a global's lazy initialisation check on every
+    /// insert and erase is measurable).
+    let emptyPage: UnsafeMutablePointer<PackedDescriptor>
 
-    init() { pages = emptyPageTable }
+    init() {
+        pages = emptyPageTable
+        emptyPage = emptyDescriptorPage
+    }
 
     deinit {
         if ownsTable {
@@ -148,16 +156,17 @@ struct DescriptorStore: ~Copyable {
 
     /// Stores `desc` at the free slot `index` (0…65535; the caller checked both). The
     /// ASSOCIATED mark follows `desc.virq`.
+    @inline(__always)
     mutating func insert(_ desc: PackedDescriptor, at index: Int) {
         let p = index >> Self.pageShift
         if !ownsTable {
             let table = UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>>.allocate(capacity: Self.maxPages)
-            table.initialize(repeating: emptyDescriptorPage, count: Self.maxPages)
+            table.initialize(repeating: emptyPage, count: Self.maxPages)
             pages = table
             ownsTable = true
         }
-        growBits(toPages: p + 1)
-        if pages[p] == emptyDescriptorPage {
+        if p >= pageCapacity { growBits(toPages: p + 1) }
+        if pages[p] == emptyPage {
             let page = UnsafeMutablePointer<PackedDescriptor>.allocate(capacity: Self.pageSize)
             page.initialize(repeating: PackedDescriptor(), count: Self.pageSize)
             pages[p] = page
@@ -190,7 +199,7 @@ struct DescriptorStore: ~Copyable {
 
     /// Erases `index` (xa_erase) and returns what was there. The affinity side-table entry is
     /// left to the caller (``releaseAffinity(_:)``), which decides whether the descriptor leaks.
-    @discardableResult
+    @discardableResult @inline(__always)
     mutating func remove(at index: Int) -> PackedDescriptor? {
         guard let s = slot(index), let bits else { return nil }
         let old = s.pointee
@@ -202,14 +211,11 @@ struct DescriptorStore: ~Copyable {
         count -= 1
         generation &+= 1
         if p < firstNonFullPage { firstNonFullPage = p }
-        if bits[2 * p] == 0 {
-            pages[p].deallocate()
-            pages[p] = emptyDescriptorPage
-        }
         return old
     }
 
     /// The lowest free index below `limit` (xa_alloc with `{0, limit-1}`), nil when full.
+    @inline(__always)
     func lowestFree(below limit: Int) -> Int? {
         var p = firstNonFullPage
         while p < pageCapacity {
@@ -326,12 +332,11 @@ struct DescriptorStore: ~Copyable {
             let w = occupancy(p)
             let m = mark(p)
             if m & ~w != 0 { return "page \(p): ASSOCIATED mark on an empty slot" }
-            if w == 0 {
-                if pages[p] != emptyDescriptorPage { return "empty page \(p) not freed" }
+            let page = pages[p]
+            if page == emptyDescriptorPage {
+                if w != 0 { return "page \(p) has occupancy but no memory" }
                 continue
             }
-            let page = pages[p]
-            if page == emptyDescriptorPage { return "page \(p) has occupancy but no memory" }
             if w != ~0 && p < firstNonFullPage { return "page \(p) below the free hint is not full" }
             for s in 0..<Self.pageSize {
                 let occupied = w & (1 << UInt64(s)) != 0

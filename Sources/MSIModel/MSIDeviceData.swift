@@ -171,9 +171,11 @@ public struct MSIDeviceData: ~Copyable {
 
     func storeCount(_ d: MSIDomainID) -> Int { store(d)?.pointee.count ?? 0 }
 
+    @inline(__always)
     func storeLowestFree(_ d: MSIDomainID, below limit: Int) -> Int? { store(d)?.pointee.lowestFree(below: limit) }
 
     /// The one insert path of every descriptor (``insertPacked(_:domain:at:)`` decides the index).
+    @inline(__always)
     mutating func storeInsert(_ d: MSIDomainID, _ desc: PackedDescriptor, at index: Int) {
         guard let s = store(d) else { return }
         let ownedTable = s.pointee.lookup.pages
@@ -182,6 +184,7 @@ public struct MSIDeviceData: ~Copyable {
         if s.pointee.lookup.pages != ownedTable { refreshLookup(d) }  // the first insert replaces the shared empty table
     }
 
+    @inline(__always)
     mutating func storeRemove(_ d: MSIDomainID, at index: Int) -> PackedDescriptor? {
         guard let s = store(d) else { return nil }
         let old = s.pointee.remove(at: index)
@@ -286,6 +289,7 @@ public struct MSIDeviceData: ~Copyable {
         setCursor(Self.parkedCursor)
     }
 
+    @inline(__always)
     func requireData(_ fn: String) throws(MSIError) {
         guard isSetUp else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI device data (msi_setup_device_data not called)") }
     }
@@ -311,6 +315,7 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_ctrl_valid()`: WARN and EINVAL for a bad domain id, a missing domain on a device
     /// with an MSI parent, `first > last`, or an index past `hwsize`.
+    @inline(__always)
     mutating func checkControl(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
         guard isValidDomain(d), !hasMSIParent || hasDomain(d) else {
             warn("msi_ctrl_valid", "\(fn): no device domain \(d.rawValue)")
@@ -392,6 +397,7 @@ public struct MSIDeviceData: ~Copyable {
     /// `msi_insert_desc()`: inserts a zeroed-and-initialised descriptor at `index` or at the
     /// lowest free index. Returns the index used.
     /// - Throws: ERANGE (`index >= hwsize`), EBUSY (occupied, or no free index).
+    @inline(__always)
     mutating func insertPacked(_ desc: PackedDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest) throws(MSIError) -> Int {
         let size = hwsize(d)
         switch request {
@@ -460,6 +466,12 @@ public struct MSIDeviceData: ~Copyable {
     /// `msi_domain_free_descs()` on a range: erases every descriptor; one still associated with
     /// an interrupt is WARNed about and leaked (gone from the store, interrupt not freed).
     mutating func freeDescs(_ d: MSIDomainID, _ first: Int, _ last: Int) {
+        if first == last {  // one index (pci_ims_free_irq, a single-entry range): no scan
+            if let old = storeRemove(d, at: first), old.virq != 0 {
+                warn("msi_domain_free_descs", "\(deviceName): descriptor \(first) still has irq \(old.virq): leaked")
+            }
+            return
+        }
         var i = first
         while let index = storeNext(d, from: i, .all, last: last) {
             i = index + 1

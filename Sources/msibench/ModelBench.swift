@@ -157,6 +157,15 @@ func runModelBench(_ arguments: [String]) throws {
         }, c: { sink &+= indices.withUnsafeBufferPointer { mb_lookup_sum_locked(cStore, $0.baseAddress, lockedCount) } })
         rows.append(Row(name: "msi_get_virq, lock per call (ns/op)", swift: sl / Double(lockedCount) * 1e9,
                         c: cl.map { $0 / Double(lockedCount) * 1e9 }, unit: "ns", floor: "≤ 2×"))
+        // The lock primitive alone (Synchronization.Mutex, as the device uses it, vs the C
+        // baseline's pthread mutex): the floor above cannot be better than this ratio.
+        let bare = Mutex<UInt64>(0)
+        let (sm, cm) = meter.pair("Mutex alone", ops: lockedCount, swift: {
+            for k in 0..<lockedCount { bare.withLock { $0 &+= UInt64(k) } }
+            sink &+= bare.withLock { $0 }
+        }, c: { sink &+= mb_lock_unlock(cStore, lockedCount) })
+        rows.append(Row(name: "  lock/unlock alone: Mutex vs pthread (ns/op)", swift: sm / Double(lockedCount) * 1e9,
+                        c: cm.map { $0 / Double(lockedCount) * 1e9 }, unit: "ns"))
     }
 
     // MARK: iterate 2048 with each filter
