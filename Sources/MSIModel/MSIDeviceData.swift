@@ -601,8 +601,7 @@ public struct MSIDeviceData: ~Copyable {
     @inlinable @inline(__always)
     mutating func findDesc(_ d: MSIDomainID, _ filter: MSIDescriptorFilter) -> MSIDescriptor? {
         let store = slots[d.rawValue].store
-        let f: UInt64 = filter == .all ? 1 : filter == .associated ? 2 : 3
-        let stamp = store.pointee.generation &<< 8 | UInt64(truncatingIfNeeded: d.rawValue) &<< 2 | f
+        let stamp = cursorStamp(d, filter)
         let index: Int
         if iterStamp == stamp && iterWord != 0 {
             let w = iterWord
@@ -660,18 +659,42 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_domain_for_each_desc()`: calls `body` for each matching descriptor in ascending
     /// order, through the cursor, so `body` may free the current descriptor.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func forEachDescriptor<E: Error>(
         domain d: MSIDomainID = .default, _ filter: MSIDescriptorFilter = .all,
         _ body: (inout MSIDeviceData, MSIDescriptor) throws(E) -> Void
     ) throws(E) {
         guard isSetUp, isValidDomain(d) else { return }
         setCursor(0)
-        while let desc = findDesc(d, filter) {
-            try body(&self, desc)
-            guard iterIndex < MSILimits.maxIndex else { break }
-            iterIndex &+= 1
+        var desc = findDesc(d, filter)
+        while let current = desc {
+            // The cursor as findDesc left it, kept in registers: when `body` leaves the cursor
+            // and the store alone (the usual case) the next match comes from the cached page
+            // word here, not from a reload of what was just stored (a store-to-load round trip
+            // on every descriptor). Otherwise the cursor in the data decides, as in the kernel.
+            let index = iterIndex, word = iterWord, base = iterWordBase, stamp = iterStamp
+            let store = slots[d.rawValue].store
+            let generation = store.pointee.generation
+            try body(&self, current)
+            if word != 0, iterIndex == index, iterStamp == stamp, slots[d.rawValue].store == store,
+               store.pointee.generation == generation {
+                let next = base &+ word.trailingZeroBitCount
+                iterWord = word & (word &- 1)
+                iterIndex = next
+                desc = store.pointee.publicDescriptor(store.pointee.occupied(next))
+            } else {
+                guard iterIndex < MSILimits.maxIndex else { break }
+                iterIndex &+= 1
+                desc = findDesc(d, filter)
+            }
         }
+    }
+
+    /// What ``iterStamp`` holds while the cached page word is valid for `d` and `filter`.
+    @inlinable @inline(__always)
+    func cursorStamp(_ d: MSIDomainID, _ filter: MSIDescriptorFilter) -> UInt64 {
+        let f: UInt64 = filter == .all ? 1 : filter == .associated ? 2 : 3
+        return slots[d.rawValue].store.pointee.generation &<< 8 | UInt64(truncatingIfNeeded: d.rawValue) &<< 2 | f
     }
 
     // MARK: virq lookup
