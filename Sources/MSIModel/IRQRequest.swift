@@ -16,14 +16,11 @@ extension MSIDeviceData {
     public mutating func requestIRQ(_ virq: Int, handler: IRQHandler? = nil) throws(MSIError) {
         let fn = "request_irq"
         guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let requested = platform.table.state.withLock { t in virq < t.requested.count && t.requested[virq] }
+        let requested = platform.table.state.withLock { t in t.isRequested(virq) }
         guard !requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
         let managed = platform.state.withLock { $0.record(virq)?.managed ?? false }
         if !managed { try activate(virq, reserve: false) }
-        platform.table.state.withLock { t in
-            t.requested[virq] = true
-            t.handlers[virq] = handler.map(IRQAction.init)
-        }
+        platform.table.update { t in ((), t.install(virq, handler)) }
         do throws(MSIError) {
             if managed {
                 // __irq_startup_managed
@@ -47,10 +44,7 @@ extension MSIDeviceData {
             platform.state.withLock { s in s.update(virq) { $0.started = true } }
             try chipUnmask(virq)
         } catch {
-            platform.table.state.withLock { t in
-                t.requested[virq] = false
-                t.handlers[virq] = nil
-            }
+            platform.table.update { t in ((), t.uninstall(virq)) }
             platform.state.withLock { s in s.update(virq) { $0.started = false } }
             throw error
         }
@@ -64,11 +58,9 @@ extension MSIDeviceData {
     public mutating func freeIRQ(_ virq: Int) throws(MSIError) {
         let fn = "free_irq"
         guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let wasRequested = platform.table.state.withLock { t -> Bool in
-            guard virq < t.requested.count, t.requested[virq] else { return false }
-            t.requested[virq] = false
-            t.handlers[virq] = nil
-            return true
+        let wasRequested = platform.table.update { t -> (Bool, [Unmanaged<IRQAction>]) in
+            guard t.isRequested(virq) else { return (false, []) }
+            return (true, t.uninstall(virq))
         }
         guard wasRequested else {
             warn("__free_irq", "Trying to free already-free IRQ \(virq)")

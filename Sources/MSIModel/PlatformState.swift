@@ -202,8 +202,7 @@ struct PlatformState: Sendable {
                 }
             }
         }
-        let cpus = config.cpuCount
-        table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i, cpus: cpus) } }
+        table.update { t in ((), (0..<n).flatMap { t.reset(virq: base + $0) }) }
         return base
     }
 
@@ -217,16 +216,11 @@ struct PlatformState: Sendable {
     mutating func freeBlock(_ base: Int, _ n: Int) {
         if remapping, let r = record(base), r.irteBase >= 0 {
             let size = 1 << r.irteMask
-            table.state.withLock { t in for e in r.irteBase..<(r.irteBase + size) where e < t.irte.count { t.irte[e] = 0 } }
+            table.state.withLock { t in for e in r.irteBase..<(r.irteBase + size) where e < t.irteCount { t.irte[e] = 0 } }
             for e in r.irteBase..<(r.irteBase + size) { irteBitmap[e >> 6] &= ~(1 << UInt64(e & 63)) }
         }
         for v in base..<(base + n) where record(v) != nil { vectorFree(v) }
-        table.state.withLock { t in
-            for v in base..<(base + n) where v < t.requested.count {
-                t.requested[v] = false
-                t.handlers[v] = nil
-            }
-        }
+        table.update { t in ((), (base..<(base + n)).flatMap { t.uninstall($0) }) }
         releaseRecords(base, n)
     }
 
@@ -438,14 +432,13 @@ struct PlatformState: Sendable {
     // MARK: snapshots
 
     func describe(_ virq: Int, _ r: IRQRecord, _ t: DeliveryTable.State, cpus: Int) -> IRQDescription {
-        let counts = (virq + 1) * cpus <= t.counts.count ? Array(t.counts[(virq * cpus)..<((virq + 1) * cpus)])
-            : Array(repeating: 0, count: cpus)
+        let counts = t.counts(of: virq)
         return IRQDescription(
             virq: virq, hwirq: r.hwirq, domainName: r.domainName, domain: r.domain, msiIndex: r.msiIndex,
             affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
             assignedVector: r.vector != 0 ? r.vector : nil, assignedCPU: r.vector != 0 ? r.cpu : nil,
             hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,
-            isRequested: virq < t.requested.count && t.requested[virq], isMasked: r.masked,
+            isRequested: t.isRequested(virq), isMasked: r.masked,
             isManagedShutdown: r.managedShutdown, irteIndex: r.irteBase >= 0 ? r.irteBase + r.irteSub : nil,
             perCPUCount: counts)
     }
