@@ -102,6 +102,9 @@ public struct MSIDeviceData: ~Copyable {
     @usableFromInline let warningLog = DeviceWarnings()
     /// The PCI flags (plain values: cheap to read on hot paths).
     var pci: PCIState?
+    /// `desc->write_msi_msg` of default-domain descriptors, by index (only those whose
+    /// ``PackedDescriptor/hasWriteCallback`` flag is set are called).
+    var writeCallbacks: [Int: MSIMessageWrittenCallback] = [:]
     /// The PCI hardware (existentials: kept apart so reading a flag copies no references).
     let pciHardware: PCIFunctionHardware?
 

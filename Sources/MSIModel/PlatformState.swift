@@ -386,6 +386,36 @@ struct PlatformState: Sendable {
         }
     }
 
+    // MARK: affinity (apic_set_affinity, intel_ir_set_affinity)
+
+    /// `apic_set_affinity()` for an activated, non-managed interrupt: `assign_vector_locked()`
+    /// with `dest` ∩ online — nothing to do when the current CPU is online and in `dest`,
+    /// otherwise a vector from the matrix on the least loaded CPU of `dest` and the old one
+    /// released (the kernel releases it after the first interrupt on the new vector; the model
+    /// at once). Under remapping, `intel_ir_set_affinity()` then rewrites the IRTE. Returns the
+    /// configuration before the move.
+    /// - Throws: EIO when not activated (the kernel WARNs), ENOSPC when `dest` has no free
+    ///   vector (nothing changed).
+    mutating func apicSetAffinity(_ v: Int, _ dest: CPUMask) throws(MSIError) -> (cpu: Int, vector: Int) {
+        guard let r = record(v), r.activated else {
+            warn("apic_set_affinity", "irq \(v) is not activated")
+            throw MSIError(.EIO, "apic_set_affinity", "irq \(v) is not activated")
+        }
+        let old = (r.cfgCPU, r.cfgVector)
+        try assignVectorLocked(v, dest.intersection(online))
+        if remapping { remappingActivate(v) }
+        return old
+    }
+
+    /// `__irq_msi_compose_msg()` for an arbitrary (cpu, vector): the intermediate message of
+    /// `msi_set_affinity()` (the new vector on the old CPU).
+    func composeCompatibility(cpu: Int, vector: Int) throws(MSIError) -> MSIMessage {
+        var dest = apics[min(max(cpu, 0), apics.count - 1)]
+        if config.destinationMode == .logical { dest = 1 << UInt32(cpu) }
+        return try X86MSIFormat.compose(vector: vector, destinationAPICID: dest, mode: config.destinationMode,
+                                        extendedDestinationID: config.extendedDestinationID)
+    }
+
     // MARK: activation (irq_domain_activate_irq below the MSI level)
 
     /// Activates the parents of `v` (vector, then remapping) and returns the message the MSI

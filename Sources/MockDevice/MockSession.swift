@@ -82,6 +82,8 @@ public final class MockSession {
     var imsStorage: IMSStorage?
     var softwareStore: IMSSoftwareStore?
     var lastCounters: MockCounters
+    /// The NTB client of `ntb` commands (created by the first of them).
+    var ntbClient: NTBMSIClient?
 
     /// Wires `device` to a new platform and model device.
     public init(device: MockPCIDevice, options: MockSessionOptions = MockSessionOptions()) throws {
@@ -226,6 +228,13 @@ public final class MockSession {
             return .object([("control", .int(Int(try device.config.read16(at))))])
         case .show:
             return try show()
+        case .ntb(let c):
+            return try executeNTB(c)
+        case let .affinity(kind, index, cpu):
+            return try executeAffinity(kind, index: index, cpu: cpu)
+        case let .cpu(cpu, online):
+            try platform.setCPUOnline(cpu, online)
+            return .object([("cpu", .int(cpu)), ("online", .bool(online))])
         case .counters:
             let now = device.counters
             let delta = now - lastCounters
