@@ -668,29 +668,32 @@ public struct MSIDeviceData: ~Copyable {
         _ body: (inout MSIDeviceData, MSIDescriptor) throws(E) -> Void
     ) throws(E) {
         guard isSetUp, isValidDomain(d) else { return }
-        setCursor(0)
-        var desc = findDesc(d, filter)
-        while let current = desc {
-            // The cursor as findDesc left it, kept in registers: when `body` leaves the cursor
-            // and the store alone (the usual case) the next match comes from the cached page
-            // word here, not from a reload of what was just stored (a store-to-load round trip
-            // on every descriptor). Otherwise the cursor in the data decides, as in the kernel.
-            let index = iterIndex, word = iterWord, base = iterWordBase, stamp = iterStamp
-            let store = slots[d.rawValue].store
-            let generation = store.pointee.generation
-            try body(&self, current)
-            if word != 0, iterIndex == index, iterStamp == stamp, slots[d.rawValue].store == store,
-               store.pointee.generation == generation {
-                let next = base &+ word.trailingZeroBitCount
-                iterWord = word & (word &- 1)
-                iterIndex = next
-                desc = store.pointee.publicDescriptor(store.pointee.occupied(next))
-            } else {
-                guard iterIndex < MSILimits.maxIndex else { break }
-                iterIndex &+= 1
-                desc = findDesc(d, filter)
+        let store = slots[d.rawValue].store
+        setCursor(0)  // no cached page word while the loop runs: a `next` in the body rescans
+        var m = store.pointee.nextMatch(from: 0, matching: filter)
+        while m.index >= 0 {
+            // The matching bits of the page are kept here, in registers; only the cursor
+            // itself is stored (a `next` or a free in the body needs it). When the body leaves
+            // the cursor and the store alone, the next match is a bit scan of that word.
+            var index = m.index
+            var word = m.rest
+            let base = index & ~63
+            while true {
+                iterIndex = index
+                let generation = store.pointee.generation
+                try body(&self, store.pointee.publicDescriptor(store.pointee.occupied(index)))
+                guard iterIndex == index, iterStamp == 0, slots[d.rawValue].store == store,
+                      store.pointee.generation == generation else { break }
+                guard word != 0 else { break }
+                index = base &+ word.trailingZeroBitCount
+                word &= word &- 1
             }
+            // Like msi_next_desc: on from the cursor, wherever the body left it.
+            guard iterIndex < MSILimits.maxIndex, slots[d.rawValue].store == store else { break }
+            iterStamp = 0
+            m = store.pointee.nextMatch(from: iterIndex &+ 1, matching: filter)
         }
+        setCursor(Self.parkedCursor)
     }
 
     /// What ``iterStamp`` holds while the cached page word is valid for `d` and `filter`.
