@@ -1,5 +1,5 @@
 // `msibench tables`: hardware accesses per operation, counted by the mock device, next to the
-// kernel's counts for the same operation (linux-msi-model.md §3), and mock fire→handler
+// kernel's counts for the same operation (drivers/pci/msi/msi.c), and mock fire→handler
 // deliveries per second on one core.
 import BenchBaseline
 import MSIModel
