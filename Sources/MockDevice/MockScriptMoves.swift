@@ -1,6 +1,5 @@
 // The mock-script commands for NTB peer interrupts and affinity moves (drivers/ntb/msi.c,
 // irq_set_affinity): their vocabulary and parsing. MockScript.swift only dispatches here.
-public import MSIShimCore
 
 /// `ntb …`: the NTB client API of drivers/ntb/msi.c on the mock device, with the peer on the
 /// other side of the memory window.
