@@ -8,18 +8,22 @@ public import MSIShimCore
 
 /// Where devices come from.
 public enum ProbeSource: Hashable, Sendable {
-    /// The running system (libpci's sysfs method); paths are overridable for tests.
+    /// The running system (libpci's sysfs method); paths are overridable for tests. Each
+    /// irq's placement is read from the `irq` directory beside `procInterrupts`
+    /// (`/proc/irq`; see ``IRQPlacement/root(besideInterrupts:)``).
     case live(sysfsRoot: String = "/sys", procInterrupts: String = "/proc/interrupts")
     /// An `lspci -x/-xxx/-xxxx` dump.
-    case dump(path: String, reader: DumpReader = .libpci)
+    case dump(path: String, reader: DumpReader = .native)
 }
 
 /// How a dump's bytes are read.
 public enum DumpReader: String, Hashable, Sendable, CaseIterable {
     /// libpci's dump method, exactly what `lspci -F` reads (after a validation pass).
     case libpci
-    /// This package's one-pass reader of the same grammar (``LSPCIDump``): same bytes,
-    /// about 10× faster on large dumps; names still come from libpci.
+    /// This package's one-pass reader of the same grammar (``LSPCIDump``), the default: the
+    /// same bytes as libpci's (the tests compare every fixture and damaged dump), several
+    /// times faster on large dumps, since libpci parses each byte with `sscanf`; names still
+    /// come from libpci's database.
     case native
 }
 
@@ -116,6 +120,7 @@ public enum PCIProbe {
         let sysfs = SysfsPCI(root: sysfsRoot)
         let udev = options.useUdev && sysfsRoot == "/sys" ? try? UdevContext() : nil
         var interrupts: ProcInterrupts? = nil
+        let irqRoot = IRQPlacement.root(besideInterrupts: procInterrupts)
         var devices: [PCIDeviceInfo] = []
         var privileged: Bool? = nil
         for address in session.addresses where options.slots.matches(address) {
@@ -151,7 +156,8 @@ public enum PCIProbe {
                     let kind = source?.kind ?? info.enabledMSIKind
                         ?? sysfs.msiIRQKind(of: address, irq: irq).flatMap(MSIKind.init(rawValue:)) ?? .msi
                     return DeviceIRQ(
-                        irq: irq, kind: kind, index: source?.index, counts: row?.counts, actions: row.map { $0.actions })
+                        irq: irq, kind: kind, index: source?.index, counts: row?.counts, actions: row.map { $0.actions },
+                        placement: IRQPlacement.read(irq: irq, root: irqRoot))
                 }
             }
             devices.append(info)

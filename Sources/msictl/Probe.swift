@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeviceIO
 import MSIShimCore
 import PCIAccess
 
@@ -36,8 +37,8 @@ struct Probe: ParsableCommand {
     @Flag(name: .customLong("json"), help: "Print a JSON array, one object per device.")
     var json = false
 
-    @Option(name: .customLong("dump-reader"), help: ArgumentHelp("How to read --dump: libpci (what lspci -F reads) or native (same grammar, much faster on big dumps).", valueName: "libpci|native"))
-    var dumpReader: DumpReader = .libpci
+    @Option(name: .customLong("dump-reader"), help: ArgumentHelp("How to read --dump: native (default; the same bytes libpci reads, much faster on big dumps) or libpci (libpci's own dump method, what lspci -F runs).", valueName: "native|libpci"))
+    var dumpReader: DumpReader = .native
 
     func run() throws {
         try Self.execute(Invocation(dump: dump, slot: slot, ids: ids, json: json, dumpReader: dumpReader))
@@ -49,7 +50,7 @@ struct Probe: ParsableCommand {
         var slot: String?
         var ids: String?
         var json = false
-        var dumpReader = DumpReader.libpci
+        var dumpReader = DumpReader.native
     }
 
     static func execute(_ invocation: Invocation) throws {
@@ -63,7 +64,7 @@ struct Probe: ParsableCommand {
         } catch {
             ProbeIO.fail("\(error)", status: 2)
         }
-        let source: ProbeSource = dump.map { .dump(path: $0, reader: dumpReader) } ?? .live()
+        let source: ProbeSource = dump.map { .dump(path: $0, reader: dumpReader) } ?? liveSource()
         let report: ProbeReport
         do { report = try PCIProbe.run(source, options: options, names: ProbeWarmup.names) } catch {
             ProbeIO.fail("\(error)", status: 2)
@@ -98,6 +99,13 @@ struct Probe: ParsableCommand {
 }
 
 extension DumpReader: ExpressibleByArgument {}
+
+/// The live system, at the roots DeviceIO uses (`MSICTL_SYSFS_ROOT`, `MSICTL_PROC_ROOT`), so
+/// every command can be pointed at a fake tree.
+func liveSource() -> ProbeSource {
+    let environment = DeviceIOEnvironment.live
+    return .live(sysfsRoot: environment.sysfs.root, procInterrupts: environment.procRoot + "/interrupts")
+}
 
 extension Probe {
     /// Parses the everyday spellings (`--json`, `--dump FILE`, `-s SEL`, `-d SEL`,
