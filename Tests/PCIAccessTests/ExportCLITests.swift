@@ -177,4 +177,20 @@ struct ExportCLITests {
         }
         #expect(counts.count == rows)
     }
+
+    @Test("promtool (Debian's prometheus package, where installed) lints the output clean and runs README's queries",
+          .enabled(if: TestEnvironment.which("promtool") != nil, "promtool is not installed (apt-get install prometheus)"))
+    func promtool() throws {
+        let promtool = try #require(TestEnvironment.which("promtool"))
+        let (env, _) = try Self.fakeMachine()
+        let dir = try TestEnvironment.temporaryDirectory("promtool")
+        let file = dir.appendingPathComponent("msictl.prom").path
+        #expect(try TestEnvironment.run(try #require(TestEnvironment.msictl), ["export", "--output", file], environment: env).status == 0)
+        let shell = try #require(TestEnvironment.which("sh"))
+        let lint = try TestEnvironment.run(shell, ["-c", "\"$0\" check metrics < \"$1\"", promtool, file])
+        #expect(lint.status == 0 && lint.stdout.isEmpty && lint.stderr.isEmpty, "\(lint)")
+        let queries = TestEnvironment.packageRoot.appendingPathComponent("Tests/Fixtures/promql/readme-queries.test.yml").path
+        let rules = try TestEnvironment.run(promtool, ["test", "rules", queries])
+        #expect(rules.status == 0, "\(rules.stdout)\(rules.stderr)")
+    }
 }
