@@ -160,6 +160,8 @@ public indirect enum JSONValue: Hashable, Sendable {
     case null
     case bool(Bool)
     case int(Int)
+    /// An unsigned 64-bit number (addresses): written as is, never as a negative `Int`.
+    case uint(UInt64)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -169,6 +171,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case (.null, .null): true
         case let (.bool(x), .bool(y)): x == y
         case let (.int(x), .int(y)): x == y
+        case let (.uint(x), .uint(y)): x == y
         case let (.string(x), .string(y)): x == y
         case let (.array(x), .array(y)): x == y
         case let (.object(x), .object(y)): x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
@@ -181,6 +184,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case .null: h.combine(0)
         case .bool(let v): h.combine(v)
         case .int(let v): h.combine(v)
+        case .uint(let v): h.combine(v)
         case .string(let v): h.combine(v)
         case .array(let v): h.combine(v)
         case .object(let v): for (k, x) in v { h.combine(k); h.combine(x) }
@@ -199,6 +203,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case .null: w.null()
         case .bool(let v): w.bool(v)
         case .int(let v): w.number(v)
+        case .uint(let v): w.number(v)
         case .string(let v): w.string(v)
         case .array(let items):
             w.beginArray()

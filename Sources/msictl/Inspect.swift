@@ -259,7 +259,7 @@ struct InspectReport {
             pairs.append(("msi", .object([
                 ("capOffset", .int(m.capOffset)), ("enabled", .bool(m.enabled)), ("countCapable", .int(m.countCapable)),
                 ("countEnabled", .int(m.countEnabled)), ("maskable", .bool(m.maskable)), ("is64Bit", .bool(m.is64Bit)),
-                ("address", .int(Int(truncatingIfNeeded: m.address))), ("data", .int(Int(m.data))),
+                ("address", .uint(m.address)), ("data", .int(Int(m.data))),
                 ("mask", m.mask.map { .int(Int($0)) } ?? .null), ("pending", m.pending.map { .int(Int($0)) } ?? .null),
             ])))
         } else {
