@@ -32,6 +32,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Documentation only (`scripts/docs`): a command plugin, never built by `swift build`.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: C shims (module maps and tiny C; no logic)
@@ -102,6 +104,9 @@ let package = Package(
             name: "InterruptTablesTests",
             dependencies: ["InterruptTables", "MockDevice", "MSIModel", "DeviceIO", "MSIShimCore", "TestSupport"]),
         .testTarget(name: "MSICtlTests", dependencies: ["MSIShimCore", "TestSupport"]),
+        // The code of the DocC article "Testing a driver against the mock", compiled and run.
+        .testTarget(
+            name: "DocumentationTests", dependencies: ["InterruptTables", "MSIModel", "MSIShimCore", "MockDevice"]),
     ],
     swiftLanguageModes: [.v6]
 )
