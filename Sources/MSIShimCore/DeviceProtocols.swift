@@ -21,11 +21,17 @@ public protocol ConfigSpaceAccess: Sendable {
     /// Whether write calls may reach the device (see the type's documentation).
     var isWritable: Bool { get }
 
+    /// Reads the byte at `offset`.
     func read8(_ offset: Int) throws -> UInt8
+    /// Reads the 16-bit register at `offset` (2-byte aligned).
     func read16(_ offset: Int) throws -> UInt16
+    /// Reads the 32-bit register at `offset` (4-byte aligned).
     func read32(_ offset: Int) throws -> UInt32
+    /// Writes the byte at `offset`; throws unless ``isWritable``.
     func write8(_ offset: Int, _ value: UInt8) throws
+    /// Writes the 16-bit register at `offset`; throws unless ``isWritable``.
     func write16(_ offset: Int, _ value: UInt16) throws
+    /// Writes the 32-bit register at `offset`; throws unless ``isWritable``.
     func write32(_ offset: Int, _ value: UInt32) throws
 }
 
@@ -43,9 +49,13 @@ public protocol MMIORegion: Sendable {
     /// Whether write calls may reach the device (see ``ConfigSpaceAccess``).
     var isWritable: Bool { get }
 
+    /// One 32-bit load at `offset` (4-byte aligned), like the kernel's `readl`.
     func read32(_ offset: Int) throws -> UInt32
+    /// One 64-bit load at `offset` (8-byte aligned), like `readq`.
     func read64(_ offset: Int) throws -> UInt64
+    /// One 32-bit store at `offset`, like `writel`; throws unless ``isWritable``.
     func write32(_ offset: Int, _ value: UInt32) throws
+    /// One 64-bit store at `offset`, like `writeq`; throws unless ``isWritable``.
     func write64(_ offset: Int, _ value: UInt64) throws
 }
 

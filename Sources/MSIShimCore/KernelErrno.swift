@@ -4,26 +4,46 @@
 /// a caller (and `msictl --json`) can report `EBUSY` exactly where Linux would.
 /// `ENOTSUPP` (524) is kernel-internal and has no userspace `<errno.h>` name; the kernel's
 /// PCI/MSI code returns it, so the model does too.
-public enum KernelErrno: Int32, Sendable, Hashable, CaseIterable, CustomStringConvertible, Codable {
+public enum KernelErrno: Int32, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// Operation not permitted: the kernel refuses whoever asks (lockdown, a policy).
     case EPERM = 1
+    /// No such file or directory.
     case ENOENT = 2
+    /// Input/output error (e.g. VFIO BAR access with memory decoding off).
     case EIO = 5
+    /// No such device or address.
     case ENXIO = 6
+    /// Argument list too long.
     case E2BIG = 7
+    /// Bad file descriptor.
     case EBADF = 9
+    /// Try again: nothing to read yet.
     case EAGAIN = 11
+    /// Out of memory.
     case ENOMEM = 12
+    /// Permission denied by the file's permissions (typically: not root).
     case EACCES = 13
+    /// Bad address.
     case EFAULT = 14
+    /// Resource busy: an index, a group or a device is taken.
     case EBUSY = 16
+    /// Already exists.
     case EEXIST = 17
+    /// No such device, or no interrupt domain.
     case ENODEV = 19
+    /// Invalid argument.
     case EINVAL = 22
+    /// No space left: no free vector or index.
     case ENOSPC = 28
+    /// Out of range: an index past the domain's size, or `max < min`.
     case ERANGE = 34
+    /// Not implemented.
     case ENOSYS = 38
+    /// Inappropriate ioctl for the descriptor.
     case ENOTTY = 25
+    /// Operation not supported (userspace's code 95).
     case EOPNOTSUPP = 95
+    /// The kernel-internal "not supported" (524) that the PCI/MSI code returns.
     case ENOTSUPP = 524
 
     /// Maps a raw errno (as `errno` or a negative kernel return) to a known name, if any.
