@@ -494,7 +494,7 @@ public final class VFIODevice: Sendable {
         throw .malformedReply("VFIO_DEVICE_GET_REGION_INFO", reason: "region \(index): argsz keeps growing")
     }
 
-    /// The config region as a ``MSIShimCore/ConfigSpaceAccess`` (pread/pwrite at the region
+    /// The config region as a `ConfigSpaceAccess` (pread/pwrite at the region
     /// offset; vfio-pci virtualizes parts of it). Writable only with write intent.
     public func configSpace() throws(DeviceIOError) -> VFIOConfigSpace {
         let region = try regionInfo(VFIO.Region.config)

@@ -10,7 +10,7 @@ public import PCIAccess
 
 /// Whether the caller wants to write to the device.
 public enum WriteIntent: Sendable, Hashable {
-    /// Reads only; every write throws ``MSIShimCore/DeviceAccessError/notWritable(_:reason:)``.
+    /// Reads only; every write throws `DeviceAccessError.notWritable`.
     case readOnly
     /// Writes are wanted; they are still refused unless the device is bound to a userspace-I/O
     /// driver (see ``WritePolicy``).

@@ -13,6 +13,7 @@ public struct SysfsPCI: Sendable {
     /// The sysfs mount point, `/sys` on a live system.
     public var root: String
 
+    /// A reader of the sysfs tree mounted at `root`.
     public init(root: String = "/sys") {
         self.root = root
     }
@@ -104,10 +105,14 @@ public struct SysfsPCI: Sendable {
 
 /// A failed sysfs write, with the path and errno (`EACCES` means "run as root").
 public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
+    /// The file written.
     public var path: String
+    /// What was being done (`open`, `write`…).
     public var operation: String
+    /// The errno the kernel returned.
     public var code: Int32
 
+    /// An error for `operation` on `path`.
     public init(path: String, operation: String, errno code: Int32) {
         self.path = path
         self.operation = operation
