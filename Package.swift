@@ -103,7 +103,8 @@ let package = Package(
         .testTarget(
             name: "InterruptTablesTests",
             dependencies: ["InterruptTables", "MockDevice", "MSIModel", "DeviceIO", "MSIShimCore", "TestSupport"]),
-        .testTarget(name: "MSICtlTests", dependencies: ["MSIShimCore", "TestSupport"]),
+        // Depends on msictl so that `swift test` builds the binary the CLI tests run.
+        .testTarget(name: "MSICtlTests", dependencies: ["msictl", "DeviceIO", "MSIShimCore", "TestSupport"]),
         // The code of the DocC article "Testing a driver against the mock", compiled and run.
         .testTarget(
             name: "DocumentationTests", dependencies: ["InterruptTables", "MSIModel", "MSIShimCore", "MockDevice"]),

@@ -237,9 +237,12 @@ public final class VFIODevice: Sendable {
     /// sets the IOMMU and asks for the device fd. The cdev flow opens
     /// `/dev/vfio/devices/vfioX` (from sysfs `vfio-dev/`), binds it to a fresh iommufd,
     /// allocates an IOAS and attaches the device to it.
+    ///
+    /// `environment` says where sysfs and `/dev` are (``DeviceIOEnvironment/live`` for the
+    /// running system); there is no default, so a caller always knows which tree it opens.
     public static func open(
         _ address: PCIAddress, flow: Flow = .automatic, intent: WriteIntent = .readOnly,
-        environment: DeviceIOEnvironment = .live
+        environment: DeviceIOEnvironment
     ) throws(DeviceIOError) -> VFIODevice {
         let sysfs = environment.sysfs
         guard sysfs.exists(address) else { throw .noSuchDevice(address) }

@@ -100,8 +100,7 @@ public enum DeviceAccessError: ErrnoCarrying, Equatable, Sendable, CustomStringC
         case let .truncated(r, offset, size):
             "\(r): backing object is now \(size) bytes, access at 0x\(hex(offset, width: 1)) would fault"
         case let .system(r, op, e):
-            "\(r): \(op) failed: \(KernelErrno(code: e).map { "\($0.name) (\($0.message))" } ?? "errno \(e)")"
-                + (e == KernelErrno.EACCES.rawValue || e == KernelErrno.EPERM.rawValue ? "; run as root" : "")
+            "\(r): \(op) failed: \(KernelErrno.describeWithReason(e))"
         case let .unsupported(r, what):
             "\(r): \(what) is not supported"
         }

@@ -41,6 +41,22 @@ public enum KernelErrno: Int32, Sendable, Hashable, CaseIterable, CustomStringCo
     case ENOSYS = 38
     /// Inappropriate ioctl for the descriptor.
     case ENOTTY = 25
+    /// Interrupted system call.
+    case EINTR = 4
+    /// Too many open files in this process.
+    case EMFILE = 24
+    /// Not a directory.
+    case ENOTDIR = 20
+    /// Is a directory.
+    case EISDIR = 21
+    /// Read-only file system.
+    case EROFS = 30
+    /// File name too long.
+    case ENAMETOOLONG = 36
+    /// Too many levels of symbolic links.
+    case ELOOP = 40
+    /// Timed out.
+    case ETIMEDOUT = 110
     /// Operation not supported (userspace's code 95).
     case EOPNOTSUPP = 95
     /// The kernel-internal "not supported" (524) that the PCI/MSI code returns.
@@ -74,6 +90,14 @@ public enum KernelErrno: Int32, Sendable, Hashable, CaseIterable, CustomStringCo
         case .ENOTTY: "ENOTTY"
         case .EOPNOTSUPP: "EOPNOTSUPP"
         case .ENOTSUPP: "ENOTSUPP"
+        case .EINTR: "EINTR"
+        case .EMFILE: "EMFILE"
+        case .ENOTDIR: "ENOTDIR"
+        case .EISDIR: "EISDIR"
+        case .EROFS: "EROFS"
+        case .ENAMETOOLONG: "ENAMETOOLONG"
+        case .ELOOP: "ELOOP"
+        case .ETIMEDOUT: "ETIMEDOUT"
         }
     }
 
@@ -102,7 +126,51 @@ public enum KernelErrno: Int32, Sendable, Hashable, CaseIterable, CustomStringCo
         case .ENOTTY: "inappropriate ioctl for device"
         case .EOPNOTSUPP: "operation not supported"
         case .ENOTSUPP: "operation not supported (kernel ENOTSUPP)"
+        case .EINTR: "interrupted system call"
+        case .EMFILE: "too many open files"
+        case .ENOTDIR: "not a directory"
+        case .EISDIR: "is a directory"
+        case .EROFS: "read-only file system"
+        case .ENAMETOOLONG: "file name too long"
+        case .ELOOP: "too many levels of symbolic links"
+        case .ETIMEDOUT: "connection timed out"
         }
+    }
+}
+
+// MARK: - Describing an errno
+
+extension KernelErrno {
+    /// How every message of the package shows an errno value: `EBUSY (device or resource
+    /// busy)`, or `errno 123` for a value this type does not name. Negative kernel returns are
+    /// accepted.
+    public static func describe(_ code: Int32) -> String {
+        KernelErrno(code: code).map { "\($0.name) (\($0.message))" } ?? "errno \(code < 0 ? -code : code)"
+    }
+
+    /// Why an access was refused, for the two refusals that need telling apart; nil for any
+    /// other value.
+    ///
+    /// - `EACCES`: the file's permissions refuse this user — on the files this package opens
+    ///   (`config` beyond 64 bytes, `resourceN`, `/dev/vfio/*`, state files) that means the
+    ///   caller is not root.
+    /// - `EPERM`: the kernel refuses whoever asks, root included: kernel lockdown, or its
+    ///   policy for a BAR that a driver holds (strict devmem). Running as root does not help.
+    public static func refusalReason(_ code: Int32) -> String? {
+        switch KernelErrno(code: code) {
+        case .EACCES?:
+            "the file's permissions refuse this user: run as root"
+        case .EPERM?:
+            "the kernel refuses this even to root (kernel lockdown, or a BAR that a driver holds under "
+                + "strict devmem: boot with iomem=relaxed or bind the device to vfio-pci)"
+        default:
+            nil
+        }
+    }
+
+    /// ``describe(_:)`` followed by ``refusalReason(_:)`` when there is one.
+    public static func describeWithReason(_ code: Int32) -> String {
+        describe(code) + (refusalReason(code).map { "; " + $0 } ?? "")
     }
 }
 

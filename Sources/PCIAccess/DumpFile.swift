@@ -54,18 +54,12 @@ public enum DumpFileError: ErrnoCarrying, Hashable, Sendable, CustomStringConver
 
     public var description: String {
         switch self {
-        case let .cannotOpen(path, e): "cannot open dump \(path): \(errnoText(e))"
-        case let .cannotRead(path, e): "cannot read dump \(path): \(errnoText(e))"
+        case let .cannotOpen(path, e): "cannot open dump \(path): \(KernelErrno.describeWithReason(e))"
+        case let .cannotRead(path, e): "cannot read dump \(path): \(KernelErrno.describeWithReason(e))"
         case let .malformed(path, line, reason): "\(path):\(line): \(reason)"
         case let .noDevices(path, reason): "\(path): no devices: \(reason)"
         }
     }
-}
-
-/// `strerror` text of an errno value.
-func errnoText(_ code: Int32) -> String {
-    guard let s = strerror(code) else { return "errno \(code)" }
-    return String(cString: s)
 }
 
 /// Reads and checks `lspci -x` dumps.

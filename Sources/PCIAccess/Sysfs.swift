@@ -103,7 +103,8 @@ public struct SysfsPCI: Sendable {
     }
 }
 
-/// A failed sysfs write, with the path and errno (`EACCES` means "run as root").
+/// A failed sysfs write, with the path and errno; the message tells `EACCES` (not root) from
+/// `EPERM` (refused even to root).
 public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
     /// The file written.
     public var path: String
@@ -122,9 +123,7 @@ public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
     public var errno: KernelErrno? { KernelErrno(code: code) }
 
     public var description: String {
-        let name = errno.map { "\($0.name) (\($0.message))" } ?? "errno \(code)"
-        let hint = code == EACCES || code == EPERM ? "; run as root" : ""
-        return "\(operation) \(path): \(name)\(hint)"
+        "\(operation) \(path): \(KernelErrno.describeWithReason(code))"
     }
 }
 

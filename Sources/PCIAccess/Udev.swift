@@ -25,7 +25,7 @@ public struct UdevError: ErrnoCarrying, Hashable, Sendable, CustomStringConverti
     }
 
     public var errno: KernelErrno? { KernelErrno(code: code) }
-    public var description: String { "libudev: \(operation) failed: \(errnoText(code))" }
+    public var description: String { "libudev: \(operation) failed: \(KernelErrno.describe(code))" }
 }
 
 /// A PCI device as udev sees it.
