@@ -108,10 +108,12 @@ public enum DeviceAccessError: ErrnoCarrying, Equatable, Sendable, CustomStringC
 }
 
 extension DeviceAccessError {
-    /// Checks `offset`/`width` against `size` and natural alignment; the shared guard of
-    /// every backend.
+    /// Checks `offset`/`width` against `size` and natural alignment; the one guard every
+    /// backend uses (typed, so helpers that throw only ``DeviceAccessError`` can call it too).
     @inlinable
-    public static func check(_ region: @autoclosure () -> String, offset: Int, width: Int, size: Int) throws {
+    public static func check(
+        _ region: @autoclosure () -> String, offset: Int, width: Int, size: Int
+    ) throws(DeviceAccessError) {
         guard offset >= 0, width <= size, offset <= size - width else {
             throw DeviceAccessError.outOfBounds(region(), offset: offset, width: width, size: size)
         }
