@@ -100,10 +100,10 @@ struct Probe: ParsableCommand {
 
 extension DumpReader: ExpressibleByArgument {}
 
-/// The live system, at the roots DeviceIO uses (`MSICTL_SYSFS_ROOT`, `MSICTL_PROC_ROOT`), so
+/// The live system at msictl's roots (`MSICTL_SYSFS_ROOT`, `MSICTL_PROC_ROOT`), so
 /// every command can be pointed at a fake tree.
 func liveSource() -> ProbeSource {
-    let environment = DeviceIOEnvironment.live
+    let environment = DeviceIOEnvironment.msictl
     return .live(sysfsRoot: environment.sysfs.root, procInterrupts: environment.procRoot + "/interrupts")
 }
 

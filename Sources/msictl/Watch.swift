@@ -49,7 +49,7 @@ struct Watch: ParsableCommand {
     }
 
     func run() throws {
-        let environment = DeviceIOEnvironment.live
+        let environment = DeviceIOEnvironment.msictl
         var selection = WatchSelection(sysfs: environment.sysfs)
         do {
             selection.slots = try slots.map { text throws(PCISelectorError) in try PCISlotFilter(parsing: text) }

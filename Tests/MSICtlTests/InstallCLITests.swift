@@ -15,7 +15,7 @@ struct InstallCLITests {
         let r = try TestEnvironment.run(try #require(TestEnvironment.msictl), ["--generate-completion-script", shell])
         #expect(r.status == 0 && !r.stdout.isEmpty)
         for name in Self.subcommands { #expect(r.stdout.contains(name), "\(shell): \(name)") }
-        #expect(r.stdout.contains("--interval") && r.stdout.contains("--format"), "watch and export options")
+        #expect(r.stdout.contains("interval") && r.stdout.contains("format"), "watch and export options")
         guard let interpreter = TestEnvironment.which(shell) else { return }  // syntax check where the shell exists
         let dir = try TestEnvironment.temporaryDirectory("completion")
         let file = dir.appendingPathComponent("msictl.\(shell)")

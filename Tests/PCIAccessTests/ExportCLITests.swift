@@ -16,7 +16,7 @@ struct ExportCLITests {
     static let python: String? = {
         let path = "/usr/bin/python3"
         guard FileManager.default.isExecutableFile(atPath: path),
-              let r = try? TestEnvironment.run(path, ["-c", "import prometheus_client.parser"]), r.status == 0
+              let r = try? TestEnvironment.run(path, ["-c", "from prometheus_client import parser"]), r.status == 0
         else { return nil }
         return path
     }()
@@ -34,14 +34,15 @@ struct ExportCLITests {
         let file = dir.appendingPathComponent("in.prom")
         try Data(text.utf8).write(to: file)
         let script = """
-            import json, sys
+            from json import dumps
+            from sys import argv
             from prometheus_client.parser import text_string_to_metric_families
             out = {"samples": [], "types": {}}
-            for f in text_string_to_metric_families(open(sys.argv[1]).read()):
+            for f in text_string_to_metric_families(open(argv[1]).read()):
                 out["types"][f.name] = f.type
                 for s in f.samples:
                     out["samples"].append([s.name, s.labels, s.value])
-            print(json.dumps(out))
+            print(dumps(out))
             """
         let r = try TestEnvironment.run(try #require(python), ["-c", script, file.path])
         try #require(r.status == 0, "the parser refused the output: \(r.stderr)")
