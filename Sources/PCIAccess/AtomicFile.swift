@@ -12,7 +12,9 @@ public import MSIShimCore
 public struct FileWriteError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
     /// `create`, `write`, `sync`, `chmod` or `rename`.
     public var operation: String
+    /// The file the step worked on.
     public var path: String
+    /// The errno value.
     public var code: Int32
 
     /// An error of `operation` on `path` with errno `code`.
@@ -22,10 +24,14 @@ public struct FileWriteError: ErrnoCarrying, Hashable, Sendable, CustomStringCon
         self.code = code
     }
 
+    /// The errno's kernel name, where this package knows it.
     public var errno: KernelErrno? { KernelErrno(code: code) }
 
+    /// `cannot <operation> <path>: <reason>`: the package's errno text where it names the
+    /// errno (``KernelErrno/describeWithReason(_:)``), the C library's otherwise.
     public var description: String {
-        "cannot \(operation) \(path): " + String(cString: strerror(code))
+        let reason = KernelErrno(code: code) != nil ? KernelErrno.describeWithReason(code) : String(cString: strerror(code))
+        return "cannot \(operation) \(path): " + reason
     }
 }
 

@@ -46,6 +46,7 @@ public struct CPUList: Hashable, Sendable, CustomStringConvertible {
         self.cpus = sorted
     }
 
+    /// The kernel's text.
     public var description: String { text }
 }
 

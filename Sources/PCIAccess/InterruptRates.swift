@@ -8,8 +8,11 @@ public import MSIShimCore
 /// Identifies one vector across snapshots: the irq number with its chip and hwirq, so an irq
 /// number freed by one device and allocated to another counts as a new vector.
 public struct InterruptVectorKey: Hashable, Sendable, Comparable {
+    /// The Linux irq number.
     public var irq: Int
+    /// The chip name of its row (`PCI-MSIX-0000:00:03.0`, `IR-PCI-MSI`).
     public var chip: String
+    /// The hwirq number of its row, nil when the row has none.
     public var hwirq: UInt64?
 
     /// The key of a row.
@@ -19,6 +22,7 @@ public struct InterruptVectorKey: Hashable, Sendable, Comparable {
         hwirq = row.hwirq
     }
 
+    /// Keys order by irq number.
     public static func < (a: Self, b: Self) -> Bool { a.irq < b.irq }
 }
 
@@ -37,11 +41,13 @@ public enum VectorChange: String, Hashable, Sendable {
 
 /// One vector's rates over a frame.
 public struct VectorRate: Hashable, Sendable {
+    /// Which vector.
     public var key: InterruptVectorKey
     /// The PCI vector, for MSI/MSI-X rows.
     public var source: MSIVectorSource?
     /// The driver's names for it.
     public var actions: String
+    /// How it fared between the two snapshots.
     public var change: VectorChange
     /// Interrupts per second on each CPU of ``RateFrame/cpus``; nil when the vector appeared
     /// or disappeared (no two counts to compare).
