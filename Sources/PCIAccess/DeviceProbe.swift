@@ -114,7 +114,8 @@ public enum PCIProbe {
         }
         if let database {
             do {
-                for i in report.devices.indices { try addNames(&report.devices[i], database) }
+                var memo = NameMemo()
+                for i in report.devices.indices { try memo.addNames(&report.devices[i], database) }
             } catch { throw .libpci(error) }
             report.warnings += database.takeWarnings()
         }
@@ -275,9 +276,27 @@ public enum PCIProbe {
         return info
     }
 
-    static func addNames(_ info: inout PCIDeviceInfo, _ names: PCINameDatabase) throws(LibPCIError) {
-        info.vendorName = try names.vendorName(info.vendorID)
-        info.deviceName = try names.deviceName(vendor: info.vendorID, device: info.deviceID)
-        info.className = try names.className(info.classCode)
+    /// Names already looked up in this probe: a big dump repeats a few IDs thousands of times,
+    /// and each database call takes its lock and clears its error and warning buffers.
+    struct NameMemo {
+        var vendors: [UInt16: String?] = [:]
+        var devices: [UInt32: String?] = [:]
+        var classes: [UInt16: String?] = [:]
+
+        mutating func addNames(_ info: inout PCIDeviceInfo, _ names: PCINameDatabase) throws(LibPCIError) {
+            let deviceKey = UInt32(info.vendorID) << 16 | UInt32(info.deviceID)
+            if let known = vendors[info.vendorID] { info.vendorName = known } else {
+                info.vendorName = try names.vendorName(info.vendorID)
+                vendors[info.vendorID] = info.vendorName
+            }
+            if let known = devices[deviceKey] { info.deviceName = known } else {
+                info.deviceName = try names.deviceName(vendor: info.vendorID, device: info.deviceID)
+                devices[deviceKey] = info.deviceName
+            }
+            if let known = classes[info.classCode] { info.className = known } else {
+                info.className = try names.className(info.classCode)
+                classes[info.classCode] = info.className
+            }
+        }
     }
 }

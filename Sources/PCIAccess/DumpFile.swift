@@ -96,7 +96,15 @@ public enum LSPCIDump {
         // The device lines currently go to (libpci's `dev`), and its bytes so far.
         var current: Int? = nil
         var length = 0
-        var scratch = [UInt8](repeating: 0xFF, count: collectBytes ? maxConfigSize : 0)
+        // The current device's bytes (0xFF where the dump skips offsets, as libpci fills them);
+        // raw memory, since the inner loop writes one byte per hex pair of a 19 MB dump.
+        let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: maxConfigSize)
+        scratch.initialize(repeating: 0xFF, count: maxConfigSize)
+        defer { scratch.deallocate() }
+        // Hex digit values by byte (0xFF: not a hex digit): one load per character.
+        let nibbles = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for c in 0..<256 { nibbles[c] = nibble(UInt8(c)) }
+        defer { nibbles.deallocate() }
         var pos = 0
         var line = 0
         let n = b.count
@@ -106,8 +114,8 @@ public enum LSPCIDump {
             guard let i = current else { return }
             records[i].length = length
             if collectBytes {
-                records[i].bytes = Array(scratch[0..<length])
-                for k in 0..<length { scratch[k] = 0xFF }
+                records[i].bytes = Array(UnsafeBufferPointer(start: scratch, count: length))
+                scratch.update(repeating: 0xFF, count: length)
             }
             current = nil
             length = 0
@@ -165,7 +173,10 @@ public enum LSPCIDump {
 
             var offset = Int(offsetValue)
             var z = dataStart
-            while z + 1 < end, isHexDigit(b[z]), isHexDigit(b[z + 1]), z + 2 == end || b[z + 2] == 0x20 {
+            while z + 1 < end {
+                let high = nibbles[Int(b[z])], low = nibbles[Int(b[z + 1])]
+                guard high | low < 16 else { break }
+                if z + 2 < end && b[z + 2] != 0x20 { break }
                 guard offset < maxConfigSize else {
                     if offsetValue >= 0x8000_0000 {
                         // libpci would index its buffer with a negative int here.
@@ -173,12 +184,11 @@ public enum LSPCIDump {
                     }
                     throw fail("at most 4096 bytes of config space are supported (libpci: dump: At most 4096 bytes of config space are supported)")
                 }
-                if collectBytes { scratch[offset] = hexValue(b[z]) << 4 | hexValue(b[z + 1]) }
+                if collectBytes { scratch[offset] = high << 4 | low }
                 offset += 1
-                if offset > length { length = offset }
-                z += 2
-                if z < end { z += 1 }
+                z += 3  // the pair and its space (one past the end after the last pair)
             }
+            if offset > Int(offsetValue) && offset > length { length = offset }  // only when a byte was read
             if z < end {
                 throw fail("malformed data at column \(z - start + 1): expected two-digit hex bytes separated by single spaces (libpci: dump: Malformed line)")
             }
@@ -321,6 +331,16 @@ public enum LSPCIDump {
 @inline(__always)
 func isHexDigit(_ c: UInt8) -> Bool {
     (c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46)
+}
+
+/// The value of a hex digit, or 0xFF for any other byte (branch-light: the dump scan calls it
+/// twice per config byte).
+@inline(__always)
+func nibble(_ c: UInt8) -> UInt8 {
+    let digit = c &- 0x30
+    if digit < 10 { return digit }
+    let letter = (c | 0x20) &- 0x61
+    return letter < 6 ? letter + 10 : 0xFF
 }
 
 @inline(__always)

@@ -56,6 +56,16 @@ struct DumpFileTests {
         }
     }
 
+    @Test("a data line with an offset and no bytes adds nothing, as in libpci (the length stays)")
+    func offsetWithoutBytes() throws {
+        let text = "00:01.0 Device\n00: 86 80 d3 10\nff0: \n80: \n\n"
+        let records = try LSPCIDump.parse(text, name: "t")
+        #expect(records.count == 1 && records[0].length == 4 && records[0].bytes == [0x86, 0x80, 0xD3, 0x10])
+        let path = try Fixtures.write(text)
+        let session = try LibPCISession(method: .dump(path: path))
+        #expect(try session.readableConfigSize(records[0].address) == 4)
+    }
+
     @Test("domains of 4 and 5 hex digits, and 4096-byte config space")
     func domainsAndExtendedSpace() throws {
         var bytes = Fixtures.config()
