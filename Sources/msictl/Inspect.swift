@@ -12,7 +12,8 @@ struct Inspect: ParsableCommand {
         discussion: """
             Live (default): config space through sysfs, the table through the BAR's sysfs \
             resourceN mapping (UIO or VFIO when bound to them), each entry joined with the \
-            kernel's irq and per-CPU counts. Read-only: inspect never writes to a device. \
+            kernel's irq, per-CPU counts and effective CPU(s); an entry whose destination APIC is \
+            not that CPU is marked '!!'. Read-only: inspect never writes to a device. \
             --dump FILE: the capabilities of a dumped device (a dump holds no table). \
             --mock: a mock device (built-in, or from --dump), optionally after running a \
             'msictl mock' script (--script). Entries still in their reset state (zero, masked) \

@@ -18,7 +18,8 @@ struct Probe: ParsableCommand {
             Reads the live system through libpci (sysfs) or an lspci -x/-xxx/-xxxx dump (--dump, \
             exactly what lspci -F reads). MSI and MSI-X are decoded field by field as lspci -vvv \
             shows them; on the live system the bound driver, IOMMU group, the kernel's MSI/MSI-X \
-            IRQs and their per-CPU counts from /proc/interrupts are added. Capabilities need root \
+            IRQs with their per-CPU counts (/proc/interrupts) and placement (/proc/irq/N: affinity, \
+            effective CPUs, node) are added. Capabilities need root \
             (other users can read only the first 64 bytes of config space).
 
             Exit status: 0 devices listed, 1 no device matched, 2 usage/input error or a device \
