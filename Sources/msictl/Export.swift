@@ -42,6 +42,9 @@ struct Export: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        if report.devices.contains(where: { $0.problems.contains { if case .capabilitiesNeedRoot = $0 { true } else { false } } }) {
+            printError("warning: capabilities need root: only interrupt counts and placement are exported", command: "export")
+        }
         let metrics = ExportMetrics(report)
         let bytes = format == .prometheus ? metrics.prometheus() : metrics.json()
         if let output {
@@ -74,7 +77,9 @@ struct ExportMetrics {
 
     init(_ report: ProbeReport) {
         let cpus = report.cpus ?? []
-        devices = report.devices.filter { $0.msi != nil || $0.msix != nil }.map { d in
+        // Devices with MSI or MSI-X, or with MSI irqs (a non-root reader sees the irqs and
+        // their counts but not the capabilities).
+        devices = report.devices.filter { $0.msi != nil || $0.msix != nil || !($0.irqs ?? []).isEmpty }.map { d in
             Device(
                 slot: d.address.description, driver: d.driver ?? "", msix: d.msix, msi: d.msi,
                 vectors: (d.irqs ?? []).compactMap { irq in

@@ -61,7 +61,7 @@ struct WatchOutput {
     /// The block for one interval: a title, then per device a line and its vectors.
     static func text(_ view: WatchView, interval: Double) -> [String] {
         let cpus = view.frame.cpus
-        var lines = ["msictl watch: every \(rate(interval)) s, \(cpus.count) CPUs, \(isoTime(view.timestamp))"]
+        var lines = ["msictl watch: every \(seconds(interval)) s, \(cpus.count) CPUs, \(isoTime(view.timestamp))"]
         if view.devices.isEmpty {
             lines.append("no MSI/MSI-X vectors on the selected devices")
             return lines
@@ -111,6 +111,14 @@ struct WatchOutput {
         if value >= 100 { return String(UInt64(value.rounded())) }
         let tenths = UInt64((value * 10).rounded())
         return "\(tenths / 10).\(tenths % 10)"
+    }
+
+    /// An interval to the hundredth, without trailing zeros (`1`, `0.5`, `0.05`).
+    static func seconds(_ value: Double) -> String {
+        let hundredths = UInt64((value * 100).rounded())
+        let fraction = hundredths % 100
+        if fraction == 0 { return "\(hundredths / 100)" }
+        return "\(hundredths / 100)." + (fraction % 10 == 0 ? "\(fraction / 10)" : fraction < 10 ? "0\(fraction)" : "\(fraction)")
     }
 
     /// `2026-11-30T18:31:55.123Z`.

@@ -118,6 +118,23 @@ struct ExportCLITests {
         #expect(value("msictl_vector_effective_cpu", ahci.merging(["kind": "msi", "index": "0"]) { $1 }) == 0)
     }
 
+    @Test("a non-root view (64 config bytes): counts still exported, capability gauges not, one warning line, exit 0")
+    func unprivileged() throws {
+        let tree = try Fixtures.FakeSysfs()
+        try tree.add("0000:00:02.0", config: Fixtures.config(capPointer: 0x50, size: 64), driver: "e1000e", msi: [(41, "msix")])
+        _ = try tree.interrupts("""
+                       CPU0       CPU1
+             41:          3          4  PCI-MSIX-0000:00:02.0   0-edge      eth0-rx
+
+            """)
+        let env = ["MSICTL_SYSFS_ROOT": tree.root.path, "MSICTL_PROC_ROOT": tree.root.path]
+        let r = try TestEnvironment.run(try #require(TestEnvironment.msictl), ["export"], environment: env)
+        #expect(r.status == 0)
+        #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("capabilities need root"), "\(r.stderr)")
+        #expect(r.stdout.contains(#"msictl_interrupts_total{slot="0000:00:02.0",driver="e1000e",kind="msix",index="0",cpu="1"} 4"#))
+        #expect(!r.stdout.contains("msictl_msix_enabled{"), "capabilities unknown: no guess")
+    }
+
     @Test("--format json holds the same values")
     func json() throws {
         let (env, _) = try Self.fakeMachine()
