@@ -28,7 +28,7 @@ public struct FileWriteError: ErrnoCarrying, Hashable, Sendable, CustomStringCon
     public var errno: KernelErrno? { KernelErrno(code: code) }
 
     /// `cannot <operation> <path>: <reason>`: the package's errno text where it names the
-    /// errno (``KernelErrno/describeWithReason(_:)``), the C library's otherwise.
+    /// errno (`KernelErrno.describeWithReason`), the C library's otherwise.
     public var description: String {
         let reason = KernelErrno(code: code) != nil ? KernelErrno.describeWithReason(code) : String(cString: strerror(code))
         return "cannot \(operation) \(path): " + reason
