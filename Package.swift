@@ -10,6 +10,8 @@
 //   PCIAccess        libpci + libudev + sysfs: enumeration, names, kernel's IRQ view.
 //   DeviceIO         config space and BAR regions: sysfs, UIO, VFIO, memory, files.
 //   InterruptTables  MSI-X, MSI and IMS tables over DeviceIO; irq chips for the model.
+//   WorkQueues       a multi-queue device (IDXD/NIC style) above the model: queues for several
+//                    consumers, completion interrupts from IMS or dynamic MSI-X.
 //   MockDevice       a spec-faithful MSI/MSI-X/IMS device behind the DeviceIO protocols.
 //   msictl           the command-line tool (the only place that prints).
 import PackageDescription
@@ -29,6 +31,7 @@ let package = Package(
         .library(name: "DeviceIO", targets: ["DeviceIO"]),
         .library(name: "InterruptTables", targets: ["InterruptTables"]),
         .library(name: "MockDevice", targets: ["MockDevice"]),
+        .library(name: "WorkQueues", targets: ["WorkQueues"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -55,9 +58,11 @@ let package = Package(
         .target(
             name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel", "DeviceIO", "CMSIShim"],
             swiftSettings: strict),
+        // Work queues shared by consumers (kernel, VFIO, char dev), IMS first, MSI-X fallback.
+        .target(name: "WorkQueues", dependencies: ["MSIShimCore", "MSIModel"], swiftSettings: strict),
         .target(
             name: "MockDevice",
-            dependencies: ["MSIShimCore", "MSIModel", "DeviceIO", "PCIAccess", "InterruptTables"],
+            dependencies: ["MSIShimCore", "MSIModel", "DeviceIO", "PCIAccess", "InterruptTables", "WorkQueues"],
             swiftSettings: strict),
 
         // MARK: Executables
@@ -87,7 +92,7 @@ let package = Package(
             name: "msibench",
             dependencies: [
                 "BenchBaseline", "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables",
-                "MockDevice", "CMSIShim",
+                "MockDevice", "CMSIShim", "WorkQueues",
             ],
             swiftSettings: strict),
 
@@ -100,7 +105,7 @@ let package = Package(
         .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim"]),
         .testTarget(
             name: "InterruptTablesTests",
-            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "DeviceIO", "MSIShimCore", "TestSupport"]),
+            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "DeviceIO", "MSIShimCore", "TestSupport", "WorkQueues"]),
         .testTarget(name: "MSICtlTests", dependencies: ["MSIShimCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

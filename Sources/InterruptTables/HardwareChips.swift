@@ -137,17 +137,17 @@ extension PCIFunctionHardware {
 ///
 /// The instance cookie is the PASID the slot tags its messages with (0: none); it stays in
 /// the descriptor exactly as the caller gave it, and the control word is derived from it on
-/// every write: `(pasid << 12) | PASID enable`, plus the mask bit.
+/// every mask and unmask: `(pasid << 12) | PASID enable`, plus the mask bit.
 ///
 /// - prepare: refuses (EINVAL) a cookie wider than the 20-bit PASID field before touching
-///   the slot; the domain cookie becomes the slot's byte offset; the slot is masked (with its
-///   PASID bits): 1 access.
+///   the slot; the domain cookie becomes the slot's byte offset; control = mask: 1 access.
 /// - mask: write control | mask, then read it back (flush): 2 accesses.
-/// - unmask: write control: 1 access.
+/// - unmask: write control: 1 access (this is where the PASID reaches the slot).
 /// - write message: address lo, address hi, data: 3 accesses.
-/// - no `irq_shutdown`: `free_irq` masks first, then deactivation writes the all-zero message
-///   into the masked slot (the 2022 IDXD chip had a shutdown that zeroed the slot before
-///   masking it, rewriting a live slot).
+/// - shutdown (`free_irq`): control = mask alone (PASID cleared), read back: 2 accesses;
+///   deactivation then writes the all-zero message into the masked slot, so a released slot
+///   is back in its reset state. (The 2022 IDXD chip's shutdown zeroed address and data
+///   before masking, rewriting a live slot.)
 public struct IMSDeviceChip: IMSChip {
     /// The slot array in device memory.
     public let table: IMSDeviceTable
@@ -157,8 +157,8 @@ public struct IMSDeviceChip: IMSChip {
 
     /// The `irq_chip` name.
     public var name: String { "IMS-slots" }
-    /// Mask, unmask, write message.
-    public var operations: IRQChipOperations { [.mask, .unmask, .writeMessage] }
+    /// Mask, unmask, write message, shutdown.
+    public var operations: IRQChipOperations { [.mask, .unmask, .writeMessage, .shutdown] }
     /// The slots of the array.
     public var slotCount: Int? { table.slots }
 
@@ -173,7 +173,7 @@ public struct IMSDeviceChip: IMSChip {
                            "cookie 0x\(hex(cookie, width: 1)) names a PASID wider than the slot's 20-bit field (max 0xfffff)")
         }
         descriptor.domainCookie = UInt64(table.offset + descriptor.index * IMSSlotLayout.size)
-        try table.writeControl(descriptor.index, control(descriptor) | IMSSlotLayout.mask)
+        try table.writeControl(descriptor.index, IMSSlotLayout.mask)
     }
 
     /// `irq_write_msi_msg`.
@@ -192,6 +192,12 @@ public struct IMSDeviceChip: IMSChip {
     /// `irq_unmask`.
     public func unmask(_ descriptor: IMSDescriptor) throws {
         try table.writeControl(descriptor.index, control(descriptor))
+    }
+
+    /// `irq_shutdown`: mask with the PASID cleared, then flush.
+    public func shutdown(_ descriptor: IMSDescriptor) throws {
+        try table.writeControl(descriptor.index, IMSSlotLayout.mask)
+        _ = try table.readControl(descriptor.index)
     }
 }
 

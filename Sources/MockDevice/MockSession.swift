@@ -7,6 +7,7 @@ public import MSIModel
 public import MSIShimCore
 public import PCIAccess
 import InterruptTables
+import WorkQueues
 
 /// Where `msictl mock` runs.
 public struct MockSessionOptions: Sendable {
@@ -81,6 +82,7 @@ public final class MockSession {
     let handled = HandlerCounts()
     var imsStorage: IMSStorage?
     var softwareStore: IMSSoftwareStore?
+    var queueDevice: WorkQueueDevice?
     var lastCounters: MockCounters
 
     /// Wires `device` to a new platform and model device.
@@ -223,6 +225,8 @@ public final class MockSession {
             return .object([("control", .int(Int(try device.config.read16(at))))])
         case .show:
             return try show()
+        case .queue(let q):
+            return try executeQueue(q)
         case .counters:
             let now = device.counters
             let delta = now - lastCounters

@@ -48,3 +48,29 @@ extension MockInspectCLITests {
         #expect(sslots.count == 1 && sslots[0]["cookie"] as? String == "0x123456789abcdef0" && sslots[0]["index"] as? Int == 0)
     }
 }
+
+/// `msictl mock` queue commands as a user meets them.
+extension MockInspectCLITests {
+    @Test("mock queue commands: results, and one error line per bad line naming it, with the errno; the script goes on")
+    func mockQueueTranscript() throws {
+        let r = try msictl(["mock", "--script", try script("""
+            ims create 4096 device
+            queue create vfio pasid=2a
+            queue create gpu
+            queue free cdev 0
+            queue fire 7
+            queue fire 0
+            """)])
+        #expect(r.status == 1)
+        #expect(r.stdout.contains("> queue create vfio pasid=2a\n  queue=0 consumer=vfio pasid=0x2a interrupt=ims index=0 virq="))
+        #expect(r.stdout.contains("> queue create gpu\n  error EINVAL: line 3: unknown consumer 'gpu'"))
+        #expect(r.stdout.contains("> queue free cdev 0\n  error EPERM: line 4: queue 0 belongs to vfio, not cdev"))
+        #expect(r.stdout.contains("> queue fire 7\n  error ENOENT: line 5: queue 7 does not exist"))
+        #expect(r.stdout.contains("> queue fire 0\n  queue=0 source=ims 0 delivered={virq="))
+        let json = try msictl(["mock", "--json", "--script", try script("queue create kernel\nqueue free vfio 0\n")])
+        let objs = try objects(json.stdout)
+        let created = try #require(objs[0]["result"] as? [String: Any])
+        #expect(created["interrupt"] as? String == "msix" && created["index"] as? Int == 1 && created["pasid"] is NSNull)
+        #expect(objs[1]["errno"] as? String == "EPERM" && objs[1]["line"] as? Int == 2)
+    }
+}
