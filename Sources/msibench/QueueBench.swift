@@ -1,7 +1,8 @@
 // The work-queue rows of `msibench model`: queue create + free ×4096 on a 4096-slot IMS table
 // through WorkQueues and the whole model (IMS descriptor, Linux irq, vector reservation,
 // request_irq with a real vector and the slot writes, then free_irq and the free), against
-// BenchBaseline's queue_baseline.c doing the same bookkeeping in flat C arrays.
+// BenchBaseline's queue_baseline.c doing the same bookkeeping in flat C arrays, once with the
+// locks the kernel takes on this path and once without any.
 import BenchBaseline
 import DeviceIO
 import InterruptTables
@@ -14,70 +15,64 @@ private struct SilentSignals: QueueSignals {
     func raise(_ interrupt: QueueInterrupt) -> FireResult { .dropped("benchmark") }
 }
 
-/// One work-queue row: name, Swift and C figures (µs per create+free cycle of all queues).
-struct QueueBenchRow {
-    var name: String
-    var swift: Double
-    var c: Double
-    var floor: String?
-}
+/// The Swift and C sides of the queue benchmark: 4096 queues on a 4096-slot IMS table,
+/// 32 CPUs (enough vectors for every queue's `request_irq`).
+final class QueueBench {
+    static let queues = 4096
+    let platform: MSIPlatform
+    let wq: WorkQueueDevice
+    let cLocked: OpaquePointer
+    let cBare: OpaquePointer
+    let consumers: [QueueConsumer] = [.kernel, .vfio, .cdev]
+    /// A C cycle that did not go as expected (the C closures cannot throw).
+    var failure: String?
 
-/// Queue create+free ×`queues` on an IMS table of as many slots, 32 CPUs (enough vectors for
-/// every queue's `request_irq`): best of `runs`, Swift and C runs alternating.
-func queueBenchRows(quick: Bool, runs: Int) throws -> [QueueBenchRow] {
-    let queues = 4096
-    let cpus = 32
-    let platform = try MSIPlatform(.x86(cpus: cpus))
-    let region = try MappedRegion.anonymous(name: "bench IMS slots", size: queues * IMSSlotLayout.size)
-    let table = try IMSDeviceTable(region: region, offset: 0, slots: queues)
-    let pci = SimulatedPCIFunction(.init(msixTableSize: 64, intxIRQ: 11, logging: false))
-    let device = MSIDevice(name: "0000:00:0a.0", platform: platform, pci: pci.hardware)
-    try device.createIMSDomain(template: .ims(chip: IMSDeviceChip(table: table)), hwsize: queues)
-    let wq = try WorkQueueDevice(device: device, signals: SilentSignals())
-    guard let cLocked = qb_create(UInt32(queues), UInt32(cpus), 1), let cBare = qb_create(UInt32(queues), UInt32(cpus), 0) else {
-        throw QueueBenchFailure("qb_create failed")
+    init() throws {
+        let cpus = 32
+        platform = try MSIPlatform(.x86(cpus: cpus))
+        let region = try MappedRegion.anonymous(name: "bench IMS slots", size: Self.queues * IMSSlotLayout.size)
+        let table = try IMSDeviceTable(region: region, offset: 0, slots: Self.queues)
+        let pci = SimulatedPCIFunction(.init(msixTableSize: 64, intxIRQ: 11, logging: false))
+        let device = MSIDevice(name: "0000:00:0a.0", platform: platform, pci: pci.hardware)
+        try device.createIMSDomain(template: .ims(chip: IMSDeviceChip(table: table)), hwsize: Self.queues)
+        wq = try WorkQueueDevice(device: device, signals: SilentSignals())
+        guard let l = qb_create(UInt32(Self.queues), UInt32(cpus), 1), let b = qb_create(UInt32(Self.queues), UInt32(cpus), 0) else {
+            throw QueueBenchFailure("qb_create failed")
+        }
+        cLocked = l
+        cBare = b
     }
-    defer {
+
+    deinit {
         qb_destroy(cLocked)
         qb_destroy(cBare)
     }
-    let consumers: [QueueConsumer] = [.kernel, .vfio, .cdev]
 
+    /// Creates 4096 queues (consumers in turn, PASID i + 1), each on an IMS slot, then frees them.
     func swiftCycle() throws {
-        for i in 0..<queues {
+        for i in 0..<Self.queues {
             let q = try wq.createQueue(for: consumers[i % 3], pasid: UInt32(i + 1))
             guard q.queue == i, case .ims = q.interrupt else { throw QueueBenchFailure("queue \(i) got \(q)") }
         }
-        for i in 0..<queues { try wq.freeQueue(i, by: consumers[i % 3]) }
+        for i in 0..<Self.queues { try wq.freeQueue(i, by: consumers[i % 3]) }
     }
-    func cCycle(_ d: OpaquePointer) throws {
-        for i in 0..<queues {
-            guard qb_queue_create(d, Int32(i % 3), UInt32(i + 1)) == Int32(i) else { throw QueueBenchFailure("C queue \(i)") }
+
+    /// The same in C.
+    func cCycle(locked: Bool) {
+        let d = locked ? cLocked : cBare
+        for i in 0..<Self.queues where qb_queue_create(d, Int32(i % 3), UInt32(i + 1)) != Int32(i) {
+            failure = failure ?? "C queue \(i) was not created"
         }
-        for i in 0..<queues { guard qb_queue_free(d, Int32(i), Int32(i % 3)) == 0 else { throw QueueBenchFailure("C free \(i)") } }
+        for i in 0..<Self.queues where qb_queue_free(d, Int32(i), Int32(i % 3)) != 0 {
+            failure = failure ?? "C queue \(i) was not freed"
+        }
     }
-    try swiftCycle()  // warm up, and prove that every queue gets an IMS slot
-    try cCycle(cLocked)
-    try cCycle(cBare)
-    var swiftBest = Double.infinity
-    var lockedBest = Double.infinity
-    var bareBest = Double.infinity
-    for _ in 0..<(quick ? 2 : runs * 2) {
-        var t = mb_now()
-        try swiftCycle()
-        swiftBest = min(swiftBest, mb_now() - t)
-        t = mb_now()
-        try cCycle(cLocked)
-        lockedBest = min(lockedBest, mb_now() - t)
-        t = mb_now()
-        try cCycle(cBare)
-        bareBest = min(bareBest, mb_now() - t)
+
+    /// Throws when a cycle went wrong or left anything behind.
+    func check() throws {
+        if let failure { throw QueueBenchFailure(failure) }
+        guard wq.queueCount == 0, platform.allocatedIRQs.count == 1 else { throw QueueBenchFailure("queues left behind") }
     }
-    guard wq.queueCount == 0, platform.allocatedIRQs.count == 1 else { throw QueueBenchFailure("queues left behind") }
-    return [
-        QueueBenchRow(name: "queue create+free ×4096, C w/ locks (µs)", swift: swiftBest * 1e6, c: lockedBest * 1e6, floor: "≤ 3.0×"),
-        QueueBenchRow(name: "queue create+free ×4096, C no locks (µs)", swift: swiftBest * 1e6, c: bareBest * 1e6, floor: nil),
-    ]
 }
 
 struct QueueBenchFailure: Error, CustomStringConvertible {
