@@ -15,8 +15,16 @@ typedef struct qb_desc {
     uint32_t address_lo, address_hi, data;
 } qb_desc;
 
+/* struct irqaction: allocated by request_irq, freed by free_irq. */
+typedef struct qb_action {
+    void (*handler)(uint32_t);
+    void *dev_id;
+    uint32_t irq, flags;
+} qb_action;
+
 typedef struct qb_irq {
     uint32_t present, owner, hwirq, msi_index;
+    qb_action *action;
     uint64_t affinity;
     uint8_t activated, started, masked, requested, has_reserved, can_reserve;
     uint8_t cpu, vector, cfg_cpu, cfg_vector;
@@ -46,6 +54,7 @@ struct qb_device {
     uint32_t irq_hint;
     qb_irq *irqs;
     uint32_t *routes; /* cpu << 8 | vector -> irq */
+    uint64_t *counts; /* kstat_irqs: per irq, one counter per CPU */
     /* IMS store and slots */
     qb_desc *descs;
     uint32_t desc_hint;
@@ -82,6 +91,7 @@ qb_device *qb_create(uint32_t slots, uint32_t cpus, int locking) {
         pthread_mutex_init(&d->irqs[i].lock, NULL);
     }
     d->routes = calloc((size_t)cpus * 256, sizeof(uint32_t));
+    d->counts = calloc((size_t)MAX_IRQS * cpus, sizeof(uint64_t));
     d->descs = calloc(slots, sizeof(qb_desc));
     d->slots = calloc((size_t)slots * 4, sizeof(uint32_t));
     d->nqueues_max = slots + 2048;
@@ -102,6 +112,7 @@ void qb_destroy(qb_device *d) {
     pthread_mutex_destroy(&d->vector_lock);
     free(d->irqs);
     free(d->routes);
+    free(d->counts);
     free(d->descs);
     free((void *)d->slots);
     free(d->queues);
@@ -138,6 +149,7 @@ static int alloc_irq(qb_device *d, uint32_t index) {
     r->has_reserved = 1;
     r->cfg_vector = SHUTDOWN_VECTOR;
     d->global_reserved++;
+    memset(&d->counts[(size_t)irq * d->ncpus], 0, d->ncpus * sizeof(uint64_t));
     return irq;
 }
 
@@ -255,6 +267,8 @@ int qb_queue_create(qb_device *d, int consumer, uint32_t pasid) {
     write_message(d, index, 0xFEE00000u | (uint32_t)cpu << 12, 0, (uint32_t)vector);
     r->requested = 1;
     r->handler = noop_handler;
+    r->action = malloc(sizeof(qb_action));
+    if (r->action) *r->action = (qb_action){.handler = noop_handler, .dev_id = d, .irq = (uint32_t)irq};
     r->started = 1;
     d->slots[index * 4 + 3] = pasid ? (pasid << PASID_SHIFT | SLOT_PASID_EN) : 0;
     r->masked = 0;
@@ -292,6 +306,8 @@ int qb_queue_free(qb_device *d, int q, int consumer) {
     lock(d, &r->lock);
     r->requested = 0;
     r->handler = NULL;
+    free(r->action);
+    r->action = NULL;
     d->slots[index * 4 + 3] = SLOT_MASK;
     (void)d->slots[index * 4 + 3];
     r->masked = 1;

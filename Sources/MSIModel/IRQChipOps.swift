@@ -32,15 +32,30 @@ extension MSIDeviceData {
         platform.state.withLock { $0.record(virq)?.activated ?? false }
     }
 
+    /// Domain, index and activation state of `virq` in one look at the platform, if this
+    /// device owns it.
+    func locationAndState(_ virq: Int) -> (MSIDomainID, Int, activated: Bool)? {
+        platform.state.withLock { s in
+            guard let r = s.record(virq), r.owner == deviceID else { return nil }
+            return (r.domain, r.msiIndex, r.activated)
+        }
+    }
+
+    /// The chip of domain `d`, read in place (copying the whole domain would copy its name and
+    /// info too; this runs on every chip callback).
+    func chip(_ d: MSIDomainID) -> MSIDomainChip? {
+        isValidDomain(d) ? slots[d.rawValue].domain?.chip : nil
+    }
+
     // MARK: activation (msi_domain_activate / msi_domain_deactivate)
 
     /// `irq_domain_activate_irq(irqd, reserve)`: parents first (vector, remapping), then the MSI
     /// level composes and writes the message. A no-op if already activated.
     mutating func activate(_ virq: Int, reserve: Bool) throws(MSIError) {
-        guard let (d, index) = location(virq) else {
+        guard let (d, index, activated) = locationAndState(virq) else {
             throw MSIError(.EINVAL, "irq_domain_activate_irq", "irq \(virq) does not belong to \(deviceName)")
         }
-        if isActivated(virq) { return }
+        if activated { return }
         let message = try platform.state.withLock { s throws(MSIError) in try s.activateParents(virq, reserve: reserve) }
         do throws(MSIError) {
             try chipWriteMessage(virq, d, index, message)
@@ -53,7 +68,7 @@ extension MSIDeviceData {
     /// `irq_domain_deactivate_irq()`: the MSI level writes the all-zero message, then the
     /// parents release (remapping entry cleared, vector freed or re-reserved).
     mutating func deactivate(_ virq: Int) {
-        guard isActivated(virq), let (d, index) = location(virq) else { return }
+        guard let (d, index, activated) = locationAndState(virq), activated else { return }
         do throws(MSIError) {
             try chipWriteMessage(virq, d, index, .zero)
         } catch {
@@ -87,8 +102,8 @@ extension MSIDeviceData {
 
     /// `irq_chip_write_msi_msg()` for `virq`.
     mutating func chipWriteMessage(_ virq: Int, _ d: MSIDomainID, _ index: Int, _ message: MSIMessage) throws(MSIError) {
-        guard let dom = domain(d), let s = slot(d, index) else { return }
-        switch dom.chip {
+        guard let chip = chip(d), let s = slot(d, index) else { return }
+        switch chip {
         case .pciMSI, .pciMSIX:
             // pci_msi_domain_write_msg: only the first interrupt of a multi-MSI block writes.
             if Int(s.pointee.virq) == virq { try pciWriteMessage(s, message) }
@@ -101,8 +116,8 @@ extension MSIDeviceData {
 
     /// `irq_mask` of the interrupt's chip.
     mutating func chipMask(_ virq: Int) throws(MSIError) {
-        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
-        switch dom.chip {
+        guard let (d, index) = location(virq), let chip = chip(d), let s = slot(d, index) else { return }
+        switch chip {
         case .pciMSIX: try msixMask(s)
         case .pciMSI: try msiUpdateMask(s, clear: 0, set: 1 << UInt32(max(0, virq - Int(s.pointee.virq)) & 31))
         case .device(let chip):
@@ -114,8 +129,8 @@ extension MSIDeviceData {
 
     /// `irq_unmask` of the interrupt's chip.
     mutating func chipUnmask(_ virq: Int) throws(MSIError) {
-        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
-        switch dom.chip {
+        guard let (d, index) = location(virq), let chip = chip(d), let s = slot(d, index) else { return }
+        switch chip {
         case .pciMSIX: try msixUnmask(s)
         case .pciMSI: try msiUpdateMask(s, clear: 1 << UInt32(max(0, virq - Int(s.pointee.virq)) & 31), set: 0)
         case .device(let chip):
@@ -127,8 +142,8 @@ extension MSIDeviceData {
 
     /// `irq_shutdown()`: the chip's `irq_shutdown` when it has one, else mask.
     mutating func chipShutdown(_ virq: Int) throws(MSIError) {
-        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
-        if case .device(let chip) = dom.chip, dom.info.chipOperations.contains(.shutdown) {
+        guard let (d, index) = location(virq), let domainChip = chip(d), let s = slot(d, index) else { return }
+        if case .device(let chip) = domainChip, slots[d.rawValue].domain?.info.chipOperations.contains(.shutdown) == true {
             let desc = imsDescriptor(s)
             try hardware("irq_shutdown") { try chip.shutdown(desc) }
             platform.state.withLock { p in p.update(virq) { $0.masked = true } }

@@ -3,7 +3,8 @@
 /* C baseline for the work-queue rows of `msibench model`: the bookkeeping a queue create and
  * free does, in flat C arrays, as a kernel would keep it: queue table (lowest free number),
  * IMS descriptor store (lowest free index, instance cookie), Linux irq numbers (bitmap),
- * irq records, the x86 vector matrix (global reservation at allocation, best CPU and lowest
+ * irq records with their per-CPU counters zeroed, the irqaction request_irq allocates and
+ * free_irq frees, the x86 vector matrix (global reservation at allocation, best CPU and lowest
  * free vector at request_irq, release at free), the vector-to-irq routes, and the IMS slot
  * writes (mask, message, unmask with the PASID; shutdown, zero message). With `locking`, the
  * locks the kernel takes on this path are taken too (pthread mutexes): the queue table's,
