@@ -160,10 +160,12 @@ public final class WorkQueueDevice: Sendable {
     /// IMS first (the PASID as the cookie), then dynamic MSI-X.
     func allocateInterrupt(pasid: UInt32?, usesIMS: Bool) throws(WorkQueueError) -> (QueueInterrupt, Int) {
         var imsNote = "the device has no IMS pool"
-        if usesIMS, device.domainInfo(.secondary) != nil {
+        if usesIMS {
             do {
                 let map = try device.allocIRQ(domain: .secondary, at: .any, cookie: UInt64(pasid ?? 0))
                 return (.ims(index: map.index), map.virq)
+            } catch where error.code == .ENODEV {
+                // No IMS domain: MSI-X.
             } catch where error.code == .EBUSY || error.code == .ENOSPC {
                 imsNote = "IMS: \(error.reason)"
             } catch {
