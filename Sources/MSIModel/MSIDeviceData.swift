@@ -35,9 +35,6 @@ struct DomainSlot {
     /// Where this slot's descriptors live: the device's own store for the slot, or an
     /// ``MSIDescriptorStore``'s storage.
     @usableFromInline var store: UnsafeMutablePointer<DescriptorStore>
-    /// The page table ``MSIDeviceData/virq(domain:index:)`` reads, refreshed whenever the
-    /// store's table changes (first insert, reset, store swap) or the multi-MSI view does.
-    @usableFromInline var lookup: StoreLookup
     /// The external store ``store`` points into (kept alive while attached), nil for the
     /// device's own.
     var external: MSIDescriptorStore?
@@ -75,6 +72,13 @@ public struct MSIDeviceData: ~Copyable {
     @usableFromInline let domainCount: Int
     /// `__domains[]`, one per domain id.
     @usableFromInline let slots: UnsafeMutablePointer<DomainSlot>
+    /// The flat interrupt array ``virq(domain:index:)`` reads for each domain id, copied from
+    /// the store whenever it moves (grows, reset, store swap) or the multi-MSI view changes.
+    /// Always ``maxLookupTables`` entries; ids past ``domainCount`` have an empty one, so a
+    /// lookup needs no separate domain check on its fast path.
+    @usableFromInline let lookupTables: UnsafeMutablePointer<StoreLookup>
+    /// Entries of ``lookupTables``: the largest `maxDeviceDomains` a platform accepts.
+    @inlinable static var maxLookupTables: Int { 8 }
     /// The device's own stores, one per slot (used unless a slot has an external store).
     let ownStores: UnsafeMutablePointer<DescriptorStore>
     /// Which store a domain created without an explicit one gets.
@@ -90,7 +94,8 @@ public struct MSIDeviceData: ~Copyable {
     @usableFromInline var iterWord: UInt64 = 0
     @usableFromInline var iterWordBase = 0
     @usableFromInline var iterStamp: UInt64 = 0
-    var warningLog = WarningLog()
+    /// The WARNs recorded for this device (by reference: see ``DeviceWarnings``).
+    @usableFromInline let warningLog = DeviceWarnings()
     /// The PCI flags (plain values: cheap to read on hot paths).
     var pci: PCIState?
     /// The PCI hardware (existentials: kept apart so reading a flag copies no references).
@@ -102,10 +107,12 @@ public struct MSIDeviceData: ~Copyable {
         domainCount = n
         ownStores = .allocate(capacity: n)
         slots = .allocate(capacity: n)
+        lookupTables = .allocate(capacity: Self.maxLookupTables)
+        lookupTables.initialize(repeating: .empty, count: Self.maxLookupTables)
         for i in 0..<n {
             (ownStores + i).initialize(to: DescriptorStore())
             (slots + i).initialize(to: DomainSlot(
-                store: ownStores + i, lookup: ownStores[i].lookup, external: nil, domain: nil,
+                store: ownStores + i, external: nil, domain: nil,
                 hasDomain: false, hwsize: MSILimits.domainSize))
         }
         self.storeLayout = storeLayout
@@ -123,15 +130,16 @@ public struct MSIDeviceData: ~Copyable {
         slots.deallocate()
         ownStores.deinitialize(count: domainCount)
         ownStores.deallocate()
+        lookupTables.deallocate()
     }
 
-    mutating func warn(_ fn: String, _ message: String) { warningLog.warn(fn, message) }
+    func warn(_ fn: String, _ message: String) { warningLog.log.warn(fn, message) }
 
     /// The device's name (`dev_name()`).
     public var name: String { deviceName }
 
     /// Warnings recorded so far (WARN_ON splats the kernel would have printed).
-    public var warnings: [MSIWarning] { warningLog.entries }
+    public var warnings: [MSIWarning] { warningLog.log.entries }
 
     /// `MSI_MAX_DEVICE_IRQDOMAINS` on this device's platform: valid domain ids are below it.
     public var maxDeviceDomains: Int { domainCount }
@@ -178,25 +186,35 @@ public struct MSIDeviceData: ~Copyable {
     @inline(__always)
     mutating func storeInsert(_ d: MSIDomainID, _ desc: PackedDescriptor, at index: Int) {
         guard let s = store(d) else { return }
-        let ownedTable = s.pointee.lookup.pages
         s.pointee.insert(desc, at: index)
-        if d == .default { syncMultiMSIView() }
-        if s.pointee.lookup.pages != ownedTable { refreshLookup(d) }  // the first insert replaces the shared empty table
+        storeChanged(d, s)
     }
 
     @inline(__always)
     mutating func storeRemove(_ d: MSIDomainID, at index: Int) -> PackedDescriptor? {
         guard let s = store(d) else { return nil }
         let old = s.pointee.remove(at: index)
-        if d == .default { syncMultiMSIView() }
+        storeChanged(d, s)
         return old
     }
 
     /// Associates (or, with 0, disassociates) the descriptor at `index` with its first Linux
-    /// interrupt, keeping the store's ASSOCIATED mark in step.
+    /// interrupt, keeping the store's ASSOCIATED mark and flat interrupt array in step.
     mutating func storeSetVirq(_ d: MSIDomainID, _ index: Int, _ virq: Int) {
-        store(d)?.pointee.setVirq(UInt32(truncatingIfNeeded: virq), at: index)
-        if d == .default { syncMultiMSIView() }
+        guard let s = store(d) else { return }
+        s.pointee.setVirq(UInt32(truncatingIfNeeded: virq), at: index)
+        storeChanged(d, s)
+    }
+
+    /// After a store change: copy its lookup again if the flat array moved, and keep the
+    /// multi-MSI view in step with the default store (only misuse changes it while MSI is on).
+    @inline(__always)
+    mutating func storeChanged(_ d: MSIDomainID, _ s: UnsafeMutablePointer<DescriptorStore>) {
+        if s.pointee.lookupMoved {
+            s.pointee.lookupMoved = false
+            refreshLookup(d)
+        }
+        if d == .default && multiMSIView != nil { syncMultiMSIView() }
     }
 
     mutating func storeAffinity(_ d: MSIDomainID, _ a: [IRQAffinityDescriptor]?) -> UInt32 {
@@ -211,12 +229,12 @@ public struct MSIDeviceData: ~Copyable {
         store(d)?.pointee.publicDescriptor(p) ?? MSIDescriptor(packed: p)
     }
 
-    /// Points the slot's lookup at its store's table, or at the multi-MSI view for the default
-    /// domain while PCI MSI is on.
+    /// Points the domain's lookup at its store's flat array, or at the multi-MSI view for the
+    /// default domain while PCI MSI is on.
     mutating func refreshLookup(_ d: MSIDomainID) {
         guard isValidDomain(d) else { return }
         let table = slots[d.rawValue].store.pointee.lookup
-        slots[d.rawValue].lookup = d == .default ? (multiMSIView?.lookup ?? table) : table
+        lookupTables[d.rawValue] = d == .default ? (multiMSIView?.lookup ?? table) : table
     }
 
     /// Gives slot `d` the store a new domain there must use: `requested`, else (external
@@ -602,14 +620,28 @@ public struct MSIDeviceData: ~Copyable {
     /// enabled, `index` selects a vector of the single multi-MSI descriptor at index 0.
     /// - Throws: EINVAL for `index > 65535` or a bad domain id (the kernel WARNs and returns 0).
     @inlinable
-    public mutating func virq(domain d: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
-        // Without device data the stores are empty (their tables all-zero), so a valid index
-        // gives 0 as in the kernel; only the argument check needs to look at isSetUp.
-        if UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(domainCount) {
-            if !isSetUp { return 0 }
-            throw virqArgumentError(d, index)
+    public func virq(domain d: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
+        // One bounds check and two loads, as in a C array: ``lookupTables`` holds each
+        // store's flat array of associated interrupts. Everything else (an index past the
+        // array, a bad argument) takes the out-of-line path, which gets plain values and the
+        // warnings log, never `self`: nothing in a caller's loop of lookups can write the
+        // device data, so the table stays in registers.
+        if UInt(bitPattern: d.rawValue) < UInt(Self.maxLookupTables) {
+            let t = lookupTables[d.rawValue]
+            if UInt(bitPattern: index) < UInt(bitPattern: t.capacity) { return Int(t.virqs[index]) }
         }
-        return Int(slots[d.rawValue].lookup.virq(at: index))
+        return try Self.virqPastTable(d, index, isSetUp: isSetUp, domainCount: domainCount, warnings: warningLog)
+    }
+
+    /// ``virq(domain:index:)`` past its store's flat array: 0 for a valid index (absent or
+    /// not associated), EINVAL with a WARN for `index > 65535` or a bad domain id, and 0
+    /// without device data (the kernel returns 0 before it looks at the arguments).
+    @usableFromInline @inline(never)
+    static func virqPastTable(_ d: MSIDomainID, _ index: Int, isSetUp: Bool, domainCount: Int,
+                              warnings: DeviceWarnings) throws(MSIError) -> Int {
+        guard UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(bitPattern: domainCount),
+              isSetUp else { return 0 }
+        throw virqArgumentError(warnings, d, index, domainCount: domainCount)
     }
 
     /// Rebuilds the multi-MSI view after the default store changed while MSI is enabled (only
@@ -630,11 +662,11 @@ public struct MSIDeviceData: ~Copyable {
     }
 
     /// The WARN and error of `msi_domain_get_virq()` for a bad index or domain id.
-    @usableFromInline
-    mutating func virqArgumentError(_ d: MSIDomainID, _ index: Int) -> MSIError {
-        warn("msi_domain_get_virq", "index \(index) / domain id \(d.rawValue) out of range")
+    @usableFromInline @inline(never)
+    static func virqArgumentError(_ warnings: DeviceWarnings, _ d: MSIDomainID, _ index: Int, domainCount: Int) -> MSIError {
+        warnings.log.warn("msi_domain_get_virq", "index \(index) / domain id \(d.rawValue) out of range")
         return MSIError(.EINVAL, "msi_domain_get_virq", index < 0 || index > MSILimits.maxIndex
-                        ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range")
+                        ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range (\(domainCount) domains)")
     }
 }
 
