@@ -5,13 +5,21 @@ public import MSIShimCore
 /// +0 address lo, +4 address hi, +8 data, +0xC control (bit 0 mask, bit 3 PASID enable,
 /// PASID in bits 31:12).
 public enum IMSSlotLayout {
+    /// Bytes per slot.
     public static let size = 16
+    /// Offset of the address low dword.
     public static let addressLo = 0x0
+    /// Offset of the address high dword.
     public static let addressHi = 0x4
+    /// Offset of the data dword.
     public static let data = 0x8
+    /// Offset of the control dword.
     public static let control = 0xC
+    /// Control bit 0: the slot is masked.
     public static let mask: UInt32 = 1 << 0
+    /// Control bit 3: messages carry the PASID.
     public static let pasidEnable: UInt32 = 1 << 3
+    /// The PASID sits in control bits 31:12.
     public static let pasidShift: UInt32 = 12
     /// The largest PASID the 20-bit field holds.
     public static let maxPASID: UInt64 = 0xF_FFFF
@@ -36,11 +44,16 @@ public enum IMSSlotLayout {
 
 /// One IMS slot's contents.
 public struct IMSSlot: Hashable, Sendable, Codable {
+    /// Message address, low 32 bits.
     public var addressLo: UInt32
+    /// Message address, high 32 bits.
     public var addressHi: UInt32
+    /// Message data.
     public var data: UInt32
+    /// Control word: mask, PASID enable, PASID.
     public var control: UInt32
 
+    /// A slot; the default is the reset state (zero message, masked).
     public init(addressLo: UInt32 = 0, addressHi: UInt32 = 0, data: UInt32 = 0, control: UInt32 = IMSSlotLayout.mask) {
         self.addressLo = addressLo
         self.addressHi = addressHi
@@ -48,7 +61,9 @@ public struct IMSSlot: Hashable, Sendable, Codable {
         self.control = control
     }
 
+    /// The 64-bit message address.
     public var address: UInt64 { UInt64(addressHi) << 32 | UInt64(addressLo) }
+    /// Control bit 0.
     public var masked: Bool { control & IMSSlotLayout.mask != 0 }
     /// The PASID the slot tags its message with, when PASID is enabled.
     public var pasid: UInt32? { control & IMSSlotLayout.pasidEnable != 0 ? control >> IMSSlotLayout.pasidShift : nil }
@@ -57,8 +72,11 @@ public struct IMSSlot: Hashable, Sendable, Codable {
 /// A device-memory IMS table: an array of IDXD-style slots inside a BAR. One method call is
 /// one MMIO access.
 public struct IMSDeviceTable: Sendable {
+    /// The BAR region holding the array.
     public let region: any MMIORegion
+    /// Byte offset of slot 0 in the region.
     public let offset: Int
+    /// Number of slots.
     public let slots: Int
 
     /// - Throws: ``IMSError/doesNotFit`` when the slot array runs past the region.
@@ -76,10 +94,15 @@ public struct IMSDeviceTable: Sendable {
         return offset + slot * IMSSlotLayout.size + field
     }
 
+    /// Writes a slot's address low dword (one MMIO write).
     public func writeAddressLo(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.addressLo), v) }
+    /// Writes a slot's address high dword (one MMIO write).
     public func writeAddressHi(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.addressHi), v) }
+    /// Writes a slot's data dword (one MMIO write).
     public func writeData(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.data), v) }
+    /// Writes a slot's control dword (one MMIO write).
     public func writeControl(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.control), v) }
+    /// Reads a slot's control dword (one MMIO read).
     public func readControl(_ slot: Int) throws -> UInt32 { try region.read32(at(slot, IMSSlotLayout.control)) }
 
     /// Reads a whole slot (four DWORD reads).
@@ -288,6 +311,7 @@ public enum IMSError: ErrnoCarrying, Equatable, CustomStringConvertible {
         }
     }
 
+    /// One line saying what is wrong.
     public var description: String {
         switch self {
         case let .doesNotFit(slots, offset, size):
