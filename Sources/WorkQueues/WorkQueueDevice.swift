@@ -64,6 +64,7 @@ public final class WorkQueueDevice: Sendable {
 
     /// The driver's probe over `device`.
     /// - Parameters:
+    ///   - device: the model device of the PCI function.
     ///   - signals: how the device raises a queue's interrupt.
     ///   - usesIMS: whether the device's IMS domain is a pool for queue interrupts (it must
     ///     tag messages with the PASID the cookie names, as a device slot array does).
@@ -111,6 +112,7 @@ public final class WorkQueueDevice: Sendable {
 
     /// Creates a work queue for `consumer` with its completion interrupt requested.
     /// - Parameters:
+    ///   - consumer: who the queue is for.
     ///   - pasid: the address space the queue works in (1…0xFFFFF); required for `vfio` and
     ///     `cdev`, optional for `kernel`.
     ///   - handler: called with the Linux irq on every completion interrupt.
