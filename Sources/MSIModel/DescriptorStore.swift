@@ -88,7 +88,7 @@ struct DescriptorStore: ~Copyable {
     /// The page table: ``emptyPageTable`` until the first insert, then an owned 1024-entry
     /// table (8 KiB) whose unallocated entries point at ``emptyDescriptorPage``.
     @usableFromInline var pages: UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>>
-    var ownsTable = false
+    @usableFromInline var ownsTable = false
     /// Two words per page, grown with the pages: `bits[2p]` occupancy, `bits[2p + 1]` the
     /// ASSOCIATED mark. Always a subset: mark ⊆ occupancy. ``emptyBitsTable`` until the first
     /// page exists; every allocated page is covered.
@@ -96,20 +96,20 @@ struct DescriptorStore: ~Copyable {
     /// Pages covered by ``bits``.
     @usableFromInline var pageCapacity = 0
     /// Every page below this one is full, and this one is not (or it is ``pageCapacity``).
-    var firstNonFullPage = 0
+    @usableFromInline var firstNonFullPage = 0
     @usableFromInline var count = 0
     /// Bumped by every insert, erase and (dis)association: what an iteration cursor's cached
     /// page word was computed from.
     @usableFromInline var generation: UInt64 = 1
     /// The associated interrupts as a flat array (see ``StoreLookup``), grown to cover the
     /// highest associated index; ``emptyVirqTable`` until the first association.
-    var virqs: UnsafeMutablePointer<UInt32>
-    var virqCapacity = 0
+    @usableFromInline var virqs: UnsafeMutablePointer<UInt32>
+    @usableFromInline var virqCapacity = 0
     /// Set when ``lookup`` changed (the flat array grew or went): the owner copies it again.
-    var lookupMoved = false
+    @usableFromInline var lookupMoved = false
     /// ``emptyDescriptorPage``, read once (a global's lazy initialisation check on every
     /// insert and erase is measurable).
-    let emptyPage: UnsafeMutablePointer<PackedDescriptor>
+    @usableFromInline let emptyPage: UnsafeMutablePointer<PackedDescriptor>
 
     init() {
         pages = emptyPageTable
@@ -141,7 +141,7 @@ struct DescriptorStore: ~Copyable {
     }
 
     /// The slot of `index` if occupied (xa_load).
-    @inline(__always)
+    @inlinable @inline(__always)
     func slot(_ index: Int) -> UnsafeMutablePointer<PackedDescriptor>? {
         guard UInt(bitPattern: index) < UInt(MSILimits.domainSize) else { return nil }
         let s = pages[index &>> Self.pageShift] + (index & (Self.pageSize &- 1))
@@ -159,7 +159,7 @@ struct DescriptorStore: ~Copyable {
 
     /// Makes page `p` real: the owned page table on the first insert, occupancy words that
     /// cover it, the page's memory. The cold part of ``insert(_:at:)``.
-    @inline(never)
+    @usableFromInline @inline(never)
     mutating func allocatePage(_ p: Int) -> UnsafeMutablePointer<PackedDescriptor> {
         if !ownsTable {
             let table = UnsafeMutablePointer<UnsafeMutablePointer<PackedDescriptor>>.allocate(capacity: Self.maxPages)
@@ -186,7 +186,7 @@ struct DescriptorStore: ~Copyable {
 
     /// Writes the flat array's entry for `index` (0…65535), growing the array when an
     /// association lands past its end.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func setFlatVirq(_ virq: UInt32, at index: Int) {
         if index < virqCapacity {
             virqs[index] = virq
@@ -196,7 +196,7 @@ struct DescriptorStore: ~Copyable {
         }
     }
 
-    @inline(never)
+    @usableFromInline @inline(never)
     mutating func growVirqs(toCover index: Int) {
         var n = max(virqCapacity * 2, 64)
         while n <= index { n *= 2 }
@@ -214,7 +214,7 @@ struct DescriptorStore: ~Copyable {
 
     /// Stores `desc` at the free slot `index` (0…65535; the caller checked both). The
     /// ASSOCIATED mark follows `desc.virq`.
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func insert(_ desc: PackedDescriptor, at index: Int) {
         let p = index &>> Self.pageShift
         var page = pages[p]
@@ -236,7 +236,7 @@ struct DescriptorStore: ~Copyable {
     }
 
     /// Moves the free hint past full pages.
-    @inline(never)
+    @usableFromInline @inline(never)
     mutating func advanceFreeHint() {
         while firstNonFullPage < pageCapacity && bits[2 &* firstNonFullPage] == ~0 { firstNonFullPage &+= 1 }
     }
@@ -255,7 +255,7 @@ struct DescriptorStore: ~Copyable {
 
     /// Erases `index` (xa_erase) and returns what was there. The affinity side-table entry is
     /// left to the caller (``releaseAffinity(_:)``), which decides whether the descriptor leaks.
-    @discardableResult @inline(__always)
+    @discardableResult @inlinable @inline(__always)
     mutating func remove(at index: Int) -> PackedDescriptor? {
         guard let s = slot(index) else { return nil }
         let old = s.pointee
@@ -275,7 +275,7 @@ struct DescriptorStore: ~Copyable {
 
     /// The lowest free index below `limit` (xa_alloc with `{0, limit-1}`), nil when full:
     /// the first zero bit of the hint page's occupancy word.
-    @inline(__always)
+    @inlinable @inline(__always)
     func lowestFree(below limit: Int) -> Int? {
         let p = firstNonFullPage
         let index = p < pageCapacity ? p &<< Self.pageShift &+ (~bits[2 &* p]).trailingZeroBitCount : p &<< Self.pageShift
