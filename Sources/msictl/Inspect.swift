@@ -106,9 +106,10 @@ struct Inspect: ParsableCommand {
                 }
             }
         }
-        var r = try InspectReport(address: address, source: "mock", config: device.config)
-        try r.readTable(config: device.config) { bir in
-            guard let region = device.bar(bir) else {
+        // Read through the inspection views: inspect's own reads are not device accesses.
+        var r = try InspectReport(address: address, source: "mock", config: device.inspectionConfig)
+        try r.readTable(config: device.inspectionConfig) { bir in
+            guard let region = device.inspectionBAR(bir) else {
                 throw DeviceAccessError.unsupported("mock BAR\(bir)", what: "an unimplemented BAR")
             }
             return region
@@ -120,6 +121,7 @@ struct Inspect: ParsableCommand {
                 r.entries[i].counts = session.platform.irq(d.virq)?.perCPUCount ?? []
             }
         }
+        r.ims = try session.imsView()
         return r
     }
 
@@ -197,6 +199,8 @@ struct InspectReport {
     var kernelIRQs: [Int] = []
     var kernelRows: [InterruptRow] = []
     var cpus: [Int] = []
+    /// The IMS table (mock only).
+    var ims: IMSView?
 
     init(address: PCIAddress, source: String, config: some ConfigSpaceAccess) throws {
         self.address = address
@@ -286,6 +290,7 @@ struct InspectReport {
             pairs.append(("msix", .null))
         }
         pairs.append(("kernelIRQs", .array(kernelIRQs.map { .int($0) })))
+        pairs.append(("ims", ims?.json(includeReset: true) ?? .null))
         return .object(pairs)
     }
 
@@ -301,7 +306,7 @@ struct InspectReport {
         guard let x = msix else {
             if msi == nil { out.append("  no MSI or MSI-X capability") }
             if let tableNote { out.append("  " + tableNote) }
-            return out.joined(separator: "\n")
+            return (out + imsText(all: all)).joined(separator: "\n")
         }
         out.append("  MSI-X [\(hex(x.capOffset, width: 2))] \(x.enabled ? "enabled" : "disabled"), function \(x.functionMasked ? "masked" : "unmasked"), "
             + "\(x.tableSize) entries, table BAR\(x.tableBIR)+0x\(hex(Int(x.tableOffset), width: 1)), PBA BAR\(x.pbaBIR)+0x\(hex(Int(x.pbaOffset), width: 1))")
@@ -326,7 +331,7 @@ struct InspectReport {
         if hidden > 0 { out.append("  (\(hidden) entries in their reset state: address 0, data 0, masked, not pending; --all shows them)") }
         let pending = entries.filter(\.pending).map { String($0.index) }
         out.append("  PBA: " + (pending.isEmpty ? "nothing pending" : "pending " + pending.joined(separator: " ")))
-        return out.joined(separator: "\n")
+        return (out + imsText(all: all)).joined(separator: "\n")
     }
 
 }
