@@ -14,6 +14,8 @@
 //   DeviceIO         config space and BAR regions: sysfs, UIO, VFIO, memory, files.
 //   InterruptTables  MSI-X, MSI and IMS tables over the MSIShimCore protocols; irq chips for
 //                    the model.
+//   WorkQueues       a multi-queue device (IDXD/NIC style) above the model: queues for several
+//                    consumers, completion interrupts from IMS or dynamic MSI-X.
 //   MockDevice       a spec-faithful MSI/MSI-X/IMS device behind the MSIShimCore protocols,
 //                    and the script harness of `msictl mock`.
 //   msictl           the command-line tool (the only place that prints).
@@ -35,6 +37,7 @@ let package = Package(
         .library(name: "DeviceIO", targets: ["DeviceIO"]),
         .library(name: "InterruptTables", targets: ["InterruptTables"]),
         .library(name: "MockDevice", targets: ["MockDevice"]),
+        .library(name: "WorkQueues", targets: ["WorkQueues"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -65,9 +68,11 @@ let package = Package(
         .target(
             name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel", "DeviceIO"],
             swiftSettings: strict),
+        // Work queues shared by consumers (kernel, VFIO, char dev), IMS first, MSI-X fallback.
+        .target(name: "WorkQueues", dependencies: ["MSIShimCore", "MSIModel"], swiftSettings: strict),
         .target(
             name: "MockDevice",
-            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables"],
+            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables", "WorkQueues"],
             swiftSettings: strict),
 
         // MARK: Executables
@@ -97,7 +102,8 @@ let package = Package(
         .executableTarget(
             name: "msibench",
             dependencies: [
-                "BenchBaseline", "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "MockDevice", "CMSIShim",
+                "BenchBaseline", "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice", "CMSIShim",
+                "WorkQueues",
             ],
             swiftSettings: strict),
 
@@ -110,7 +116,7 @@ let package = Package(
         .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim"]),
         .testTarget(
             name: "InterruptTablesTests",
-            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "PCIAccess", "MSIShimCore", "TestSupport"]),
+            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "PCIAccess", "MSIShimCore", "TestSupport", "WorkQueues"]),
         // Depends on msictl so that `swift test` builds the binary the CLI tests run.
         .testTarget(name: "MSICtlTests", dependencies: ["msictl", "DeviceIO", "MSIShimCore", "TestSupport"]),
         // The code of the DocC article "Testing a driver against the mock", compiled and run.

@@ -108,7 +108,9 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
         get { packed.pci }
         set { packed.pci = newValue }
     }
-    /// `data.icookie`: the instance cookie (IMS). Must be 0 on PCI descriptors.
+    /// `data.icookie`: the instance cookie, as the allocation was given it (IMS: a PASID or a
+    /// storage handle). The kernel's union aliases it with `pci` on PCI descriptors; the model
+    /// keeps both.
     public var instanceCookie: UInt64 {
         get { packed.instanceCookie }
         set { packed.instanceCookie = newValue }
@@ -149,21 +151,24 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
 @usableFromInline
 struct PackedDescriptor: Hashable, Sendable {
     @usableFromInline var virq: UInt32 = 0
-    var addressLo: UInt32 = 0
-    var addressHi: UInt32 = 0
-    var data: UInt32 = 0
-    var maskCache: UInt32 = 0
-    var defaultIRQ: UInt32 = 0
+    @usableFromInline var addressLo: UInt32 = 0
+    @usableFromInline var addressHi: UInt32 = 0
+    @usableFromInline var data: UInt32 = 0
+    @usableFromInline var maskCache: UInt32 = 0
+    @usableFromInline var defaultIRQ: UInt32 = 0
     @usableFromInline var affinityRef: UInt32 = 0
-    var icookieLo: UInt32 = 0
-    var icookieHi: UInt32 = 0
-    var dcookieLo: UInt32 = 0
-    var dcookieHi: UInt32 = 0
+    @usableFromInline var icookieLo: UInt32 = 0
+    @usableFromInline var icookieHi: UInt32 = 0
+    @usableFromInline var dcookieLo: UInt32 = 0
+    @usableFromInline var dcookieHi: UInt32 = 0
     @usableFromInline var index: UInt16 = 0
     @usableFromInline var nvecUsed: UInt16 = 0
-    var attrs: UInt16 = 0
-    var maskPos: UInt8 = 0
+    @usableFromInline var attrs: UInt16 = 0
+    @usableFromInline var maskPos: UInt8 = 0
     @usableFromInline var flags: UInt8 = 0
+
+    /// An absent (all-zero) slot.
+    @inlinable init() {}
 
     // attrs bits
     static let isMSIX: UInt16 = 1 << 0

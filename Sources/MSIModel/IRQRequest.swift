@@ -15,14 +15,44 @@ extension MSIDeviceData {
     ///   ENOSPC (no vector), hardware errors.
     public mutating func requestIRQ(_ virq: Int, handler: IRQHandler? = nil) throws(MSIError) {
         let fn = "request_irq"
-        guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let requested = platform.table.state.withLock { t in virq < t.requested.count && t.requested[virq] }
-        guard !requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
-        let managed = platform.state.withLock { $0.record(virq)?.managed ?? false }
-        if !managed { try activate(virq, reserve: false) }
+        // One look at the platform (owner, location, managed) and its delivery table (requested).
+        let id = deviceID
+        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, managed: Bool, requested: Bool)? in
+            guard let r = s.record(virq), r.owner == id else { return nil }
+            let requested = s.table.state.withLock { t in virq < t.requested.count && t.requested[virq] }
+            return (r.domain, r.msiIndex, r.managed, requested)
+        }
+        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        guard !look.requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
+        let (d, index, managed) = (look.d, look.index, look.managed)
+        let action = handler.map(IRQAction.init)
+        if !managed {
+            try activate(virq, d, index, reserve: false)
+            // The action installed and irq_startup's IRQD_IRQ_STARTED, in one platform lock.
+            platform.state.withLock { s in
+                s.table.state.withLock { t in
+                    t.requested[virq] = true
+                    t.handlers[virq] = action
+                }
+                s.update(virq) { $0.started = true }
+            }
+            do throws(MSIError) {
+                try chipUnmask(virq, d, index)
+            } catch {
+                platform.state.withLock { s in
+                    s.table.state.withLock { t in
+                        t.requested[virq] = false
+                        t.handlers[virq] = nil
+                    }
+                    s.update(virq) { $0.started = false }
+                }
+                throw error
+            }
+            return
+        }
         platform.table.state.withLock { t in
             t.requested[virq] = true
-            t.handlers[virq] = handler.map(IRQAction.init)
+            t.handlers[virq] = action
         }
         do throws(MSIError) {
             if managed {
@@ -63,22 +93,34 @@ extension MSIDeviceData {
     ///   WARNs "Trying to free already-free IRQ").
     public mutating func freeIRQ(_ virq: Int) throws(MSIError) {
         let fn = "free_irq"
-        guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let wasRequested = platform.table.state.withLock { t -> Bool in
-            guard virq < t.requested.count, t.requested[virq] else { return false }
-            t.requested[virq] = false
-            t.handlers[virq] = nil
-            return true
+        // One look at the platform: owner, location, started; the action removed.
+        let id = deviceID
+        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, wasRequested: Bool)? in
+            guard let r = s.record(virq), r.owner == id else { return nil }
+            let was = s.table.state.withLock { t -> Bool in
+                guard virq < t.requested.count, t.requested[virq] else { return false }
+                t.requested[virq] = false
+                t.handlers[virq] = nil
+                return true
+            }
+            return (r.domain, r.msiIndex, r.started, was)
         }
-        guard wasRequested else {
+        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        guard look.wasRequested else {
             warn("__free_irq", "Trying to free already-free IRQ \(virq)")
             throw MSIError(.EINVAL, "__free_irq", "irq \(virq) is not requested")
         }
-        let started = platform.state.withLock { $0.record(virq)?.started ?? false }
+        let (d, index) = (look.d, look.index)
         var failure: MSIError?
-        if started {
-            do throws(MSIError) { try chipShutdown(virq) } catch { failure = error }
-            platform.state.withLock { s in s.update(virq) { $0.started = false } }
+        if look.started {
+            var shutDown = true
+            do throws(MSIError) { try chipShutdownHardware(virq, d, index) } catch { failure = error; shutDown = false }
+            platform.state.withLock { s in
+                s.update(virq) { r in
+                    if shutDown { r.masked = true }
+                    r.started = false
+                }
+            }
         }
         deactivate(virq)
         if let failure { throw failure }

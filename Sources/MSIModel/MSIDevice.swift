@@ -237,5 +237,5 @@ public final class MSIDevice: Sendable {
     public var warnings: [MSIWarning] { withLockedDescriptors { $0.warnings } }
 
     /// Forgets recorded warnings.
-    public func clearWarnings() { withLockedDescriptors { $0.warningLog.clear() } }
+    public func clearWarnings() { withLockedDescriptors { $0.warningLog.log.clear() } }
 }

@@ -35,17 +35,14 @@ struct DomainSlot {
     /// Where this slot's descriptors live: the device's own store for the slot, or an
     /// ``MSIDescriptorStore``'s storage.
     @usableFromInline var store: UnsafeMutablePointer<DescriptorStore>
-    /// The page table ``MSIDeviceData/virq(domain:index:)`` reads, refreshed whenever the
-    /// store's table changes (first insert, reset, store swap) or the multi-MSI view does.
-    @usableFromInline var lookup: StoreLookup
     /// The external store ``store`` points into (kept alive while attached), nil for the
     /// device's own.
     var external: MSIDescriptorStore?
     var domain: DeviceDomain?
     /// `domain != nil` and the domain's `hwsize` (65536 without one), kept apart so that hot
     /// paths read plain values instead of copying the domain (a name and a chip reference).
-    var hasDomain = false
-    var hwsize: Int
+    @usableFromInline var hasDomain = false
+    @usableFromInline var hwsize: Int
 }
 
 /// The locked per-device MSI state: `struct msi_device_data` (one descriptor store and one
@@ -67,7 +64,7 @@ public struct MSIDeviceData: ~Copyable {
     let deviceID: UInt32
     let platform: MSIPlatform
     /// `dev->msi.domain` is an MSI parent.
-    let hasMSIParent: Bool
+    @usableFromInline let hasMSIParent: Bool
     /// `dev->msi.data != NULL`.
     @usableFromInline var isSetUp = false
     var generation = 0
@@ -75,12 +72,23 @@ public struct MSIDeviceData: ~Copyable {
     @usableFromInline let domainCount: Int
     /// `__domains[]`, one per domain id.
     @usableFromInline let slots: UnsafeMutablePointer<DomainSlot>
+    /// The flat interrupt array ``virq(domain:index:)`` reads for each domain id, copied from
+    /// the store whenever it moves (grows, reset, store swap) or the multi-MSI view changes.
+    /// Always ``maxLookupTables`` entries; ids past ``domainCount`` have an empty one, so a
+    /// lookup needs no separate domain check on its fast path.
+    @usableFromInline let lookupTables: UnsafeMutablePointer<StoreLookup>
+    /// Entries of ``lookupTables``: the largest `maxDeviceDomains` a platform accepts.
+    @inlinable static var maxLookupTables: Int { 8 }
     /// The device's own stores, one per slot (used unless a slot has an external store).
     let ownStores: UnsafeMutablePointer<DescriptorStore>
     /// Which store a domain created without an explicit one gets.
     let storeLayout: MSIStoreLayout
     /// While PCI MSI is enabled, the multi-MSI view the default slot's lookup points at.
-    var multiMSIView: MultiMSIView?
+    var multiMSIView: MultiMSIView? {
+        didSet { hasMultiMSIView = multiMSIView != nil }
+    }
+    /// `multiMSIView != nil`, readable from inlinable code.
+    @usableFromInline var hasMultiMSIView = false
     /// `__iter_idx`. Set it through ``setCursor(_:)`` (which drops the page-word cache).
     @usableFromInline var iterIndex = Int.max - 1
     /// The cursor's cached page word: the bits matching the last filter above the cursor in
@@ -90,7 +98,8 @@ public struct MSIDeviceData: ~Copyable {
     @usableFromInline var iterWord: UInt64 = 0
     @usableFromInline var iterWordBase = 0
     @usableFromInline var iterStamp: UInt64 = 0
-    var warningLog = WarningLog()
+    /// The WARNs recorded for this device (by reference: see ``DeviceWarnings``).
+    @usableFromInline let warningLog = DeviceWarnings()
     /// The PCI flags (plain values: cheap to read on hot paths).
     var pci: PCIState?
     /// The PCI hardware (existentials: kept apart so reading a flag copies no references).
@@ -102,10 +111,12 @@ public struct MSIDeviceData: ~Copyable {
         domainCount = n
         ownStores = .allocate(capacity: n)
         slots = .allocate(capacity: n)
+        lookupTables = .allocate(capacity: Self.maxLookupTables)
+        lookupTables.initialize(repeating: .empty, count: Self.maxLookupTables)
         for i in 0..<n {
             (ownStores + i).initialize(to: DescriptorStore())
             (slots + i).initialize(to: DomainSlot(
-                store: ownStores + i, lookup: ownStores[i].lookup, external: nil, domain: nil,
+                store: ownStores + i, external: nil, domain: nil,
                 hasDomain: false, hwsize: MSILimits.domainSize))
         }
         self.storeLayout = storeLayout
@@ -123,15 +134,16 @@ public struct MSIDeviceData: ~Copyable {
         slots.deallocate()
         ownStores.deinitialize(count: domainCount)
         ownStores.deallocate()
+        lookupTables.deallocate()
     }
 
-    mutating func warn(_ fn: String, _ message: String) { warningLog.warn(fn, message) }
+    func warn(_ fn: String, _ message: String) { warningLog.log.warn(fn, message) }
 
     /// The device's name (`dev_name()`).
     public var name: String { deviceName }
 
     /// Warnings recorded so far (WARN_ON splats the kernel would have printed).
-    public var warnings: [MSIWarning] { warningLog.entries }
+    public var warnings: [MSIWarning] { warningLog.log.entries }
 
     /// `MSI_MAX_DEVICE_IRQDOMAINS` on this device's platform: valid domain ids are below it.
     public var maxDeviceDomains: Int { domainCount }
@@ -140,10 +152,10 @@ public struct MSIDeviceData: ~Copyable {
 
     /// True for a domain id this device has a slot for.
     @inlinable @inline(__always)
-    func isValidDomain(_ d: MSIDomainID) -> Bool { UInt(bitPattern: d.rawValue) < UInt(domainCount) }
+    func isValidDomain(_ d: MSIDomainID) -> Bool { UInt(bitPattern: d.rawValue) < UInt(bitPattern: domainCount) }
 
     /// The store of a valid domain id, nil for an invalid one.
-    @inline(__always)
+    @inlinable @inline(__always)
     func store(_ d: MSIDomainID) -> UnsafeMutablePointer<DescriptorStore>? {
         isValidDomain(d) ? slots[d.rawValue].store : nil
     }
@@ -178,25 +190,35 @@ public struct MSIDeviceData: ~Copyable {
     @inline(__always)
     mutating func storeInsert(_ d: MSIDomainID, _ desc: PackedDescriptor, at index: Int) {
         guard let s = store(d) else { return }
-        let ownedTable = s.pointee.lookup.pages
         s.pointee.insert(desc, at: index)
-        if d == .default { syncMultiMSIView() }
-        if s.pointee.lookup.pages != ownedTable { refreshLookup(d) }  // the first insert replaces the shared empty table
+        storeChanged(d, s)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func storeRemove(_ d: MSIDomainID, at index: Int) -> PackedDescriptor? {
         guard let s = store(d) else { return nil }
         let old = s.pointee.remove(at: index)
-        if d == .default { syncMultiMSIView() }
+        storeChanged(d, s)
         return old
     }
 
     /// Associates (or, with 0, disassociates) the descriptor at `index` with its first Linux
-    /// interrupt, keeping the store's ASSOCIATED mark in step.
+    /// interrupt, keeping the store's ASSOCIATED mark and flat interrupt array in step.
     mutating func storeSetVirq(_ d: MSIDomainID, _ index: Int, _ virq: Int) {
-        store(d)?.pointee.setVirq(UInt32(truncatingIfNeeded: virq), at: index)
-        if d == .default { syncMultiMSIView() }
+        guard let s = store(d) else { return }
+        s.pointee.setVirq(UInt32(truncatingIfNeeded: virq), at: index)
+        storeChanged(d, s)
+    }
+
+    /// After a store change: copy its lookup again if the flat array moved, and keep the
+    /// multi-MSI view in step with the default store (only misuse changes it while MSI is on).
+    @inlinable @inline(__always)
+    mutating func storeChanged(_ d: MSIDomainID, _ s: UnsafeMutablePointer<DescriptorStore>) {
+        if s.pointee.lookupMoved {
+            s.pointee.lookupMoved = false
+            refreshLookup(d)
+        }
+        if d == .default && hasMultiMSIView { syncMultiMSIView() }
     }
 
     mutating func storeAffinity(_ d: MSIDomainID, _ a: [IRQAffinityDescriptor]?) -> UInt32 {
@@ -211,12 +233,13 @@ public struct MSIDeviceData: ~Copyable {
         store(d)?.pointee.publicDescriptor(p) ?? MSIDescriptor(packed: p)
     }
 
-    /// Points the slot's lookup at its store's table, or at the multi-MSI view for the default
-    /// domain while PCI MSI is on.
+    /// Points the domain's lookup at its store's flat array, or at the multi-MSI view for the
+    /// default domain while PCI MSI is on.
+    @usableFromInline
     mutating func refreshLookup(_ d: MSIDomainID) {
         guard isValidDomain(d) else { return }
         let table = slots[d.rawValue].store.pointee.lookup
-        slots[d.rawValue].lookup = d == .default ? (multiMSIView?.lookup ?? table) : table
+        lookupTables[d.rawValue] = d == .default ? (multiMSIView?.lookup ?? table) : table
     }
 
     /// Gives slot `d` the store a new domain there must use: `requested`, else (external
@@ -289,9 +312,14 @@ public struct MSIDeviceData: ~Copyable {
         setCursor(Self.parkedCursor)
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     func requireData(_ fn: String) throws(MSIError) {
-        guard isSetUp else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI device data (msi_setup_device_data not called)") }
+        guard isSetUp else { throw noDataError(fn) }
+    }
+
+    @usableFromInline @inline(never)
+    func noDataError(_ fn: String) -> MSIError {
+        MSIError(.EINVAL, fn, "\(deviceName) has no MSI device data (msi_setup_device_data not called)")
     }
 
     // MARK: domains and hwsize
@@ -315,17 +343,26 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_ctrl_valid()`: WARN and EINVAL for a bad domain id, a missing domain on a device
     /// with an MSI parent, `first > last`, or an index past `hwsize`.
-    @inline(__always)
-    mutating func checkControl(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
-        guard isValidDomain(d), !hasMSIParent || hasDomain(d) else {
-            warn("msi_ctrl_valid", "\(fn): no device domain \(d.rawValue)")
-            throw MSIError(.EINVAL, fn, isValidDomain(d) ? "no device domain \(d) on \(deviceName)" : "domain id \(d.rawValue) out of range")
-        }
+    @inlinable @inline(__always)
+    func checkControl(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
+        guard isValidDomain(d), !hasMSIParent || slots[d.rawValue].hasDomain else { throw controlDomainError(d, fn) }
+        let size = slots[d.rawValue].hwsize
+        guard first <= last, first >= 0, last < size else { throw controlRangeError(d, first, last, fn) }
+    }
+
+    /// `msi_ctrl_valid()`'s WARN and error for a bad domain id or a missing domain.
+    @usableFromInline @inline(never)
+    func controlDomainError(_ d: MSIDomainID, _ fn: String) -> MSIError {
+        warn("msi_ctrl_valid", "\(fn): no device domain \(d.rawValue)")
+        return MSIError(.EINVAL, fn, isValidDomain(d) ? "no device domain \(d) on \(deviceName)" : "domain id \(d.rawValue) out of range")
+    }
+
+    /// `msi_ctrl_valid()`'s WARN and error for a bad range.
+    @usableFromInline @inline(never)
+    func controlRangeError(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) -> MSIError {
         let size = hwsize(d)
-        guard first <= last, first >= 0, first < size, last < size else {
-            warn("msi_ctrl_valid", "\(fn): range \(first)…\(last) invalid for hwsize \(size)")
-            throw MSIError(.EINVAL, fn, "range \(first)…\(last) is invalid (hwsize \(size))")
-        }
+        warn("msi_ctrl_valid", "\(fn): range \(first)…\(last) invalid for hwsize \(size)")
+        return MSIError(.EINVAL, fn, "range \(first)…\(last) is invalid (hwsize \(size))")
     }
 
     /// `msi_create_device_irq_domain(dev, domid, template, hwsize)` with the descriptor lock
@@ -397,29 +434,48 @@ public struct MSIDeviceData: ~Copyable {
     /// `msi_insert_desc()`: inserts a zeroed-and-initialised descriptor at `index` or at the
     /// lowest free index. Returns the index used.
     /// - Throws: ERANGE (`index >= hwsize`), EBUSY (occupied, or no free index).
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func insertPacked(_ desc: PackedDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest) throws(MSIError) -> Int {
-        let size = hwsize(d)
+        guard isValidDomain(d) else { throw insertDomainError(d) }
+        let s = slots[d.rawValue].store
+        let size = slots[d.rawValue].hwsize
+        let index: Int
         switch request {
         case .any:
-            guard let index = storeLowestFree(d, below: size) else {
-                throw MSIError(.EBUSY, "msi_insert_desc", "no free index below \(size) in the \(d) store")
-            }
-            storeInsert(d, desc, at: index)
-            return index
-        case .index(let index):
-            guard index >= 0, index < size else {
-                throw MSIError(.ERANGE, "msi_insert_desc", "index \(index) outside 0…\(size - 1)")
-            }
-            guard slot(d, index) == nil else {
-                throw MSIError(.EBUSY, "msi_insert_desc", "index \(index) is occupied")
-            }
-            storeInsert(d, desc, at: index)
-            return index
+            guard let free = s.pointee.lowestFree(below: size) else { throw insertFullError(d, size) }
+            index = free
+        case .index(let i):
+            guard i >= 0, i < size else { throw insertRangeError(i, size) }
+            guard s.pointee.slot(i) == nil else { throw insertBusyError(i) }
+            index = i
         }
+        s.pointee.insert(desc, at: index)
+        storeChanged(d, s)
+        return index
+    }
+
+    @usableFromInline @inline(never)
+    func insertDomainError(_ d: MSIDomainID) -> MSIError {
+        MSIError(.EINVAL, "msi_insert_desc", "domain id \(d.rawValue) out of range")
+    }
+
+    @usableFromInline @inline(never)
+    func insertFullError(_ d: MSIDomainID, _ size: Int) -> MSIError {
+        MSIError(.EBUSY, "msi_insert_desc", "no free index below \(size) in the \(d) store")
+    }
+
+    @usableFromInline @inline(never)
+    func insertRangeError(_ index: Int, _ size: Int) -> MSIError {
+        MSIError(.ERANGE, "msi_insert_desc", "index \(index) outside 0…\(size - 1)")
+    }
+
+    @usableFromInline @inline(never)
+    func insertBusyError(_ index: Int) -> MSIError {
+        MSIError(.EBUSY, "msi_insert_desc", "index \(index) is occupied")
     }
 
     /// What `msi_domain_insert_msi_desc` copies: `nvec_used` and the PCI attributes.
+    @inlinable @inline(__always)
     func pack(_ desc: MSIDescriptor) -> PackedDescriptor {
         var p = PackedDescriptor()
         p.nvecUsed = desc.packed.nvecUsed
@@ -433,6 +489,7 @@ public struct MSIDeviceData: ~Copyable {
     /// `msi_domain_insert_msi_desc(dev, domid, init_desc)`: a new descriptor at
     /// `initializer.index`, copying only `vectorCount`, `affinity` and the PCI attributes.
     /// - Throws: EINVAL (bad domain id or no data), ERANGE, EBUSY.
+    @inlinable
     public mutating func insertDescriptor(_ initializer: MSIDescriptor, domain d: MSIDomainID = .default) throws(MSIError) {
         _ = try insertInitialized(initializer, domain: d, at: .index(initializer.requestedIndex), "msi_domain_insert_msi_desc")
     }
@@ -442,50 +499,72 @@ public struct MSIDeviceData: ~Copyable {
     /// a descriptor initialised like ``insertDescriptor(_:domain:)`` at `request` — a fixed index
     /// or the lowest free one. Returns the index used.
     /// - Throws: EINVAL (no data, bad domain id), ERANGE, EBUSY.
-    @discardableResult
+    @discardableResult @inlinable @inline(__always)
     public mutating func insertDescriptor(_ initializer: MSIDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest) throws(MSIError) -> Int {
         try insertInitialized(initializer, domain: d, at: request, "msi_insert_desc")
     }
 
     /// The one path both public inserts take: validate, pack, park the affinity, insert.
+    @inlinable @inline(__always)
     mutating func insertInitialized(_ initializer: MSIDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest,
                                     _ fn: String) throws(MSIError) -> Int {
         try requireData(fn)
-        guard isValidDomain(d) else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
-        guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
-            throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
+        guard isValidDomain(d) else { throw insertArgumentError(initializer, d, request, fn) }
+        guard UInt(bitPattern: initializer.requestedVectorCount &- 1) < UInt(UInt16.max) else {
+            throw insertArgumentError(initializer, d, request, fn)
         }
-        if case .index(let i) = request, i < 0 || i > MSILimits.maxIndex {
-            throw MSIError(.ERANGE, "msi_insert_desc", "index \(i) outside 0…\(hwsize(d) - 1)")
+        if case .index(let i) = request, UInt(bitPattern: i) > UInt(MSILimits.maxIndex) {
+            throw insertArgumentError(initializer, d, request, fn)
         }
         var p = pack(initializer)
         p.affinityRef = initializer.packed.affinityRef  // already interned
         return try insertPacked(p, domain: d, at: request)
     }
 
+    /// What ``insertInitialized(_:domain:at:_:)`` refuses before touching the store.
+    @usableFromInline @inline(never)
+    func insertArgumentError(_ initializer: MSIDescriptor, _ d: MSIDomainID, _ request: MSIIndexRequest, _ fn: String) -> MSIError {
+        guard isValidDomain(d) else { return MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
+        guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
+            return MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
+        }
+        if case .index(let i) = request { return insertRangeError(i, hwsize(d)) }
+        return MSIError(.EINVAL, fn, "invalid insert")
+    }
+
     /// `msi_domain_free_descs()` on a range: erases every descriptor; one still associated with
     /// an interrupt is WARNed about and leaked (gone from the store, interrupt not freed).
+    @inlinable @inline(__always)
     mutating func freeDescs(_ d: MSIDomainID, _ first: Int, _ last: Int) {
         if first == last {  // one index (pci_ims_free_irq, a single-entry range): no scan
-            if let old = storeRemove(d, at: first), old.virq != 0 {
-                warn("msi_domain_free_descs", "\(deviceName): descriptor \(first) still has irq \(old.virq): leaked")
-            }
+            if let old = storeRemove(d, at: first), old.virq != 0 { leakWarning(first, old.virq) }
             return
         }
+        freeDescRange(d, first, last)
+    }
+
+    @usableFromInline @inline(never)
+    mutating func freeDescRange(_ d: MSIDomainID, _ first: Int, _ last: Int) {
         var i = first
         while let index = storeNext(d, from: i, .all, last: last) {
             i = index + 1
             guard let old = storeRemove(d, at: index) else { continue }
             if old.virq != 0 {
-                warn("msi_domain_free_descs", "\(deviceName): descriptor \(index) still has irq \(old.virq): leaked")
+                leakWarning(index, old.virq)
             } else {
                 releaseAffinity(d, old.affinityRef)
             }
         }
     }
 
+    @usableFromInline @inline(never)
+    func leakWarning(_ index: Int, _ virq: UInt32) {
+        warn("msi_domain_free_descs", "\(deviceName): descriptor \(index) still has irq \(virq): leaked")
+    }
+
     /// `msi_domain_free_msi_descs_range(dev, domid, first, last)`.
     /// - Throws: EINVAL for what `msi_ctrl_valid()` rejects (the kernel WARNs and returns).
+    @inlinable @inline(__always)
     public mutating func freeDescriptors(domain d: MSIDomainID = .default, first: Int = 0, last: Int = MSILimits.maxIndex) throws(MSIError) {
         try requireData("msi_domain_free_msi_descs_range")
         try checkControl(d, first, last, "msi_domain_free_msi_descs_range")
@@ -602,18 +681,33 @@ public struct MSIDeviceData: ~Copyable {
     /// enabled, `index` selects a vector of the single multi-MSI descriptor at index 0.
     /// - Throws: EINVAL for `index > 65535` or a bad domain id (the kernel WARNs and returns 0).
     @inlinable
-    public mutating func virq(domain d: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
-        // Without device data the stores are empty (their tables all-zero), so a valid index
-        // gives 0 as in the kernel; only the argument check needs to look at isSetUp.
-        if UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(domainCount) {
-            if !isSetUp { return 0 }
-            throw virqArgumentError(d, index)
+    public func virq(domain d: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
+        // One bounds check and two loads, as in a C array: ``lookupTables`` holds each
+        // store's flat array of associated interrupts. Everything else (an index past the
+        // array, a bad argument) takes the out-of-line path, which gets plain values and the
+        // warnings log, never `self`: nothing in a caller's loop of lookups can write the
+        // device data, so the table stays in registers.
+        if UInt(bitPattern: d.rawValue) < UInt(Self.maxLookupTables) {
+            let t = lookupTables[d.rawValue]
+            if UInt(bitPattern: index) < UInt(bitPattern: t.capacity) { return Int(t.virqs[index]) }
         }
-        return Int(slots[d.rawValue].lookup.virq(at: index))
+        return try Self.virqPastTable(d, index, isSetUp: isSetUp, domainCount: domainCount, warnings: warningLog)
+    }
+
+    /// ``virq(domain:index:)`` past its store's flat array: 0 for a valid index (absent or
+    /// not associated), EINVAL with a WARN for `index > 65535` or a bad domain id, and 0
+    /// without device data (the kernel returns 0 before it looks at the arguments).
+    @usableFromInline @inline(never)
+    static func virqPastTable(_ d: MSIDomainID, _ index: Int, isSetUp: Bool, domainCount: Int,
+                              warnings: DeviceWarnings) throws(MSIError) -> Int {
+        guard UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(bitPattern: domainCount),
+              isSetUp else { return 0 }
+        throw virqArgumentError(warnings, d, index, domainCount: domainCount)
     }
 
     /// Rebuilds the multi-MSI view after the default store changed while MSI is enabled (only
     /// misuse gets there; the view must still say what the store says).
+    @usableFromInline
     mutating func syncMultiMSIView() {
         if multiMSIView != nil { setPCIMSIEnabled(true) }
     }
@@ -630,11 +724,11 @@ public struct MSIDeviceData: ~Copyable {
     }
 
     /// The WARN and error of `msi_domain_get_virq()` for a bad index or domain id.
-    @usableFromInline
-    mutating func virqArgumentError(_ d: MSIDomainID, _ index: Int) -> MSIError {
-        warn("msi_domain_get_virq", "index \(index) / domain id \(d.rawValue) out of range")
+    @usableFromInline @inline(never)
+    static func virqArgumentError(_ warnings: DeviceWarnings, _ d: MSIDomainID, _ index: Int, domainCount: Int) -> MSIError {
+        warnings.log.warn("msi_domain_get_virq", "index \(index) / domain id \(d.rawValue) out of range")
         return MSIError(.EINVAL, "msi_domain_get_virq", index < 0 || index > MSILimits.maxIndex
-                        ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range")
+                        ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range (\(domainCount) domains)")
     }
 }
 

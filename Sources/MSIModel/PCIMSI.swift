@@ -524,7 +524,8 @@ extension MSIDeviceData {
         }
         guard !ops.contains(.setAffinity) else { throw MSIError(.EINVAL, fn, "an IMS chip must not have irq_set_affinity") }
         if case .device(let chip) = template.chip, let slots = chip.slotCount, hwsize == 0 || hwsize > slots {
-            throw MSIError(.EINVAL, fn, "hwsize \(hwsize) exceeds the chip's \(slots) slots")
+            let asked = hwsize == 0 ? "hwsize 0 means the whole index space (\(MSILimits.domainSize)), more than" : "hwsize \(hwsize) exceeds"
+            throw MSIError(.EINVAL, fn, "\(asked) the chip's \(slots) slots")
         }
         try createDomain(.secondary, template: template, hwsize: hwsize, store: store)
     }

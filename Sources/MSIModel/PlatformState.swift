@@ -11,7 +11,9 @@ struct IRQRecord: Sendable {
     var domain: MSIDomainID
     var hwirq: Int
     var msiIndex: Int
-    var domainName: String
+    /// Index into ``PlatformState/domainNames`` (a plain value, so copying a record retains
+    /// nothing).
+    var domainNameRef: Int
     var affinity: CPUMask
     /// IRQD_AFFINITY_MANAGED.
     var managed: Bool
@@ -52,6 +54,8 @@ struct PlatformState: Sendable {
     let table: DeliveryTable
     let apics: [UInt32]
     var irqs: [IRQRecord?] = []
+    /// The names of the domains interrupts were allocated from, interned.
+    var domainNames: [String] = []
     var irqBitmap: [UInt64]
     /// Every dynamic irq below this is allocated.
     var irqHint: Int
@@ -167,11 +171,12 @@ struct PlatformState: Sendable {
         }
         if irqs.count < base + n { irqs.append(contentsOf: repeatElement(nil, count: base + n - irqs.count)) }
         let all = CPUMask.first(config.cpuCount)
+        let nameRef = internDomainName(domainName)
         for i in 0..<n {
             let a = affinity.map { $0[min(i, $0.count - 1)] }
             let managed = a?.isManaged ?? false
             irqs[base + i] = IRQRecord(
-                owner: owner, domain: domain, hwirq: msiIndex + i, msiIndex: msiIndex, domainName: domainName,
+                owner: owner, domain: domain, hwirq: msiIndex + i, msiIndex: msiIndex, domainNameRef: nameRef,
                 affinity: (a?.mask).map { $0.isEmpty ? all : $0 } ?? all, managed: managed, managedShutdown: managed)
         }
         markIRQs(base, n, allocated: true)
@@ -205,6 +210,13 @@ struct PlatformState: Sendable {
         let cpus = config.cpuCount
         table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i, cpus: cpus) } }
         return base
+    }
+
+    /// The index of `name` in ``domainNames``, adding it the first time.
+    mutating func internDomainName(_ name: String) -> Int {
+        if let i = domainNames.lastIndex(of: name) { return i }
+        domainNames.append(name)
+        return domainNames.count - 1
     }
 
     mutating func releaseRecords(_ base: Int, _ n: Int) {
@@ -441,7 +453,7 @@ struct PlatformState: Sendable {
         let counts = (virq + 1) * cpus <= t.counts.count ? Array(t.counts[(virq * cpus)..<((virq + 1) * cpus)])
             : Array(repeating: 0, count: cpus)
         return IRQDescription(
-            virq: virq, hwirq: r.hwirq, domainName: r.domainName, domain: r.domain, msiIndex: r.msiIndex,
+            virq: virq, hwirq: r.hwirq, domainName: domainNames[r.domainNameRef], domain: r.domain, msiIndex: r.msiIndex,
             affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
             assignedVector: r.vector != 0 ? r.vector : nil, assignedCPU: r.vector != 0 ? r.cpu : nil,
             hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,

@@ -53,6 +53,8 @@ public enum MockCommand: Hashable, Sendable {
     case show
     /// `counters` → MMIO and config accesses since the last `counters`.
     case counters
+    /// `queue …` → work queues shared by consumers (see ``QueueCommand``).
+    case queue(QueueCommand)
 }
 
 /// A script line that could not be parsed.
@@ -163,6 +165,7 @@ public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, M
     case "mask": return kindAndIndex("mask msix|msi|ims INDEX") { .mask($0, index: $1) }
     case "unmask": return kindAndIndex("unmask msix|msi|ims INDEX") { .unmask($0, index: $1) }
     case "fire": return kindAndIndex("fire msix|msi|ims INDEX") { .fire($0, index: $1) }
+    case "queue": return parseQueueCommand(args, line: line)
     case "function-mask":
         guard args.count == 1, args[0] == "on" || args[0] == "off" else { return fail("usage: function-mask on|off") }
         return .success(.functionMask(args[0] == "on"))

@@ -107,9 +107,10 @@ struct Inspect: ParsableCommand {
                 }
             }
         }
-        var r = try InspectReport(address: address, source: "mock", config: device.config)
-        try r.readTable(config: device.config) { bir in
-            guard let region = device.bar(bir) else {
+        // Read through the inspection views: inspect's own reads are not device accesses.
+        var r = try InspectReport(address: address, source: "mock", config: device.inspectionConfig)
+        try r.readTable(config: device.inspectionConfig) { bir in
+            guard let region = device.inspectionBAR(bir) else {
                 throw DeviceAccessError.unsupported("mock BAR\(bir)", what: "an unimplemented BAR")
             }
             return region
@@ -121,6 +122,7 @@ struct Inspect: ParsableCommand {
                 r.entries[i].counts = session.platform.irq(d.virq)?.perCPUCount ?? []
             }
         }
+        r.ims = try session.imsView()
         return r
     }
 
@@ -222,6 +224,8 @@ struct InspectReport {
     /// `/proc/irq/N` placement of each kernel irq (live only).
     var kernelPlacements: [Int: IRQPlacement] = [:]
     var cpus: [Int] = []
+    /// The IMS table (mock only).
+    var ims: IMSView?
 
     init(address: PCIAddress, source: String, config: some ConfigSpaceAccess) throws {
         self.address = address
@@ -344,6 +348,7 @@ struct InspectReport {
                 ])
             }
         })))
+        pairs.append(("ims", ims?.json(includeReset: true) ?? .null))
         return .object(pairs)
     }
 
@@ -359,7 +364,7 @@ struct InspectReport {
         guard let x = msix else {
             if msi == nil { out.append("  no MSI or MSI-X capability") }
             if let tableNote { out.append("  " + tableNote) }
-            return out.joined(separator: "\n")
+            return (out + imsText(all: all)).joined(separator: "\n")
         }
         out.append("  MSI-X [\(hex(x.capOffset, width: 2))] \(x.enabled ? "enabled" : "disabled"), function \(x.functionMasked ? "masked" : "unmasked"), "
             + "\(x.tableSize) entries, table BAR\(x.tableBIR)+0x\(hex(Int(x.tableOffset), width: 1)), PBA BAR\(x.pbaBIR)+0x\(hex(Int(x.pbaOffset), width: 1))")
@@ -386,7 +391,7 @@ struct InspectReport {
         if hidden > 0 { out.append("  (\(hidden) entries in their reset state: address 0, data 0, masked, not pending; --all shows them)") }
         let pending = entries.filter(\.pending).map { String($0.index) }
         out.append("  PBA: " + (pending.isEmpty ? "nothing pending" : "pending " + pending.joined(separator: " ")))
-        return out.joined(separator: "\n")
+        return (out + imsText(all: all)).joined(separator: "\n")
     }
 
 }

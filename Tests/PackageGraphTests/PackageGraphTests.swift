@@ -15,6 +15,7 @@ let allowedLayerDependencies: [String: Set<String>] = [
     "PCIAccess": ["MSIShimCore", "CPCI", "CUdev", "CMSIShim"],
     "DeviceIO": ["MSIShimCore", "PCIAccess", "CMSIShim"],
     "InterruptTables": ["MSIShimCore", "MSIModel"],
+    "WorkQueues": ["MSIShimCore", "MSIModel"],
     "MockDevice": ["MSIShimCore"],
 ]
 
@@ -28,6 +29,7 @@ let pendingLayerMoves: [String: [String: String]] = [
     "MockDevice": [
         "MSIModel": "MockSession and MockScript (the script harness) move into a target of their own",
         "InterruptTables": "MockSession and MockScript (the script harness) move into a target of their own",
+        "WorkQueues": "MockSession and MockScript (the script harness, with its queue commands) move into a target of their own",
         "PCIAccess": "JSONValue/JSONWriter and readText move to the lowest layer that needs them, and the "
             + "script harness leaves MockDevice",
     ],
