@@ -171,23 +171,18 @@ public enum LSPCIDump {
             }
             guard let (offsetValue, dataStart) = dataLineOffset(b, start, end) else { continue }
 
-            var offset = Int(offsetValue)
-            var z = dataStart
-            while z + 1 < end {
-                let high = nibbles[Int(b[z])], low = nibbles[Int(b[z + 1])]
-                guard high | low < 16 else { break }
-                if z + 2 < end && b[z + 2] != 0x20 { break }
-                guard offset < maxConfigSize else {
-                    if offsetValue >= 0x8000_0000 {
-                        // libpci would index its buffer with a negative int here.
-                        throw fail("offset \(hex(offsetValue, width: 1)) is outside config space (at most 4096 bytes)")
-                    }
-                    throw fail("at most 4096 bytes of config space are supported (libpci: dump: At most 4096 bytes of config space are supported)")
+            let pairs = readPairs(
+                base + dataStart, count: end - dataStart, nibbles: nibbles, into: collectBytes ? scratch : nil,
+                offset: Int(offsetValue), limit: maxConfigSize)
+            if pairs.overflow {
+                if offsetValue >= 0x8000_0000 {
+                    // libpci would index its buffer with a negative int here.
+                    throw fail("offset \(hex(offsetValue, width: 1)) is outside config space (at most 4096 bytes)")
                 }
-                if collectBytes { scratch[offset] = high << 4 | low }
-                offset += 1
-                z += 3  // the pair and its space (one past the end after the last pair)
+                throw fail("at most 4096 bytes of config space are supported (libpci: dump: At most 4096 bytes of config space are supported)")
             }
+            let offset = pairs.offset
+            let z = dataStart + pairs.consumed
             if offset > Int(offsetValue) && offset > length { length = offset }  // only when a byte was read
             if z < end {
                 throw fail("malformed data at column \(z - start + 1): expected two-digit hex bytes separated by single spaces (libpci: dump: Malformed line)")
@@ -204,6 +199,45 @@ public enum LSPCIDump {
             throw .noDevices(path: name, reason: "no device lines such as '00:03.0 Device'; is this an lspci -x dump?")
         }
         return records
+    }
+
+    /// The `hh hh …` bytes of a data line (`count` characters from `line`), as libpci's loop
+    /// reads them: each two hex digits followed by a space or the line's end. Stores them at
+    /// `offset…` of `out` when given; stops at the first pair that does not fit that shape
+    /// (`consumed` is then where it starts), or with `overflow` at a valid pair at `limit` or
+    /// beyond. Its own function with wrapping arithmetic so the compiler keeps the loop in
+    /// registers: it runs once per config byte of a dump.
+    @inline(never)
+    static func readPairs(
+        _ line: UnsafePointer<UInt8>, count: Int, nibbles: UnsafePointer<UInt8>, into out: UnsafeMutablePointer<UInt8>?,
+        offset: Int, limit: Int
+    ) -> (consumed: Int, offset: Int, overflow: Bool) {
+        // The common line: 16 pairs (47 characters) that fit. Checked without a branch per pair;
+        // if anything is off, the general loop below reads it again and stops where it must.
+        if count == 47, offset &+ 16 <= limit, let out {
+            var digits: UInt8 = 0
+            var separators: UInt8 = 0
+            for k in 0..<16 {
+                let p = 3 &* k
+                let high = nibbles[Int(line[p])], low = nibbles[Int(line[p &+ 1])]
+                digits |= high | low
+                if k < 15 { separators |= line[p &+ 2] ^ 0x20 }
+                out[offset &+ k] = high << 4 | low
+            }
+            if digits < 16 && separators == 0 { return (47, offset &+ 16, false) }
+        }
+        var z = 0
+        var o = offset
+        while z &+ 1 < count {
+            let high = nibbles[Int(line[z])], low = nibbles[Int(line[z &+ 1])]
+            if high | low > 15 { break }
+            if z &+ 2 < count && line[z &+ 2] != 0x20 { break }
+            if o >= limit { return (z, o, true) }
+            out?[o] = high << 4 | low
+            o &+= 1
+            z &+= 3  // the pair and its space (one past the end after the last pair)
+        }
+        return (min(z, count), o, false)
     }
 
     // MARK: Line classification (dump_validate + sscanf in lib/dump.c)
