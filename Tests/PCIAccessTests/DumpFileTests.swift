@@ -92,6 +92,39 @@ struct DumpFileTests {
         }
     }
 
+    @Test("read a chunk at a time: the same records or the same error wherever the chunks end, on fixtures and damaged copies")
+    func chunked() throws {
+        var rng = SystemRandomNumberGenerator()
+        let dir = try TestEnvironment.temporaryDirectory("chunks")
+        for (n, fixture) in TestEnvironment.fixtureDumps.enumerated() {
+            let original = Array(try Data(contentsOf: URL(fileURLWithPath: fixture)))
+            for round in 0..<60 {
+                var bytes = original
+                // Round 0 as is; then damage: a byte changed, a newline dropped, a NUL, a long line.
+                if round > 0 {
+                    let at = Int.random(in: 0..<bytes.count, using: &rng)
+                    switch round % 4 {
+                    case 0: bytes[at] = Array("0x :\n\r g".utf8).randomElement(using: &rng)!
+                    case 1: if let nl = bytes[at...].firstIndex(of: 0x0A) { bytes.remove(at: nl) }
+                    case 2: bytes[at] = 0
+                    default: bytes.insert(contentsOf: [UInt8](repeating: 0x41, count: 300), at: at)
+                    }
+                }
+                let path = dir.appendingPathComponent("d\(n)-\(round).dump").path
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+                let whole = Result { () throws(DumpFileError) in
+                    try LSPCIDump.parse(String(decoding: bytes, as: UTF8.self), name: path)
+                }
+                for chunk in [300, 511, 4096, 1 << 18] {
+                    let read = Result { () throws(DumpFileError) in
+                        try LSPCIDump.read(path: path, collectBytes: true, chunkSize: chunk)
+                    }
+                    #expect(read == whole, "\(path), chunks of \(chunk)")
+                }
+            }
+        }
+    }
+
     @Test("a data line with an offset and no bytes adds nothing, as in libpci (the length stays)")
     func offsetWithoutBytes() throws {
         let text = "00:01.0 Device\n00: 86 80 d3 10\nff0: \n80: \n\n"
