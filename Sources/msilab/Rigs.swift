@@ -100,8 +100,11 @@ final class UIOE1000ERig: ModelRig {
     /// `/dev/uioX`: INTx events (a read returns the count).
     let uioFD: Int32
     let uioName: String
+    /// The MSI capability's offset, nil without one.
+    let msiOffset: Int?
 
-    init(_ address: PCIAddress) throws {
+    /// `platform`: the machine the model runs on (default: the lab's, with remapping).
+    init(_ address: PCIAddress, platform: MSIPlatform? = nil) throws {
         self.address = address
         handle = try DeviceHandle.open(address, intent: .allowWrites)
         guard case .uio(let uio) = handle.backend else {
@@ -128,10 +131,11 @@ final class UIOE1000ERig: ModelRig {
         }
         let irqLine = Int(readText("/sys/bus/pci/devices/\(address)/irq")?.trimmingWhitespace() ?? "") ?? 0
         let hardware = try PCIFunctionHardware.discover(config: config, intxIRQ: irqLine, region: region)
-        model = MSIDevice(name: address.description, platform: try labPlatform(), pci: hardware)
+        model = MSIDevice(name: address.description, platform: try platform ?? labPlatform(), pci: hardware)
         guard let cap = try config.capabilityList().first(PCICapabilityID.msix) else {
             throw DeviceIOError.barUnusable(address, bar: 0, reason: "no MSI-X capability")
         }
+        msiOffset = try config.capabilityList().first(PCICapabilityID.msi)?.offset
         table = try MSIXTable(config: config, capOffset: cap.offset, region: region)
         // As a driver's probe would: memory decoding and bus mastering (QEMU drops the
         // device's message writes while Bus Master is off), then the NIC's interrupt logic in
@@ -143,6 +147,14 @@ final class UIOE1000ERig: ModelRig {
 
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
         try E1000E.raise(bar0, vector: vector)
+        if try msiEnabled() {
+            // MSI (no per-vector mask on the 82574): the device sends vector 0's message at
+            // once. The cause stays in ICR until acknowledged, and QEMU sends no new message
+            // for a cause still pending, so acknowledge it as a driver would.
+            try bar0.write32(E1000E.icr, E1000E.causes[vector])
+            try bar0.write32(E1000E.imc, E1000E.causes[vector])
+            return (.notPending, "MSI sent (cause \(E1000E.causeNames[vector]) acknowledged)")
+        }
         if try table.readControl() & PCIReg.MSIX.enable == 0 {
             // MSI-X off: the 82574 signals through INTx (QEMU's e1000e never calls msix_notify
             // then), and uio_pci_generic's handler counts it and masks INTx (Command bit 10).
@@ -169,6 +181,12 @@ final class UIOE1000ERig: ModelRig {
     }
 
     deinit { close(uioFD) }
+
+    /// MSI Enable in the function's MSI capability.
+    func msiEnabled() throws -> Bool {
+        guard let msiOffset else { return false }
+        return try table.config.read16(msiOffset + PCIReg.MSI.flags) & PCIReg.MSI.enable != 0
+    }
 
     /// The UIO event count (a 4-byte read), nil when nothing is there.
     func readUIOCount() -> UInt32? {
