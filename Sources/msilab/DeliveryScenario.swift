@@ -36,6 +36,20 @@ struct IRQTotals {
         return t
     }
 
+    /// A snapshot taken once the console's own interrupts (ttyS0 transmitting the lines just
+    /// printed) have stopped: output drained, then two reads 30 ms apart that agree (at most 1 s).
+    static func settled() -> IRQTotals {
+        tcdrain(1)
+        var last = read()
+        for _ in 0..<33 {
+            sleepMs(30)
+            let now = read()
+            if now.rows == last.rows { return now }
+            last = now
+        }
+        return last
+    }
+
     /// Rows whose total changed, "label +delta".
     func moved(since before: IRQTotals) -> [String: UInt64] {
         var out: [String: UInt64] = [:]
@@ -67,7 +81,7 @@ struct DeliveryScenario {
         report.check(
             kernel.onlineEvents >= cpus && !kernel.system.isEmpty, "delivery-kernel-vectors",
             "\(kernel.events) irq_matrix events since boot (\(kernel.onlineEvents) CPUs online, system vectors "
-                + "\(kernel.system.sorted().map(hx))): \(kernel.summary(cpus: cpus))")
+                + "\(kernel.system.filter { $0 >= X86Vectors.firstExternal }.sorted().map(hx))): \(kernel.summary(cpus: cpus))")
         guard let platform = report.attempt("delivery-model-platform", {
             try MSIPlatform(MSIPlatformConfiguration(cpuCount: cpus, legacyIRQs: 0))
         }) else { return }
@@ -202,7 +216,7 @@ struct DeliveryScenario {
         if case .compatibility(let m) = decoded { ok = ok && m.vector == vector && Int(m.destination) == cpu } else { ok = false }
         report.check(
             ok, "delivery-msi-programmed",
-            "MSI control \(hx(control)), address \(hx(hi)):\(hx(lo)), data \(hx(data)) (config space) -> \(decoded); "
+            "MSI control \(hx(control)), address \(hx(hi)):\(hx(lo)), data \(hx(data)) (config space) -> \(brief(decoded)); "
                 + "model irq \(virq) on \(t), never used by the guest kernel")
         observe("delivery-msi-raise", expect: [t]) { try describe(rig.raise(0)) }
         observe("delivery-msi-raise-again", expect: [t]) { try describe(rig.raise(3)) }
@@ -218,15 +232,28 @@ struct DeliveryScenario {
     }
 
     func describe(_ r: (outcome: RaiseOutcome, detail: String)) -> String { r.detail }
+}
+
+/// A decoded x86 message in a few words.
+func brief(_ d: X86DecodedMessage) -> String {
+    switch d {
+    case .compatibility(let m):
+        "compatibility format, \(m.destinationMode == .physical ? "APIC ID" : "logical destination") \(hx(m.destination)), "
+            + "vector \(hx(m.vector))\(m.deliveryMode == 0 ? "" : ", delivery mode \(m.deliveryMode)")"
+    case .remappable(let r): "remappable format, IRTE \(r.irteIndex)"
+    case .notAnInterrupt: "not an interrupt message"
+    }
+}
+
+extension DeliveryScenario {
 
     /// Runs `action` (a raise or an unmask) and checks the guest kernel's reaction: exactly the
     /// "No irq handler" reports in `expect` (as a multiset), no "callbacks suppressed", and no
     /// /proc/interrupts row moved — except the INTx irq `intx`, which must move by exactly one.
     func observe(_ name: String, expect: [CPUVector], intx: Int? = nil, _ action: () throws -> String) {
         pacer.beforeRaise(expecting: max(expect.count, 1))
-        tcdrain(1)  // the console's own interrupts (ttyS0) settle before the snapshot
+        let before = IRQTotals.settled()
         _ = log.drain()
-        let before = IRQTotals.read()
         let detail: String
         do { detail = try action() } catch {
             report.fail(name, "\(error)")

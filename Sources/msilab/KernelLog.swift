@@ -20,10 +20,11 @@ struct KernelLogRecord {
 final class KernelLog {
     private let fd: Int32
 
-    init() throws {
+    /// `fromStart`: from the oldest record the kernel still holds, else from now on.
+    init(fromStart: Bool = false) throws {
         fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw LabError("open /dev/kmsg: \(String(cString: strerror(errno)))") }
-        lseek(fd, 0, SEEK_END)
+        if !fromStart { lseek(fd, 0, SEEK_END) }
     }
 
     deinit { close(fd) }
