@@ -24,11 +24,15 @@ public final class MSIDevice: Sendable {
     ///   - hasMSIParent: whether `dev->msi.domain` is the platform's MSI parent (false models a
     ///     device the platform gives no MSI domain: PCI allocation fails with ENOTSUPP, domain
     ///     creation with ENODEV).
-    public init(name: String, platform: MSIPlatform, pci: PCIFunctionHardware? = nil, hasMSIParent: Bool = true) {
+    ///   - node: the device's NUMA node (`dev_to_node`, sysfs `numa_node`); -1 for none. It
+    ///     becomes the node of interrupts allocated without an affinity descriptor.
+    public init(name: String, platform: MSIPlatform, pci: PCIFunctionHardware? = nil, hasMSIParent: Bool = true,
+                node: Int = -1) {
         self.name = name
         self.platform = platform
         let id = platform.state.withLock { s -> UInt32 in
             defer { s.nextDeviceID &+= 1 }
+            if node >= 0 { s.deviceNodes[s.nextDeviceID] = node }
             return s.nextDeviceID
         }
         self.id = id

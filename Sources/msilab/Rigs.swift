@@ -30,12 +30,16 @@ struct MSIXSnapshot: Equatable, CustomStringConvertible {
     var control: UInt16
     var entries: [MSIXEntry]
     var pba: [UInt64]
+    /// The MSI capability's first four dwords (header + Message Control, address low, address
+    /// high, data), empty without one.
+    var msi: [UInt32] = []
 
     var description: String {
         let e = entries.enumerated().map { i, e in
             "\(i):\(hx(e.addressLo))/\(hx(e.data))\(e.masked ? "M" : "")"
         }.joined(separator: " ")
-        return "cmd \(hx(command)) ctrl \(hx(control)) pba \(pba.map(hx)) [\(e)]"
+        let m = msi.isEmpty ? "" : " msi [\(msi.map(hx).joined(separator: " "))]"
+        return "cmd \(hx(command)) ctrl \(hx(control)) pba \(pba.map(hx)) [\(e)]\(m)"
     }
 
     /// The differences from `other`, one phrase each.
@@ -44,6 +48,7 @@ struct MSIXSnapshot: Equatable, CustomStringConvertible {
         if command != other.command { out.append("Command \(hx(command)) vs \(hx(other.command))") }
         if control != other.control { out.append("Message Control \(hx(control)) vs \(hx(other.control))") }
         if pba != other.pba { out.append("PBA \(pba.map(hx)) vs \(other.pba.map(hx))") }
+        if msi != other.msi { out.append("MSI capability \(msi.map(hx)) vs \(other.msi.map(hx))") }
         for (i, (a, b)) in zip(entries, other.entries).enumerated() where a != b {
             out.append("entry \(i) \(hx(a.addressLo)):\(hx(a.addressHi)):\(hx(a.data)):\(hx(a.vectorControl)) vs "
                 + "\(hx(b.addressLo)):\(hx(b.addressHi)):\(hx(b.data)):\(hx(b.vectorControl))")
@@ -56,8 +61,11 @@ protocol ModelRig {
     var name: String { get }
     var model: MSIDevice { get }
     var table: MSIXTable { get }
-    /// Makes the function signal MSI-X vector `vector`; `detail` says more where the rig can.
+    /// Makes the function signal MSI-X vector `vector` (with MSI on: the cause routed to it,
+    /// which sends MSI vector 0); `detail` says more where the rig can.
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String)
+    /// The MSI capability's offset, nil without one.
+    var msiOffset: Int? { get }
 }
 
 extension ModelRig {
@@ -65,7 +73,8 @@ extension ModelRig {
     func snapshot() throws -> MSIXSnapshot {
         MSIXSnapshot(
             command: try table.config.read16(PCIReg.command), control: try table.readControl(),
-            entries: try table.readEntries(), pba: try table.readPBA())
+            entries: try table.readEntries(), pba: try table.readPBA(),
+            msi: try msiOffset.map { o in try (0..<4).map { try table.config.read32(o + 4 * $0) } } ?? [])
     }
 
     /// Sets or clears Function Mask in Message Control (a config write).
@@ -211,10 +220,12 @@ final class MockRig: ModelRig {
     let device: MockPCIDevice
     let model: MSIDevice
     let table: MSIXTable
+    let msiOffset: Int?
 
-    init(config: [UInt8], address: PCIAddress) throws {
+    /// `platform`: the machine (default: the lab's, with remapping); `node`: the device's NUMA node.
+    init(config: [UInt8], address: PCIAddress, platform: MSIPlatform? = nil, node: Int = -1) throws {
         device = try MockPCIDevice.fromConfig(config, address: address)
-        let platform = try labPlatform()
+        let platform = try platform ?? labPlatform()
         device.attach(sink: platform)
         name = "mock \(address) (from \(config.count) config bytes)"
         let mock = device
@@ -228,11 +239,12 @@ final class MockRig: ModelRig {
         let hardware = try PCIFunctionHardware.discover(
             config: device.config, intxIRQ: pin != 0 ? Int(try device.config.read8(PCIReg.interruptLine)) : 0,
             region: region)
-        model = MSIDevice(name: "mock \(address)", platform: platform, pci: hardware)
+        model = MSIDevice(name: "mock \(address)", platform: platform, pci: hardware, node: node)
         guard let cap = try device.config.capabilityList().first(PCICapabilityID.msix) else {
             throw DeviceAccessError.unsupported("mock \(address)", what: "a function without MSI-X")
         }
         table = try MSIXTable(config: device.config, capOffset: cap.offset, region: region)
+        msiOffset = try device.config.capabilityList().first(PCICapabilityID.msi)?.offset
         // Same starting Command as the real rig after its probe.
         let command = try device.config.read16(PCIReg.command)
         try device.config.write16(PCIReg.command, command | PCIReg.Command.memory | PCIReg.Command.busMaster)
@@ -241,7 +253,15 @@ final class MockRig: ModelRig {
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
         // The device's own choice, above the MSI-X logic the mock models: with MSI-X off an
         // 82574 signals through INTx and never asks its MSI-X logic (which would latch the
-        // event as pending: !Enable counts as masked there, rule 5).
+        // event as pending: !Enable counts as masked there, rule 5). With MSI on, it sends
+        // MSI vector 0 whatever the cause.
+        if let o = msiOffset, try device.config.read16(o + PCIReg.MSI.flags) & PCIReg.MSI.enable != 0 {
+            switch device.fireMSI(0) {
+            case .sent(_, let delivery): return (.notPending, "MSI sent, \(delivery)")
+            case .pending: return (.pending, "MSI pending")
+            case .dropped(let why): return (.notPending, "MSI not signalled: \(why)")
+            }
+        }
         if try table.readControl() & PCIReg.MSIX.enable == 0 {
             return (.notPending, "INTx (MSI-X disabled; the mock's MSI-X logic is not asked)")
         }

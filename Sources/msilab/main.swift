@@ -15,6 +15,7 @@ let scenarios: [(name: String, usage: String, run: ([String]) throws -> Void)] =
     ("uio", "BDF", { a in UIOScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
     ("delivery", "BDF", { a in try DeliveryScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
     ("remapped-compat", "BDF", { a in RemappingScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
+    ("model-vs-kernel", "TRACE DRIVER/LIMIT@BDF,...", { a in ModelVsKernelScenario(report: report).run(trace: a[0], devices: a[1]) }),
     ("differential", "BDF", { a in DifferentialScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
     ("probe-agrees", "PROBE.json IRQS-BEFORE IRQS-AFTER", { a in
         ProbeInspectScenario(report: report).probeAgrees(json: a[0], before: a[1], after: a[2])
