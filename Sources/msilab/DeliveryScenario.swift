@@ -125,6 +125,7 @@ struct DeliveryScenario {
 
         // MSI-X Enable off: the 82574 falls back to INTx (uio_pci_generic counts it); no message.
         guard report.attempt("delivery-msix-disable", { () throws -> Bool in
+            sleepMs(20)  // QEMU 7.2's e1000e throttling timers must run out while MSI-X is on (see differential)
             for i in 0..<5 { try rig.model.freeIRQ(try rig.virq(i)) }
             try rig.model.freeIRQVectors()
             return true
@@ -134,6 +135,7 @@ struct DeliveryScenario {
         guard let again = enableAndRequest(rig, count: 3, kernel: kernel, tag: "msix-reenabled") else { return }
         observe("delivery-msix-reenabled-raise-2", expect: [again[2]]) { try describe(rig.raise(2)) }
         _ = report.attempt("delivery-msix-reenabled-disable") { () throws -> Bool in
+            sleepMs(20)
             for i in 0..<3 { try rig.model.freeIRQ(try rig.virq(i)) }
             try rig.model.freeIRQVectors()
             return true

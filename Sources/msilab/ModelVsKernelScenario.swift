@@ -72,11 +72,11 @@ struct ModelVsKernelScenario {
                 cpuNodes[c] = n
             }
         }
-        let bootLog = (try? KernelLog(fromStart: true))?.drain().map(\.text) ?? []
-        let physical = bootLog.contains { $0.contains("routing to physical") || $0.contains("x2apic") && $0.contains("Switched") }
-        let mode: X86DestinationMode = physical || cpus > 8 ? .physical : .logical
-        report.info("guest: \(cpus) CPUs, nodes \(cpuNodes), APIC destination mode \(mode) "
-            + "(\(bootLog.first { $0.contains("Switched APIC routing") } ?? "no 'Switched APIC routing' line: flat logical"))")
+        guard let (mode, witness) = kernelDestinationMode() else {
+            report.fail("mvk-apic-mode", "no MSI the kernel programmed outside the compared devices (a pcieport's) to read the APIC destination mode from")
+            return
+        }
+        report.info("guest: \(cpus) CPUs, nodes \(cpuNodes), APIC destination mode \(mode) (\(witness))")
         guard let before = KernelVectors.read(trace) else {
             report.fail("mvk-kernel-vectors", "no irq_matrix events in \(trace)")
             return
@@ -191,6 +191,24 @@ struct ModelVsKernelScenario {
             "model-vs-kernel: \(b.driver) \(agree.count)/\(fields.count) fields agree")
     }
 
+    /// How the kernel addresses CPUs in compatibility-format messages (flat logical on 6.1 with
+    /// up to 8 CPUs, physical on later kernels), read from an MSI it programmed into a PCIe port
+    /// (pcieport's PME/hotplug interrupt): address bit 2.
+    func kernelDestinationMode() -> (X86DestinationMode, String)? {
+        for slot in listDir("/sys/bus/pci/devices") {
+            let dir = "/sys/bus/pci/devices/\(slot)"
+            guard readLinkBasename(dir + "/driver") == "pcieport",
+                  let kind = listDir(dir + "/msi_irqs").first.flatMap({ readText(dir + "/msi_irqs/\($0)") }),
+                  kind.trimmingWhitespace() == "msi", let address = try? PCIAddress(parsing: slot),
+                  let config = try? SysfsConfigSpace(address: address, intent: .readOnly),
+                  let cap = try? config.capabilityList().first(PCICapabilityID.msi),
+                  let lo = try? config.read32(cap.offset + PCIReg.MSI.addressLo)
+            else { continue }
+            return (lo & (1 << 2) != 0 ? .logical : .physical, "from \(slot)'s MSI address \(hx(lo)), programmed by the kernel")
+        }
+        return nil
+    }
+
     func fmt(_ s: Set<Int>) -> String { s.isEmpty ? "(none)" : CPUMask(s).description }
 
     /// The message's format and the CPUs its destination names.
@@ -248,15 +266,15 @@ struct ModelVsKernelScenario {
         return out.sorted { $0.index < $1.index }
     }
 
-    /// The kernel refuses affinity changes of managed interrupts (write_irq_affinity: EIO);
-    /// writing back the current list changes nothing for the others.
+    /// The kernel refuses affinity changes of managed interrupts (write_irq_affinity: EIO on
+    /// 6.1, EPERM on 6.12); writing back the current list changes nothing for the others.
     func isManaged(irq: Int, affinity: String) -> Bool {
         let fd = open("/proc/irq/\(irq)/smp_affinity_list", O_WRONLY)
         guard fd >= 0 else { return false }
         defer { close(fd) }
         let bytes = Array((affinity + "\n").utf8)
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        return n < 0 && errno == EIO
+        return n < 0 && (errno == EIO || errno == EPERM)
     }
 
     /// A hex cpumask ("00", "0000000f", "ff,ffffffff") as a set.
