@@ -25,7 +25,7 @@ struct RemappingScenario {
         let boot = (try? KernelLog(fromStart: true))?.drain().map(\.text) ?? []
         let enabled = boot.first { $0.contains("Enabled IRQ remapping") }
         report.check(enabled != nil, "ir-remapping-on", enabled ?? "no 'Enabled IRQ remapping' in the kernel log")
-        let gsts = dmarGlobalStatus()
+        let gsts = dmarRegister(0x1C)
         if let (base, value) = gsts {
             // GSTS bit 25 IRES (remapping enabled), bit 23 CFIS (compatibility format allowed).
             let ires = value & (1 << 25) != 0, cfis = value & (1 << 23) != 0
@@ -85,35 +85,40 @@ struct RemappingScenario {
         }
     }
 
-    /// The first DMA-remapping unit's base (ACPI DMAR table, first DRHD) and its Global Status
-    /// register (offset 0x1C), read through /dev/mem.
-    func dmarGlobalStatus() -> (UInt64, UInt32)? {
-        let fd = open("/sys/firmware/acpi/tables/DMAR", O_RDONLY)
-        guard fd >= 0 else { return nil }
-        var table = [UInt8](repeating: 0, count: 4096)
-        let n = table.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        close(fd)
-        // 36-byte ACPI header, 12 bytes of DMAR fields, then remapping structures (type, length).
-        var at = 48
-        var base: UInt64?
-        while at + 16 <= n {
-            let type = Int(table[at]) | Int(table[at + 1]) << 8
-            let length = Int(table[at + 2]) | Int(table[at + 3]) << 8
-            if type == 0 {
-                base = (0..<8).reduce(UInt64(0)) { $0 | UInt64(table[at + 8 + $1]) << (8 * UInt64($1)) }
-                break
-            }
-            guard length > 0 else { break }
-            at += length
+}
+
+/// The first DMA-remapping unit's base (ACPI DMAR table, first DRHD) and its 32-bit register
+/// at `offset` (0x1C Global Status, 0x40 Fault Event Address…), read through /dev/mem (the
+/// kernel holds the region: needs iomem=relaxed).
+func dmarRegister(_ offset: Int) -> (UInt64, UInt32)? {
+    let fd = open("/sys/firmware/acpi/tables/DMAR", O_RDONLY)
+    guard fd >= 0 else { return nil }
+    var table = [UInt8](repeating: 0, count: 4096)
+    let n = table.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    // 36-byte ACPI header, 12 bytes of DMAR fields, then remapping structures (type, length).
+    var at = 48
+    var base: UInt64?
+    while at + 16 <= n {
+        let type = Int(table[at]) | Int(table[at + 1]) << 8
+        let length = Int(table[at + 2]) | Int(table[at + 3]) << 8
+        if type == 0 {
+            base = (0..<8).reduce(UInt64(0)) { $0 | UInt64(table[at + 8 + $1]) << (8 * UInt64($1)) }
+            break
         }
-        guard let base else { return nil }
-        let mem = open("/dev/mem", O_RDONLY | O_SYNC)
-        guard mem >= 0 else { return nil }
-        defer { close(mem) }
-        guard let p = mmap(nil, 4096, PROT_READ, MAP_SHARED, mem, off_t(base)), p != MAP_FAILED else { return nil }
-        defer { munmap(p, 4096) }
-        return (base, p.load(fromByteOffset: 0x1C, as: UInt32.self))
+        guard length > 0 else { break }
+        at += length
     }
+    guard let base else { return nil }
+    let mem = open("/dev/mem", O_RDONLY | O_SYNC)
+    guard mem >= 0 else { return nil }
+    defer { close(mem) }
+    guard let p = mmap(nil, 4096, PROT_READ, MAP_SHARED, mem, off_t(base)), p != MAP_FAILED else { return nil }
+    defer { munmap(p, 4096) }
+    return (base, p.load(fromByteOffset: offset, as: UInt32.self))
+}
+
+extension RemappingScenario {
 
     func hexByte(_ v: some BinaryInteger) -> String {
         let s = String(v, radix: 16)
