@@ -9,14 +9,6 @@ mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 # Only the devices compared get a driver, and one at a time (nvme probes asynchronously).
 for d in 0000:01:00.0 0000:02:00.1 $nvme1; do echo none > /sys/bus/pci/devices/$d/driver_override; done
 cp /sys/kernel/tracing/trace /tmp/trace.before
-wait_for() { # NAME SECONDS COMMAND...: polls COMMAND every 0.1 s
-    name=$1 secs=$2; shift 2; i=0
-    while ! "$@" >/dev/null 2>&1; do
-        i=$((i + 1)); [ $i -ge $((secs * 10)) ] && { check FAIL "$name" "not within ${secs}s: $*"; return 1; }
-        sleep 0.1
-    done
-    check PASS "$name" "$*"
-}
 queues_up() { dmesg | grep -q "$1: .*default/read/poll queues"; }
 load_modules nvme
 wait_for nvme0-queues 30 queues_up nvme0
