@@ -94,7 +94,8 @@ struct CPUVector: Hashable, Comparable, CustomStringConvertible {
 /// Keeps the "No irq handler" reports under the kernel's rate limit (10 per 5 s per call site,
 /// `DEFAULT_RATELIMIT_BURST` / `DEFAULT_RATELIMIT_INTERVAL`): before a raise that may print `k`
 /// lines, waits until the current window has room. The window is counted from the first line
-/// this side saw, which is no earlier than the kernel's own start of it.
+/// this side saw, which is no earlier than the kernel's own start of it, and is taken as over
+/// only 200 ms after the kernel's would be: every report of a kernel window falls in ours.
 final class UnhandledVectorPacer {
     static let burst = 10
     static let intervalMs = 5000
@@ -110,7 +111,7 @@ final class UnhandledVectorPacer {
             printed = 0
             return
         }
-        if printed + k > Self.burst - 1 {
+        if printed + k > Self.burst {
             let wait = start + Self.intervalMs + 200 - now
             if wait > 0 { sleepMs(wait); waitedMs += wait }
             windowStart = nil
