@@ -10,7 +10,7 @@ extension MSIDeviceData {
         guard dom.info.busToken.isPCI, dom.info.flags.contains(.mustReactivate), !dom.info.flags.contains(.noMask) else {
             return false
         }
-        iterIndex = 0
+        setCursor(0)
         guard let first = findDesc(.default, .all) else { return false }
         return first.pci.isMSIX || first.pci.canMask
     }
@@ -72,8 +72,7 @@ extension MSIDeviceData {
             } catch {
                 return try handlePCIFail(dom, nvec: nvec, allocated: allocated, error)
             }
-            s.pointee.virq = UInt32(base)
-            if d.rawValue == 0 { syncMultiMSIView() }
+            storeSetVirq(d, index, base)
             for k in 0..<nvec {
                 try initVirq(base + k, canReserve: canReserve, activateEarly: activateEarly)
             }
@@ -173,7 +172,7 @@ extension MSIDeviceData {
     /// activated interrupts, free them and clear the association; then, with FREE_MSI_DESCS,
     /// erase the range's descriptors. Invalid ranges are WARNed and ignored.
     mutating func freeLocked(_ d: MSIDomainID, _ first: Int, _ last: Int) {
-        guard d.isValid, !hasMSIParent || hasDomain(d), first <= last, first >= 0, last < hwsize(d) else {
+        guard isValidDomain(d), !hasMSIParent || hasDomain(d), first <= last, first >= 0, last < hwsize(d) else {
             warn("msi_ctrl_valid", "free of range \(first)…\(last) on \(d) ignored")
             return
         }
@@ -190,8 +189,7 @@ extension MSIDeviceData {
             if requested { warn("__msi_domain_free_irqs", "\(deviceName): freeing irq \(base) which still has a handler") }
             for k in 0..<n where isActivated(base + k) { deactivate(base + k) }
             platform.state.withLock { $0.freeBlock(base, n) }
-            if let s2 = slot(d, index) { s2.pointee.virq = 0 }
-            if d.rawValue == 0 { syncMultiMSIView() }
+            storeSetVirq(d, index, 0)
         }
         if dom.info.flags.contains(.freeDescriptors) { freeDescs(d, first, last) }
     }

@@ -28,15 +28,40 @@ struct PCIState: Sendable {
     var power: PCIPowerState = .d0
 }
 
-/// The locked per-device MSI state: `struct msi_device_data` (descriptor stores, device
-/// domains, iterator cursor) plus the `struct pci_dev` fields the PCI/MSI code uses.
+/// One entry of the kernel's `msi_device_data::__domains[]` (`struct msi_dev_domain`): the
+/// domain's descriptor store and the domain itself.
+@usableFromInline
+struct DomainSlot {
+    /// Where this slot's descriptors live: the device's own store for the slot, or an
+    /// ``MSIDescriptorStore``'s storage.
+    @usableFromInline var store: UnsafeMutablePointer<DescriptorStore>
+    /// The page table ``MSIDeviceData/virq(domain:index:)`` reads, refreshed whenever the
+    /// store's table changes (first insert, reset, store swap) or the multi-MSI view does.
+    @usableFromInline var lookup: StoreLookup
+    /// The external store ``store`` points into (kept alive while attached), nil for the
+    /// device's own.
+    var external: MSIDescriptorStore?
+    var domain: DeviceDomain?
+    /// `domain != nil` and the domain's `hwsize` (65536 without one), kept apart so that hot
+    /// paths read plain values instead of copying the domain (a name and a chip reference).
+    var hasDomain = false
+    var hwsize: Int
+}
+
+/// The locked per-device MSI state: `struct msi_device_data` (one descriptor store and one
+/// domain per domain id, iterator cursor) plus the `struct pci_dev` fields the PCI/MSI code
+/// uses.
 ///
 /// You get one `inout` inside ``MSIDevice/withLockedDescriptors(_:)``. Methods named after
 /// `*_locked` kernel functions live here; the cursor (`first`/`next`) is only meaningful inside
 /// one locked scope, because leaving the scope parks it (`__msi_unlock_descs`).
+///
+/// The per-domain state is one array indexed by the domain id, sized by the platform's
+/// ``MSIPlatformConfiguration/maxDeviceDomains`` (the kernel's `MSI_MAX_DEVICE_IRQDOMAINS`);
+/// no operation knows how many domains there are.
 public struct MSIDeviceData: ~Copyable {
     /// `MSI_XA_MAX_INDEX`: where unlocking parks the iterator cursor.
-    @usableFromInline static let parkedCursor = Int.max - 1
+    @inlinable static var parkedCursor: Int { Int.max - 1 }
 
     let deviceName: String
     let deviceID: UInt32
@@ -46,36 +71,58 @@ public struct MSIDeviceData: ~Copyable {
     /// `dev->msi.data != NULL`.
     @usableFromInline var isSetUp = false
     var generation = 0
-    var store0 = DescriptorStore()
-    var store1 = DescriptorStore()
-    /// Lookup views of the two stores, refreshed after every store mutation, so that the
-    /// inlinable ``virq(domain:index:)`` reads the page tables directly.
-    @usableFromInline var lookup0: StoreLookup
-    @usableFromInline var lookup1: StoreLookup
-    /// While PCI MSI is enabled, the multi-MSI view ``lookup0`` points at.
+    /// `MSI_MAX_DEVICE_IRQDOMAINS` of the modelled kernel: the number of ``slots``.
+    @usableFromInline let domainCount: Int
+    /// `__domains[]`, one per domain id.
+    @usableFromInline let slots: UnsafeMutablePointer<DomainSlot>
+    /// The device's own stores, one per slot (used unless a slot has an external store).
+    let ownStores: UnsafeMutablePointer<DescriptorStore>
+    /// Which store a domain created without an explicit one gets.
+    let storeLayout: MSIStoreLayout
+    /// While PCI MSI is enabled, the multi-MSI view the default slot's lookup points at.
     var multiMSIView: MultiMSIView?
-    var domain0: DeviceDomain?
-    var domain1: DeviceDomain?
-    /// The domains' `hwsize` (65536 without a domain), kept apart for cheap reads.
-    var hwsize0 = MSILimits.domainSize
-    var hwsize1 = MSILimits.domainSize
-    /// `__iter_idx`.
-    @usableFromInline var iterIndex = MSIDeviceData.parkedCursor
+    /// `__iter_idx`. Set it through ``setCursor(_:)`` (which drops the page-word cache).
+    @usableFromInline var iterIndex = Int.max - 1
+    /// The cursor's cached page word: the bits matching the last filter above the cursor in
+    /// its page, valid while ``iterStamp`` matches the store's generation, domain and filter.
+    /// `next` then takes the next index from a register-sized word instead of re-reading the
+    /// store, which keeps its dependency chain to a bit scan.
+    @usableFromInline var iterWord: UInt64 = 0
+    @usableFromInline var iterWordBase = 0
+    @usableFromInline var iterStamp: UInt64 = 0
     var warningLog = WarningLog()
     /// The PCI flags (plain values: cheap to read on hot paths).
     var pci: PCIState?
     /// The PCI hardware (existentials: kept apart so reading a flag copies no references).
     let pciHardware: PCIFunctionHardware?
 
-    init(name: String, id: UInt32, platform: MSIPlatform, hasMSIParent: Bool, pci: PCIFunctionHardware?) {
-        lookup0 = store0.lookup
-        lookup1 = store1.lookup
+    init(name: String, id: UInt32, platform: MSIPlatform, hasMSIParent: Bool, pci: PCIFunctionHardware?,
+         storeLayout: MSIStoreLayout = .device) {
+        let n = platform.configuration.maxDeviceDomains
+        domainCount = n
+        ownStores = .allocate(capacity: n)
+        slots = .allocate(capacity: n)
+        for i in 0..<n {
+            (ownStores + i).initialize(to: DescriptorStore())
+            (slots + i).initialize(to: DomainSlot(
+                store: ownStores + i, lookup: ownStores[i].lookup, external: nil, domain: nil,
+                hasDomain: false, hwsize: MSILimits.domainSize))
+        }
+        self.storeLayout = storeLayout
         deviceName = name
         deviceID = id
         self.platform = platform
         self.hasMSIParent = hasMSIParent
         self.pci = pci.map { PCIState(quirks: $0.quirks, irq: $0.intxIRQ) }
         pciHardware = pci
+    }
+
+    deinit {
+        for i in 0..<domainCount { slots[i].external?.detach() }
+        slots.deinitialize(count: domainCount)
+        slots.deallocate()
+        ownStores.deinitialize(count: domainCount)
+        ownStores.deallocate()
     }
 
     mutating func warn(_ fn: String, _ message: String) { warningLog.warn(fn, message) }
@@ -86,120 +133,125 @@ public struct MSIDeviceData: ~Copyable {
     /// Warnings recorded so far (WARN_ON splats the kernel would have printed).
     public var warnings: [MSIWarning] { warningLog.entries }
 
-    // MARK: store access
+    /// `MSI_MAX_DEVICE_IRQDOMAINS` on this device's platform: valid domain ids are below it.
+    public var maxDeviceDomains: Int { domainCount }
 
-    func domain(_ d: MSIDomainID) -> DeviceDomain? {
-        switch d.rawValue {
-        case 0: domain0
-        case 1: domain1
-        default: nil
-        }
+    // MARK: store access (every per-domain operation goes through the slot array)
+
+    /// True for a domain id this device has a slot for.
+    @inlinable @inline(__always)
+    func isValidDomain(_ d: MSIDomainID) -> Bool { UInt(bitPattern: d.rawValue) < UInt(domainCount) }
+
+    /// The store of a valid domain id, nil for an invalid one.
+    @inline(__always)
+    func store(_ d: MSIDomainID) -> UnsafeMutablePointer<DescriptorStore>? {
+        isValidDomain(d) ? slots[d.rawValue].store : nil
     }
 
+    func domain(_ d: MSIDomainID) -> DeviceDomain? { isValidDomain(d) ? slots[d.rawValue].domain : nil }
+
     mutating func setDomain(_ d: MSIDomainID, _ v: DeviceDomain?) {
-        let size = v?.info.hwsize ?? MSILimits.domainSize
-        switch d.rawValue {
-        case 0: domain0 = v; hwsize0 = size
-        case 1: domain1 = v; hwsize1 = size
-        default: break
-        }
+        guard isValidDomain(d) else { return }
+        slots[d.rawValue].domain = v
+        slots[d.rawValue].hasDomain = v != nil
+        slots[d.rawValue].hwsize = v?.info.hwsize ?? MSILimits.domainSize
     }
 
     /// Whether a device domain exists at `d` (without copying it).
-    func hasDomain(_ d: MSIDomainID) -> Bool {
-        switch d.rawValue {
-        case 0: domain0 != nil
-        case 1: domain1 != nil
-        default: false
-        }
-    }
+    func hasDomain(_ d: MSIDomainID) -> Bool { isValidDomain(d) && slots[d.rawValue].hasDomain }
 
     func slot(_ d: MSIDomainID, _ index: Int) -> UnsafeMutablePointer<PackedDescriptor>? {
-        switch d.rawValue {
-        case 0: store0.slot(index)
-        case 1: store1.slot(index)
-        default: nil
-        }
+        store(d)?.pointee.slot(index)
     }
 
     /// The lowest index in `from…last` holding a descriptor that matches `filter`.
     func storeNext(_ d: MSIDomainID, from: Int, _ filter: MSIDescriptorFilter, last: Int = MSILimits.maxIndex) -> Int? {
-        let s: UnsafeMutablePointer<PackedDescriptor>?
-        switch d.rawValue {
-        case 0: s = store0.nextSlot(from: from, matching: filter, last: last)
-        case 1: s = store1.nextSlot(from: from, matching: filter, last: last)
-        default: s = nil
-        }
-        return s.map { Int($0.pointee.index) }
+        store(d)?.pointee.nextSlot(from: from, matching: filter, last: last).map { Int($0.pointee.index) }
     }
 
-    func storeCount(_ d: MSIDomainID) -> Int {
-        switch d.rawValue {
-        case 0: store0.count
-        case 1: store1.count
-        default: 0
-        }
-    }
+    func storeCount(_ d: MSIDomainID) -> Int { store(d)?.pointee.count ?? 0 }
 
-    func storeLowestFree(_ d: MSIDomainID, below limit: Int) -> Int? {
-        switch d.rawValue {
-        case 0: store0.lowestFree(below: limit)
-        case 1: store1.lowestFree(below: limit)
-        default: nil
-        }
-    }
+    @inline(__always)
+    func storeLowestFree(_ d: MSIDomainID, below limit: Int) -> Int? { store(d)?.pointee.lowestFree(below: limit) }
 
+    /// The one insert path of every descriptor (``insertPacked(_:domain:at:)`` decides the index).
+    @inline(__always)
     mutating func storeInsert(_ d: MSIDomainID, _ desc: PackedDescriptor, at index: Int) {
-        switch d.rawValue {
-        case 0:
-            store0.insert(desc, at: index)
-            syncMultiMSIView()
-            refreshLookup0()  // the first insert replaces the shared empty table
-        case 1:
-            store1.insert(desc, at: index)
-            lookup1 = store1.lookup
-        default: break
-        }
+        guard let s = store(d) else { return }
+        let ownedTable = s.pointee.lookup.pages
+        s.pointee.insert(desc, at: index)
+        if d == .default { syncMultiMSIView() }
+        if s.pointee.lookup.pages != ownedTable { refreshLookup(d) }  // the first insert replaces the shared empty table
     }
 
+    @inline(__always)
     mutating func storeRemove(_ d: MSIDomainID, at index: Int) -> PackedDescriptor? {
-        switch d.rawValue {
-        case 0:
-            let old = store0.remove(at: index)
-            syncMultiMSIView()
-            return old
-        case 1: return store1.remove(at: index)
-        default: return nil
-        }
+        guard let s = store(d) else { return nil }
+        let old = s.pointee.remove(at: index)
+        if d == .default { syncMultiMSIView() }
+        return old
+    }
+
+    /// Associates (or, with 0, disassociates) the descriptor at `index` with its first Linux
+    /// interrupt, keeping the store's ASSOCIATED mark in step.
+    mutating func storeSetVirq(_ d: MSIDomainID, _ index: Int, _ virq: Int) {
+        store(d)?.pointee.setVirq(UInt32(truncatingIfNeeded: virq), at: index)
+        if d == .default { syncMultiMSIView() }
     }
 
     mutating func storeAffinity(_ d: MSIDomainID, _ a: [IRQAffinityDescriptor]?) -> UInt32 {
-        switch d.rawValue {
-        case 0: store0.storeAffinity(a)
-        case 1: store1.storeAffinity(a)
-        default: 0
-        }
+        store(d)?.pointee.storeAffinity(a) ?? 0
     }
 
-    mutating func releaseAffinity(_ d: MSIDomainID, _ ref: UInt32) {
-        switch d.rawValue {
-        case 0: store0.releaseAffinity(ref)
-        case 1: store1.releaseAffinity(ref)
-        default: break
-        }
-    }
+    mutating func releaseAffinity(_ d: MSIDomainID, _ ref: UInt32) { store(d)?.pointee.releaseAffinity(ref) }
 
-    func affinity(_ d: MSIDomainID, _ ref: UInt32) -> [IRQAffinityDescriptor]? {
-        switch d.rawValue {
-        case 0: store0.affinity(ref)
-        case 1: store1.affinity(ref)
-        default: nil
-        }
-    }
+    func affinity(_ d: MSIDomainID, _ ref: UInt32) -> [IRQAffinityDescriptor]? { store(d)?.pointee.affinity(ref) }
 
     func publicDescriptor(_ d: MSIDomainID, _ p: PackedDescriptor) -> MSIDescriptor {
-        d.rawValue == 1 ? store1.publicDescriptor(p) : store0.publicDescriptor(p)
+        store(d)?.pointee.publicDescriptor(p) ?? MSIDescriptor(packed: p)
     }
+
+    /// Points the slot's lookup at its store's table, or at the multi-MSI view for the default
+    /// domain while PCI MSI is on.
+    mutating func refreshLookup(_ d: MSIDomainID) {
+        guard isValidDomain(d) else { return }
+        let table = slots[d.rawValue].store.pointee.lookup
+        slots[d.rawValue].lookup = d == .default ? (multiMSIView?.lookup ?? table) : table
+    }
+
+    /// Gives slot `d` the store a new domain there must use: `requested`, else (external
+    /// layout) the slot's current external store or a fresh one, else the device's own.
+    /// - Throws: EBUSY when the slot must change stores but its current one still holds
+    ///   descriptors, or when `requested` is attached elsewhere. Nothing changes on failure.
+    mutating func placeStore(_ d: MSIDomainID, _ requested: MSIDescriptorStore?, _ fn: String) throws(MSIError) {
+        let i = d.rawValue
+        let current = slots[i].external
+        let wanted = requested ?? (storeLayout == .external ? (current ?? MSIDescriptorStore()) : nil)
+        if wanted === current { return }
+        guard slots[i].store.pointee.isEmpty else {
+            throw MSIError(.EBUSY, fn, "the \(d) store still holds \(slots[i].store.pointee.count) descriptors")
+        }
+        if let wanted, !wanted.attach() {
+            throw MSIError(.EBUSY, fn, "the descriptor store is already attached to another domain")
+        }
+        current?.detach()
+        iterStamp = 0
+        slots[i].external = wanted
+        slots[i].store = wanted?.storage ?? ownStores + i
+        refreshLookup(d)
+    }
+
+    /// Detaches an empty external store from slot `d` (the slot falls back to the device's own).
+    mutating func detachEmptyStore(_ d: MSIDomainID) {
+        guard isValidDomain(d), let ext = slots[d.rawValue].external, ext.storage.pointee.isEmpty else { return }
+        ext.detach()
+        slots[d.rawValue].external = nil
+        slots[d.rawValue].store = ownStores + d.rawValue
+        refreshLookup(d)
+    }
+
+    /// Whether slot `d` keeps its descriptors in an external ``MSIDescriptorStore``.
+    public func usesExternalStore(_ d: MSIDomainID) -> Bool { isValidDomain(d) && slots[d.rawValue].external != nil }
 
     // MARK: msi_device_data
 
@@ -209,7 +261,7 @@ public struct MSIDeviceData: ~Copyable {
         if !isSetUp {
             isSetUp = true
             generation &+= 1
-            iterIndex = Self.parkedCursor
+            setCursor(Self.parkedCursor)
         }
         return generation
     }
@@ -219,23 +271,25 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_device_data_release()` (devres, on device removal): removes every device domain and
     /// WARNs for each store that is not empty. Descriptors left behind are leaked with their
-    /// interrupts, as in the kernel.
+    /// interrupts, as in the kernel; every store is emptied (`xa_destroy`), and external stores
+    /// are detached.
     public mutating func releaseDeviceData() {
         guard isSetUp else { return }
-        for id in [MSIDomainID.default, .secondary] {
+        for i in 0..<domainCount {
+            let id = MSIDomainID(rawValue: i)
             removeDomain(id)
             if storeCount(id) != 0 {
                 warn("msi_device_data_release", "\(deviceName): \(storeCount(id)) descriptors left in the \(id) store")
             }
+            slots[i].store.pointee = DescriptorStore()
+            detachEmptyStore(id)
+            refreshLookup(id)
         }
-        store0 = DescriptorStore()
-        store1 = DescriptorStore()
-        refreshLookup0()
-        lookup1 = store1.lookup
         isSetUp = false
-        iterIndex = Self.parkedCursor
+        setCursor(Self.parkedCursor)
     }
 
+    @inline(__always)
     func requireData(_ fn: String) throws(MSIError) {
         guard isSetUp else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI device data (msi_setup_device_data not called)") }
     }
@@ -244,8 +298,8 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_get_device_domain()`: the device domain at `d`, WARN for a bad id.
     mutating func deviceDomain(_ d: MSIDomainID, _ fn: String) -> DeviceDomain? {
-        guard d.isValid else {
-            warn(fn, "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS")
+        guard isValidDomain(d) else {
+            warn(fn, "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS (\(domainCount))")
             return nil
         }
         return domain(d)
@@ -253,11 +307,7 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_domain_get_hwsize()`: the domain's `hwsize`, 65536 without a domain.
     public func hwsize(_ d: MSIDomainID) -> Int {
-        switch d.rawValue {
-        case 0: hwsize0
-        case 1: hwsize1
-        default: MSILimits.domainSize
-        }
+        isValidDomain(d) ? slots[d.rawValue].hwsize : MSILimits.domainSize
     }
 
     /// The device domain at `d`, nil if none.
@@ -265,10 +315,11 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_ctrl_valid()`: WARN and EINVAL for a bad domain id, a missing domain on a device
     /// with an MSI parent, `first > last`, or an index past `hwsize`.
+    @inline(__always)
     mutating func checkControl(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
-        guard d.isValid, !hasMSIParent || hasDomain(d) else {
+        guard isValidDomain(d), !hasMSIParent || hasDomain(d) else {
             warn("msi_ctrl_valid", "\(fn): no device domain \(d.rawValue)")
-            throw MSIError(.EINVAL, fn, d.isValid ? "no device domain \(d) on \(deviceName)" : "domain id \(d.rawValue) out of range")
+            throw MSIError(.EINVAL, fn, isValidDomain(d) ? "no device domain \(d) on \(deviceName)" : "domain id \(d.rawValue) out of range")
         }
         let size = hwsize(d)
         guard first <= last, first >= 0, first < size, last < size else {
@@ -281,16 +332,24 @@ public struct MSIDeviceData: ~Copyable {
     /// held. The kernel returns false on failure; the model throws: ENODEV (no MSI parent),
     /// EINVAL (bad id, `hwsize` > 65536, template the default chip ops cannot use), EEXIST (a
     /// domain already exists at `domid`, WARN), ENOTSUPP (the parent's `init_dev_msi_info`
-    /// rejects the bus token). `hwsize` 0 means 65536.
-    public mutating func createDomain(_ d: MSIDomainID, template: MSIDomainTemplate, hwsize: Int) throws(MSIError) {
+    /// rejects the bus token), EBUSY (the store cannot be placed: see below). `hwsize` 0 means
+    /// 65536.
+    ///
+    /// `store` chooses where the domain's descriptors live: nil for the device's layout (see
+    /// ``MSIStoreLayout``), or a consumer's ``MSIDescriptorStore``. Changing a slot's store
+    /// needs the old one empty, and a store serves one slot at a time (EBUSY otherwise).
+    public mutating func createDomain(_ d: MSIDomainID, template: MSIDomainTemplate, hwsize: Int,
+                                      store: MSIDescriptorStore? = nil) throws(MSIError) {
         let fn = "msi_create_device_irq_domain"
         guard hasMSIParent else { throw MSIError(.ENODEV, fn, "\(deviceName) has no MSI parent domain") }
-        guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS") }
+        guard isValidDomain(d) else {
+            throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS (\(domainCount))")
+        }
         guard hwsize >= 0, hwsize <= MSILimits.domainSize else {
             throw MSIError(.EINVAL, "__msi_create_irq_domain", "hwsize \(hwsize) exceeds \(MSILimits.domainSize)")
         }
         _ = setupDeviceData()
-        guard domain(d) == nil else {
+        guard !hasDomain(d) else {
             warn(fn, "\(deviceName): a domain already exists at id \(d.rawValue)")
             throw MSIError(.EEXIST, fn, "\(deviceName) already has a \(d) domain")
         }
@@ -311,6 +370,7 @@ public struct MSIDeviceData: ~Copyable {
         guard template.chipOperations.isSuperset(of: [.mask, .unmask]) else {
             throw MSIError(.EINVAL, "msi_domain_update_chip_ops", "the chip has no irq_mask/irq_unmask")
         }
+        try placeStore(d, store, fn)
         let flags = template.flags.intersection(platform.supportedFlags).union(platform.requiredFlags)
         let info = MSIDeviceDomainInfo(
             id: d, name: platform.parentPrefix + template.chipName + "-" + deviceName, busToken: template.busToken,
@@ -318,10 +378,13 @@ public struct MSIDeviceData: ~Copyable {
         setDomain(d, DeviceDomain(info: info, chip: template.chip))
     }
 
-    /// `msi_remove_device_irq_domain()`: no-op without a domain; does not free descriptors.
+    /// `msi_remove_device_irq_domain()`: no-op without a domain; does not free descriptors. An
+    /// external store left empty is detached (the consumer gets it back); one still holding
+    /// descriptors stays with the slot, as those descriptors stay in the kernel's device data.
     public mutating func removeDomain(_ d: MSIDomainID) {
-        guard d.isValid else { return }
+        guard isValidDomain(d) else { return }
         setDomain(d, nil)
+        detachEmptyStore(d)
     }
 
     /// `msi_match_device_irq_domain()`.
@@ -334,6 +397,7 @@ public struct MSIDeviceData: ~Copyable {
     /// `msi_insert_desc()`: inserts a zeroed-and-initialised descriptor at `index` or at the
     /// lowest free index. Returns the index used.
     /// - Throws: ERANGE (`index >= hwsize`), EBUSY (occupied, or no free index).
+    @inline(__always)
     mutating func insertPacked(_ desc: PackedDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest) throws(MSIError) -> Int {
         let size = hwsize(d)
         switch request {
@@ -370,23 +434,7 @@ public struct MSIDeviceData: ~Copyable {
     /// `initializer.index`, copying only `vectorCount`, `affinity` and the PCI attributes.
     /// - Throws: EINVAL (bad domain id or no data), ERANGE, EBUSY.
     public mutating func insertDescriptor(_ initializer: MSIDescriptor, domain d: MSIDomainID = .default) throws(MSIError) {
-        let fn = "msi_domain_insert_msi_desc"
-        try requireData(fn)
-        guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
-        guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
-            throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
-        }
-        guard initializer.index >= 0, initializer.index <= MSILimits.maxIndex else {
-            throw MSIError(.ERANGE, "msi_insert_desc", "index \(initializer.index) outside 0…\(hwsize(d) - 1)")
-        }
-        var p = pack(initializer)
-        p.affinityRef = storeAffinity(d, initializer.affinity)
-        do throws(MSIError) {
-            _ = try insertPacked(p, domain: d, at: .index(initializer.index))
-        } catch {
-            releaseAffinity(d, p.affinityRef)
-            throw error
-        }
+        _ = try insertInitialized(initializer, domain: d, at: .index(initializer.requestedIndex), "msi_domain_insert_msi_desc")
     }
 
     /// `msi_insert_desc()` itself (the core's insert, which PCI reaches through
@@ -396,28 +444,34 @@ public struct MSIDeviceData: ~Copyable {
     /// - Throws: EINVAL (no data, bad domain id), ERANGE, EBUSY.
     @discardableResult
     public mutating func insertDescriptor(_ initializer: MSIDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest) throws(MSIError) -> Int {
-        let fn = "msi_insert_desc"
+        try insertInitialized(initializer, domain: d, at: request, "msi_insert_desc")
+    }
+
+    /// The one path both public inserts take: validate, pack, park the affinity, insert.
+    mutating func insertInitialized(_ initializer: MSIDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest,
+                                    _ fn: String) throws(MSIError) -> Int {
         try requireData(fn)
-        guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
+        guard isValidDomain(d) else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
         guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
             throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
         }
         if case .index(let i) = request, i < 0 || i > MSILimits.maxIndex {
-            throw MSIError(.ERANGE, fn, "index \(i) outside 0…\(hwsize(d) - 1)")
+            throw MSIError(.ERANGE, "msi_insert_desc", "index \(i) outside 0…\(hwsize(d) - 1)")
         }
         var p = pack(initializer)
-        p.affinityRef = storeAffinity(d, initializer.affinity)
-        do throws(MSIError) {
-            return try insertPacked(p, domain: d, at: request)
-        } catch {
-            releaseAffinity(d, p.affinityRef)
-            throw error
-        }
+        p.affinityRef = initializer.packed.affinityRef  // already interned
+        return try insertPacked(p, domain: d, at: request)
     }
 
     /// `msi_domain_free_descs()` on a range: erases every descriptor; one still associated with
     /// an interrupt is WARNed about and leaked (gone from the store, interrupt not freed).
     mutating func freeDescs(_ d: MSIDomainID, _ first: Int, _ last: Int) {
+        if first == last {  // one index (pci_ims_free_irq, a single-entry range): no scan
+            if let old = storeRemove(d, at: first), old.virq != 0 {
+                warn("msi_domain_free_descs", "\(deviceName): descriptor \(first) still has irq \(old.virq): leaked")
+            }
+            return
+        }
         var i = first
         while let index = storeNext(d, from: i, .all, last: last) {
             i = index + 1
@@ -459,62 +513,85 @@ public struct MSIDeviceData: ~Copyable {
     }
 
     // MARK: iteration (msi_domain_first_desc / msi_next_desc)
+    //
+    // Inlinable: a caller's loop compiles down to the store's bitmap walk (the kernel's
+    // msi_for_each_desc is an xa_for_each_marked-style walk in the caller).
 
-    /// `msi_find_desc()`: from the cursor, the first match; parks the cursor when none.
+    /// `msi_find_desc()`: from the cursor, the first match; parks the cursor when none. `d`
+    /// must be valid.
+    @inlinable @inline(__always)
     mutating func findDesc(_ d: MSIDomainID, _ filter: MSIDescriptorFilter) -> MSIDescriptor? {
-        let s: UnsafeMutablePointer<PackedDescriptor>?
-        switch d.rawValue {
-        case 0: s = store0.nextSlot(from: iterIndex, matching: filter)
-        case 1: s = store1.nextSlot(from: iterIndex, matching: filter)
-        default: s = nil
+        let store = slots[d.rawValue].store
+        let f: UInt64 = filter == .all ? 1 : filter == .associated ? 2 : 3
+        let stamp = store.pointee.generation &<< 8 | UInt64(truncatingIfNeeded: d.rawValue) &<< 2 | f
+        let index: Int
+        if iterStamp == stamp && iterWord != 0 {
+            let w = iterWord
+            index = iterWordBase &+ w.trailingZeroBitCount
+            iterWord = w & (w &- 1)
+        } else {
+            let m = store.pointee.nextMatch(from: iterIndex, matching: filter)
+            guard m.index >= 0 else {
+                setCursor(Self.parkedCursor)
+                return nil
+            }
+            index = m.index
+            iterWord = m.rest
+            iterWordBase = m.index & ~63
+            iterStamp = stamp
         }
-        if let s {
-            iterIndex = Int(s.pointee.index)
-            return publicDescriptor(d, s.pointee)
-        }
-        iterIndex = Self.parkedCursor
-        return nil
+        iterIndex = index
+        return store.pointee.publicDescriptor(store.pointee.occupied(index))
+    }
+
+    /// Moves the cursor (first, park) and drops the cached page word.
+    @inlinable @inline(__always)
+    mutating func setCursor(_ index: Int) {
+        iterIndex = index
+        iterStamp = 0
     }
 
     /// `msi_domain_first_desc()`: resets the cursor to 0 and returns the first matching
     /// descriptor in ascending index order.
     /// - Throws: EINVAL without device data or for a bad domain id (the kernel WARNs, NULL).
+    @inlinable
     public mutating func first(domain d: MSIDomainID = .default, _ filter: MSIDescriptorFilter = .all) throws(MSIError) -> MSIDescriptor? {
-        guard isSetUp, d.isValid else {
-            warn("msi_domain_first_desc", "no device data or domain id \(d.rawValue) out of range")
-            throw MSIError(.EINVAL, "msi_domain_first_desc", isSetUp ? "domain id \(d.rawValue) out of range" : "no MSI device data")
-        }
-        iterIndex = 0
+        guard isSetUp, isValidDomain(d) else { throw iteratorArgumentError("msi_domain_first_desc", d) }
+        setCursor(0)
         return findDesc(d, filter)
     }
 
     /// `msi_next_desc()`: the next matching descriptor after the cursor. Returns nil when the
     /// cursor is parked (iteration ended, or the lock was dropped since ``first(domain:_:)``).
     /// Removing the current descriptor between calls is allowed.
+    @inlinable
     public mutating func next(domain d: MSIDomainID = .default, _ filter: MSIDescriptorFilter = .all) throws(MSIError) -> MSIDescriptor? {
-        guard isSetUp, d.isValid else {
-            warn("msi_next_desc", "no device data or domain id \(d.rawValue) out of range")
-            throw MSIError(.EINVAL, "msi_next_desc", isSetUp ? "domain id \(d.rawValue) out of range" : "no MSI device data")
-        }
+        guard isSetUp, isValidDomain(d) else { throw iteratorArgumentError("msi_next_desc", d) }
         guard iterIndex < MSILimits.maxIndex else { return nil }
-        iterIndex += 1
+        iterIndex &+= 1
         return findDesc(d, filter)
+    }
+
+    /// The WARN and error of `msi_domain_first_desc()` / `msi_next_desc()` for a bad call.
+    @usableFromInline
+    mutating func iteratorArgumentError(_ fn: String, _ d: MSIDomainID) -> MSIError {
+        warn(fn, "no device data or domain id \(d.rawValue) out of range")
+        return MSIError(.EINVAL, fn, isSetUp ? "domain id \(d.rawValue) out of range" : "no MSI device data")
     }
 
     /// `msi_domain_for_each_desc()`: calls `body` for each matching descriptor in ascending
     /// order, through the cursor, so `body` may free the current descriptor.
+    @inlinable
     public mutating func forEachDescriptor<E: Error>(
         domain d: MSIDomainID = .default, _ filter: MSIDescriptorFilter = .all,
         _ body: (inout MSIDeviceData, MSIDescriptor) throws(E) -> Void
     ) throws(E) {
-        guard isSetUp, d.isValid else { return }
-        iterIndex = 0
-        var current = findDesc(d, filter)
-        while let desc = current {
+        guard isSetUp, isValidDomain(d) else { return }
+        setCursor(0)
+        while let desc = findDesc(d, filter) {
             try body(&self, desc)
             guard iterIndex < MSILimits.maxIndex else { break }
-            iterIndex += 1
-            current = findDesc(d, filter)
+            iterIndex &+= 1
         }
     }
 
@@ -528,19 +605,11 @@ public struct MSIDeviceData: ~Copyable {
     public mutating func virq(domain d: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
         // Without device data the stores are empty (their tables all-zero), so a valid index
         // gives 0 as in the kernel; only the argument check needs to look at isSetUp.
-        if UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(MSIDomainID.maxDomains) {
+        if UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(domainCount) {
             if !isSetUp { return 0 }
             throw virqArgumentError(d, index)
         }
-        if d.rawValue == 0 {
-            return Int(lookup0.virq(at: index))
-        }
-        return Int(lookup1.virq(at: index))
-    }
-
-    /// Points ``lookup0`` at the default store, or at the multi-MSI view while PCI MSI is on.
-    mutating func refreshLookup0() {
-        lookup0 = multiMSIView?.lookup ?? store0.lookup
+        return Int(slots[d.rawValue].lookup.virq(at: index))
     }
 
     /// Rebuilds the multi-MSI view after the default store changed while MSI is enabled (only
@@ -552,12 +621,12 @@ public struct MSIDeviceData: ~Copyable {
     /// Sets `dev->msi_enabled` and switches the default domain's lookup accordingly.
     mutating func setPCIMSIEnabled(_ on: Bool) {
         pci?.msiEnabled = on
-        if on, let s = store0.slot(0) {
+        if on, let s = slot(.default, 0) {
             multiMSIView = MultiMSIView(base: Int(s.pointee.virq), count: s.pointee.virq == 0 ? 0 : Int(s.pointee.nvecUsed))
         } else {
             multiMSIView = nil
         }
-        refreshLookup0()
+        refreshLookup(.default)
     }
 
     /// The WARN and error of `msi_domain_get_virq()` for a bad index or domain id.
@@ -567,21 +636,14 @@ public struct MSIDeviceData: ~Copyable {
         return MSIError(.EINVAL, "msi_domain_get_virq", index < 0 || index > MSILimits.maxIndex
                         ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range")
     }
-
-    /// PCI multi-MSI: one descriptor at index 0 covers `nvec_used` consecutive interrupts.
-    @usableFromInline
-    func multiMSIVirq(_ index: Int) -> Int {
-        guard let s = store0.slot(0), s.pointee.virq != 0, index < Int(s.pointee.nvecUsed) else { return 0 }
-        return Int(s.pointee.virq) + index
-    }
-
 }
 
 extension MSIDeviceData {
-    /// Structural checks of both stores (property tests): nil when consistent.
+    /// Structural checks of every store (property tests): nil when consistent.
     func checkStoreInvariants() -> String? {
-        if let e = store0.checkInvariants() { return "default store: \(e)" }
-        if let e = store1.checkInvariants() { return "secondary store: \(e)" }
+        for i in 0..<domainCount {
+            if let e = slots[i].store.pointee.checkInvariants() { return "\(MSIDomainID(rawValue: i)) store: \(e)" }
+        }
         return nil
     }
 }

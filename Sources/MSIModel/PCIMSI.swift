@@ -508,8 +508,9 @@ extension MSIDeviceData {
     /// write_msg and without set_affinity; creates the secondary domain. The kernel returns
     /// false; the model throws EINVAL for a bad template (ENODEV without an MSI parent, and the
     /// errors of ``createDomain(_:template:hwsize:)``). IMS was removed from Linux in v6.10; this
-    /// model keeps it.
-    public mutating func createIMSDomain(template: MSIDomainTemplate, hwsize: Int) throws(MSIError) {
+    /// model keeps it. `store`: where the domain's descriptors live (see
+    /// ``createDomain(_:template:hwsize:store:)``).
+    public mutating func createIMSDomain(template: MSIDomainTemplate, hwsize: Int, store: MSIDescriptorStore? = nil) throws(MSIError) {
         let fn = "pci_create_ims_domain"
         _ = try pciHW(fn)
         guard hasMSIParent else { throw MSIError(.ENODEV, fn, "\(deviceName) has no MSI parent domain") }
@@ -525,7 +526,7 @@ extension MSIDeviceData {
         if case .device(let chip) = template.chip, let slots = chip.slotCount, hwsize == 0 || hwsize > slots {
             throw MSIError(.EINVAL, fn, "hwsize \(hwsize) exceeds the chip's \(slots) slots")
         }
-        try createDomain(.secondary, template: template, hwsize: hwsize)
+        try createDomain(.secondary, template: template, hwsize: hwsize, store: store)
     }
 
     /// `pci_ims_alloc_irq(pdev, icookie, affdesc)`: an interrupt at the lowest free IMS index

@@ -55,6 +55,11 @@ public struct MSIPlatformConfiguration: Sendable {
     public var maxIRQs: Int
     /// False models `pci=nomsi` (`pci_msi_enable = false`).
     public var msiEnabled: Bool
+    /// `MSI_MAX_DEVICE_IRQDOMAINS` of the modelled kernel, 1…8: how many per-device domains
+    /// (and descriptor stores) every device has. 2 as in v6.2…v6.9 (MSI/MSI-X and IMS); 1
+    /// models v6.10 and later, where IMS is gone; more gives a device extra domain ids (for
+    /// example one IMS domain per consumer).
+    public var maxDeviceDomains: Int
     /// The NUMA node of each CPU (`cpu_to_node`); nil means one node, 0, holding every CPU.
     public var cpuNodes: [Int]?
 
@@ -64,7 +69,8 @@ public struct MSIPlatformConfiguration: Sendable {
                 interruptRemapping: InterruptRemappingConfiguration? = nil, allowIMSWithoutRemapping: Bool = true,
                 reservationMode: Bool = true, firstSystemVector: Int = X86Vectors.localTimer,
                 systemVectors: [Int] = [X86Vectors.syscall], legacyIRQs: Int = 16, firstDynamicIRQ: Int = 24,
-                maxIRQs: Int = 73_728, msiEnabled: Bool = true, cpuNodes: [Int]? = nil) {
+                maxIRQs: Int = 73_728, msiEnabled: Bool = true, maxDeviceDomains: Int = MSIDomainID.maxDomains,
+                cpuNodes: [Int]? = nil) {
         self.cpuCount = cpuCount
         self.onlineCPUs = onlineCPUs
         self.apicIDs = apicIDs
@@ -79,6 +85,7 @@ public struct MSIPlatformConfiguration: Sendable {
         self.firstDynamicIRQ = firstDynamicIRQ
         self.maxIRQs = maxIRQs
         self.msiEnabled = msiEnabled
+        self.maxDeviceDomains = maxDeviceDomains
         self.cpuNodes = cpuNodes
     }
 
@@ -201,6 +208,9 @@ public final class MSIPlatform: Sendable, MessageSink {
         guard configuration.firstDynamicIRQ >= 1, configuration.maxIRQs > configuration.firstDynamicIRQ,
               configuration.maxIRQs <= 1 << 20 else {
             throw MSIError(.EINVAL, fn, "need 1 ≤ firstDynamicIRQ < maxIRQs ≤ 2^20")
+        }
+        guard configuration.maxDeviceDomains >= 1, configuration.maxDeviceDomains <= 8 else {
+            throw MSIError(.EINVAL, fn, "maxDeviceDomains must be 1…8")
         }
         let irteEntries = configuration.interruptRemapping?.tableEntries ?? 0
         guard !remapping || (irteEntries >= 1 && irteEntries <= 65536) else {

@@ -156,7 +156,7 @@ extension MockState {
         }
         do {
             try DeviceAccessError.check("\(name) BAR\(bar)", offset: offset, width: width, size: b.size)
-        } catch let e as DeviceAccessError {
+        } catch let e {
             if case .unaligned = e {
                 violations.append(MockViolation(rule: 9, message: "unaligned \(width)-byte access at BAR\(bar)+0x\(hex(offset, width: 1))"))
             }

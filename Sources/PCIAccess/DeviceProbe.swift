@@ -25,7 +25,9 @@ public enum DumpReader: String, Hashable, Sendable, CaseIterable {
 
 /// What to probe.
 public struct ProbeOptions: Hashable, Sendable {
+    /// Which slots to report (lspci's `-s`).
     public var slots: PCISlotFilter
+    /// Which vendor/device/class IDs to report (lspci's `-d`).
     public var ids: PCIIDFilter
     /// Look up vendor/device/class names in libpci's database.
     public var lookupNames: Bool
@@ -43,7 +45,9 @@ public struct ProbeOptions: Hashable, Sendable {
 
 /// Why probing failed as a whole (per-device trouble is in ``PCIDeviceInfo/problems``).
 public enum ProbeError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
+    /// The dump file could not be read or is malformed.
     case dump(DumpFileError)
+    /// libpci reported an error (its session is closed).
     case libpci(LibPCIError)
 
     public var errno: KernelErrno? {
@@ -71,15 +75,19 @@ public struct ProbeReport: Hashable, Sendable {
     public var warnings: [String]
     /// CPU ids of the IRQ count columns (live, when /proc/interrupts was read).
     public var cpus: [Int]?
+    /// True for the live system, false for a dump.
     public var isLive: Bool
 }
 
 /// Runs probes.
 public enum PCIProbe {
     /// Probes `source`.
-    /// - Parameter names: the name database to use (pass one whose
-    ///   ``PCINameDatabase/preloadInBackground()`` started early to overlap its loading with
-    ///   the probe); nil opens one when `options.lookupNames` is set.
+    /// - Parameters:
+    ///   - source: the live system or a dump file.
+    ///   - options: which devices, and whether to look up names and ask libudev for drivers.
+    ///   - names: the name database to use (pass one whose
+    ///     ``PCINameDatabase/preloadInBackground()`` started early to overlap its loading with
+    ///     the probe); nil opens one when `options.lookupNames` is set.
     public static func run(
         _ source: ProbeSource, options: ProbeOptions = .init(), names: PCINameDatabase? = nil
     ) throws(ProbeError) -> ProbeReport {

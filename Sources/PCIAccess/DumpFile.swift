@@ -23,6 +23,7 @@ public import MSIShimCore
 
 /// One device of a dump, as libpci's dump method would hold it.
 public struct DumpRecord: Hashable, Sendable {
+    /// The device's address, from its header line.
     public var address: PCIAddress
     /// 1-based line number of the device's header line.
     public var line: Int
@@ -35,8 +36,11 @@ public struct DumpRecord: Hashable, Sendable {
 
 /// Why a dump file was refused. Line numbers are 1-based.
 public enum DumpFileError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
+    /// The file could not be opened (`errno` from `open`).
     case cannotOpen(path: String, errno: Int32)
+    /// The file could not be read (`errno` from `read`).
     case cannotRead(path: String, errno: Int32)
+    /// A line does not follow lspci's dump format; `reason` names the column.
     case malformed(path: String, line: Int, reason: String)
     /// The file parsed but holds no device; `reason` says what it looked like.
     case noDevices(path: String, reason: String)
@@ -50,18 +54,12 @@ public enum DumpFileError: ErrnoCarrying, Hashable, Sendable, CustomStringConver
 
     public var description: String {
         switch self {
-        case let .cannotOpen(path, e): "cannot open dump \(path): \(errnoText(e))"
-        case let .cannotRead(path, e): "cannot read dump \(path): \(errnoText(e))"
+        case let .cannotOpen(path, e): "cannot open dump \(path): \(KernelErrno.describeWithReason(e))"
+        case let .cannotRead(path, e): "cannot read dump \(path): \(KernelErrno.describeWithReason(e))"
         case let .malformed(path, line, reason): "\(path):\(line): \(reason)"
         case let .noDevices(path, reason): "\(path): no devices: \(reason)"
         }
     }
-}
-
-/// `strerror` text of an errno value.
-func errnoText(_ code: Int32) -> String {
-    guard let s = strerror(code) else { return "errno \(code)" }
-    return String(cString: s)
 }
 
 /// Reads and checks `lspci -x` dumps.

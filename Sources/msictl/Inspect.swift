@@ -54,7 +54,7 @@ struct Inspect: ParsableCommand {
             printError(e.message)
             throw ExitCode(2)
         } catch let e as DeviceIOError {
-            printError(e.description)
+            printError(ErrorAdvice.message(for: e))
             if case .noSuchDevice = e { throw ExitCode(1) }
             throw ExitCode(2)
         } catch {
@@ -124,7 +124,7 @@ struct Inspect: ParsableCommand {
     }
 
     func gatherLive(_ address: PCIAddress) throws -> InspectReport {
-        let handle = try DeviceHandle.open(address, intent: .readOnly)
+        let handle = try DeviceHandle.open(address, intent: .readOnly, environment: .msictl)
         var r = try InspectReport(address: address, source: "live", config: handle.config)
         r.driver = handle.driver
         if r.msix != nil {
@@ -259,7 +259,7 @@ struct InspectReport {
             pairs.append(("msi", .object([
                 ("capOffset", .int(m.capOffset)), ("enabled", .bool(m.enabled)), ("countCapable", .int(m.countCapable)),
                 ("countEnabled", .int(m.countEnabled)), ("maskable", .bool(m.maskable)), ("is64Bit", .bool(m.is64Bit)),
-                ("address", .int(Int(truncatingIfNeeded: m.address))), ("data", .int(Int(m.data))),
+                ("address", .uint(m.address)), ("data", .int(Int(m.data))),
                 ("mask", m.mask.map { .int(Int($0)) } ?? .null), ("pending", m.pending.map { .int(Int($0)) } ?? .null),
             ])))
         } else {

@@ -143,6 +143,7 @@ extension JSONValue {
         case .null: "-"
         case .bool(let b): b ? "yes" : "no"
         case .int(let i): i > 0xFFFF ? "0x" + String(i, radix: 16) : String(i)
+        case .uint(let u): u > 0xFFFF ? "0x" + String(u, radix: 16) : String(u)
         case .string(let s): s
         case .array(let items): "[" + items.map(\.transcript).joined(separator: ", ") + "]"
         case .object(let pairs): pairs.map { "\($0.0)=\($0.1.nestedTranscript)" }.joined(separator: " ")
