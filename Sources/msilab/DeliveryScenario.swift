@@ -125,7 +125,7 @@ struct DeliveryScenario {
 
         // MSI-X Enable off: the 82574 falls back to INTx (uio_pci_generic counts it); no message.
         guard report.attempt("delivery-msix-disable", { () throws -> Bool in
-            sleepMs(20)  // QEMU 7.2's e1000e throttling timers must run out while MSI-X is on (see differential)
+            E1000E.letThrottlingTimersExpire()
             for i in 0..<5 { try rig.model.freeIRQ(try rig.virq(i)) }
             try rig.model.freeIRQVectors()
             return true
@@ -135,7 +135,7 @@ struct DeliveryScenario {
         guard let again = enableAndRequest(rig, count: 3, kernel: kernel, tag: "msix-reenabled") else { return }
         observe("delivery-msix-reenabled-raise-2", expect: [again[2]]) { try describe(rig.raise(2)) }
         _ = report.attempt("delivery-msix-reenabled-disable") { () throws -> Bool in
-            sleepMs(20)
+            E1000E.letThrottlingTimersExpire()
             for i in 0..<3 { try rig.model.freeIRQ(try rig.virq(i)) }
             try rig.model.freeIRQVectors()
             return true
@@ -152,6 +152,7 @@ struct DeliveryScenario {
     /// entry holds the model's compatibility-format message for a vector the kernel never used.
     func enableAndRequest(_ rig: UIOE1000ERig, count: Int, kernel: KernelVectors, tag: String) -> [CPUVector]? {
         guard report.attempt("delivery-\(tag)-enable", { () throws -> Bool in
+            E1000E.letThrottlingTimersExpire()
             _ = try rig.model.allocIRQVectors(min: count, max: count, flags: .msix)
             for i in 0..<count { try rig.model.requestIRQ(try rig.virq(i)) }
             return true
@@ -197,6 +198,7 @@ struct DeliveryScenario {
         }
         let config = rig.table.config
         guard report.attempt("delivery-msi-enable", { () throws -> Bool in
+            E1000E.letThrottlingTimersExpire()
             let n = try rig.model.allocIRQVectors(min: 1, max: 1, flags: .msi)
             guard n == 1 else { throw LabError("\(n) MSI vectors") }
             try rig.model.requestIRQ(try rig.model.irqVector(0))
@@ -223,6 +225,7 @@ struct DeliveryScenario {
         observe("delivery-msi-raise", expect: [t]) { try describe(rig.raise(0)) }
         observe("delivery-msi-raise-again", expect: [t]) { try describe(rig.raise(3)) }
         guard report.attempt("delivery-msi-disable", { () throws -> Bool in
+            E1000E.letThrottlingTimersExpire()
             try rig.model.freeIRQ(virq)
             try rig.model.freeIRQVectors()
             return true

@@ -98,9 +98,11 @@ struct DifferentialScenario {
         do {
             switch step {
             case .enable(let n):
+                E1000E.letThrottlingTimersExpire()
                 let got = try rig.model.allocIRQVectors(min: n, max: n, flags: .msix)
                 return ("enabled \(got)", "\(got) vectors")
             case .enableMSI:
+                E1000E.letThrottlingTimersExpire()
                 let got = try rig.model.allocIRQVectors(min: 1, max: 1, flags: .msi)
                 return ("enabled msi \(got)", "\(got) MSI vector")
             case .request(let i):
@@ -117,9 +119,7 @@ struct DifferentialScenario {
             case .functionMask(let on):
                 try rig.setFunctionMask(on)
             case .disable:
-                // QEMU 7.2's e1000e aborts when a vector's 128 µs throttling timer, armed by a
-                // raise, fires after MSI-X was disabled: let any such timer run out first.
-                sleepMs(20)
+                E1000E.letThrottlingTimersExpire()
                 try rig.model.freeIRQVectors()
             }
             return ("ok", "ok")

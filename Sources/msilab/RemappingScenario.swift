@@ -47,6 +47,7 @@ struct RemappingScenario {
         kernel.seed(platform, everUsed: true)
         guard let rig = report.attempt("ir-open", { try UIOE1000ERig(address, platform: platform) }) else { return }
         guard report.attempt("ir-model-enable", { () throws -> Bool in
+            E1000E.letThrottlingTimersExpire()
             _ = try rig.model.allocIRQVectors(min: 1, max: 1, flags: .msix)
             try rig.model.requestIRQ(try rig.virq(0))
             return true
@@ -79,6 +80,7 @@ struct RemappingScenario {
                 : "expected a DMAR fault naming \(rid) with reason 0x25, or a report on \(target); "
                     + "kernel reported \(got), DMAR lines \(faults)")
         _ = report.attempt("ir-model-disable") { () throws -> Bool in
+            E1000E.letThrottlingTimersExpire()
             try rig.model.freeIRQ(virq)
             try rig.model.freeIRQVectors()
             return true

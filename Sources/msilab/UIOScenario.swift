@@ -85,7 +85,7 @@ struct UIOScenario {
 
         // Disable: the model frees the vectors, the function leaves MSI-X mode.
         guard report.attempt("uio-model-disable", { () throws -> Bool in
-            sleepMs(20)  // QEMU 7.2's e1000e throttling timers must run out while MSI-X is on (see differential)
+            E1000E.letThrottlingTimersExpire()
             for i in 0..<5 { try rig.model.freeIRQ(try rig.virq(i)) }
             try rig.model.freeIRQVectors()
             return true
