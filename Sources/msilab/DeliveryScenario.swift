@@ -131,10 +131,15 @@ struct DeliveryScenario {
             return true
         }) != nil else { return }
         observe("delivery-msix-disabled-raise-intx-only", expect: [], intx: intxIRQ) { try describe(rig.raise(1)) }
-        // Enabled again (3 vectors): the model's new choice gets the message.
-        guard let again = enableAndRequest(rig, count: 3, kernel: kernel, tag: "msix-reenabled") else { return }
-        observe("delivery-msix-reenabled-raise-2", expect: [again[2]]) { try describe(rig.raise(2)) }
-        _ = report.attempt("delivery-msix-reenabled-disable") { () throws -> Bool in
+        // Enabled again with PCI_IRQ_AFFINITY, one pre-vector and two managed vectors: the model
+        // spreads those over both CPUs, so messages must reach CPU 0 as well as CPU 1.
+        guard let again = enableAndRequest(rig, count: 3, kernel: kernel, tag: "msix-managed", spread: true) else { return }
+        report.check(Set(again.map(\.cpu)).count == min(3, cpus), "delivery-msix-managed-spread",
+                     "pre-vector on \(again[0]), managed vectors on \(again.dropFirst()) (one CPU each)")
+        for (i, t) in again.enumerated() {
+            observe("delivery-msix-managed-raise-\(i)", expect: [t]) { try describe(rig.raise(i)) }
+        }
+        _ = report.attempt("delivery-msix-managed-disable") { () throws -> Bool in
             E1000E.letThrottlingTimersExpire()
             for i in 0..<3 { try rig.model.freeIRQ(try rig.virq(i)) }
             try rig.model.freeIRQVectors()
@@ -150,10 +155,18 @@ struct DeliveryScenario {
 
     /// Enables `count` MSI-X vectors through the model and requests each; checks that every
     /// entry holds the model's compatibility-format message for a vector the kernel never used.
-    func enableAndRequest(_ rig: UIOE1000ERig, count: Int, kernel: KernelVectors, tag: String) -> [CPUVector]? {
+    /// `spread`: with PCI_IRQ_AFFINITY (managed vectors spread over the CPUs).
+    func enableAndRequest(_ rig: UIOE1000ERig, count: Int, kernel: KernelVectors, tag: String,
+                          spread: Bool = false) -> [CPUVector]? {
         guard report.attempt("delivery-\(tag)-enable", { () throws -> Bool in
             E1000E.letThrottlingTimersExpire()
-            _ = try rig.model.allocIRQVectors(min: count, max: count, flags: .msix)
+            if spread {
+                // One pre-vector (not spread, as nvme's admin queue), the rest one per CPU.
+                _ = try rig.model.allocIRQVectors(min: count, max: count, flags: [.msix, .affinity],
+                                                  affinity: IRQAffinity(preVectors: 1))
+            } else {
+                _ = try rig.model.allocIRQVectors(min: count, max: count, flags: .msix)
+            }
             for i in 0..<count { try rig.model.requestIRQ(try rig.virq(i)) }
             return true
         }) != nil else { return nil }
