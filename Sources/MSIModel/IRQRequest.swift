@@ -74,7 +74,10 @@ extension MSIDeviceData {
                     return
                 }
             }
-            platform.state.withLock { s in s.update(virq) { $0.started = true } }
+            platform.state.withLock { s in
+                s.update(virq) { $0.started = true }
+                s.setupAffinity(virq)
+            }
             try chipUnmask(virq)
         } catch {
             platform.table.state.withLock { t in

@@ -15,6 +15,8 @@ struct IRQRecord: Sendable {
     /// nothing).
     var domainNameRef: Int
     var affinity: CPUMask
+    /// The descriptor's NUMA node, -1 for none.
+    var node = -1
     /// IRQD_AFFINITY_MANAGED.
     var managed: Bool
     /// IRQD_ACTIVATED.
@@ -65,6 +67,8 @@ struct PlatformState: Sendable {
     var failAfter: Int?
     var failTimes = 1
     var nextDeviceID: UInt32 = 1
+    /// Each device's NUMA node (`dev_to_node`), by device id; absent means none.
+    var deviceNodes: [UInt32: Int] = [:]
 
     init(config: MSIPlatformConfiguration, matrix: VectorMatrix, online: CPUMask, table: DeliveryTable,
          apics: [UInt32], irteEntries: Int) {
@@ -94,6 +98,17 @@ struct PlatformState: Sendable {
     mutating func warn(_ fn: String, _ msg: String) { warnings.warn(fn, msg) }
 
     var firstOnlineCPU: Int { online.first ?? 0 }
+
+    func cpuNode(_ cpu: Int) -> Int {
+        guard let nodes = config.cpuNodes, cpu >= 0, cpu < nodes.count else { return 0 }
+        return nodes[cpu]
+    }
+
+    /// `cpumask_of_node(node)`.
+    func nodeMask(_ node: Int) -> CPUMask {
+        guard let nodes = config.cpuNodes else { return node == 0 ? .first(config.cpuCount) : CPUMask() }
+        return CPUMask(nodes.indices.filter { nodes[$0] == node })
+    }
 
     // MARK: CPUs
 
@@ -178,6 +193,10 @@ struct PlatformState: Sendable {
             irqs[base + i] = IRQRecord(
                 owner: owner, domain: domain, hwirq: msiIndex + i, msiIndex: msiIndex, domainNameRef: nameRef,
                 affinity: (a?.mask).map { $0.isEmpty ? all : $0 } ?? all, managed: managed, managedShutdown: managed)
+            // alloc_descs: an affinity descriptor puts the descriptor on its first CPU's node.
+            let first = (a?.mask).flatMap { $0.isEmpty ? nil : $0.first }
+            let node = first.map { cpuNode($0) } ?? (deviceNodes[owner] ?? -1)
+            update(base + i) { $0.node = node }
         }
         markIRQs(base, n, allocated: true)
         // x86_vector_alloc_irqs
@@ -328,14 +347,35 @@ struct PlatformState: Sendable {
         updateVector(v, vector: vector, cpu: cpu)
     }
 
-    /// `assign_irq_vector_any_locked()`: the affinity mask's online CPUs, else any online CPU.
+    /// `assign_irq_vector_any_locked()`: the descriptor's node within its affinity, the
+    /// affinity's online CPUs, the node, then any online CPU.
     mutating func assignAny(_ v: Int) throws(MSIError) {
         guard let r = record(v) else { return }
-        let first = r.affinity.intersection(online)
-        if !first.isEmpty {
-            do throws(MSIError) { try assignVectorLocked(v, first); return } catch {}
+        let node = r.node >= 0 ? nodeMask(r.node) : nil
+        var tries: [CPUMask] = []
+        if let node { tries.append(node.intersection(r.affinity)) }
+        tries.append(r.affinity.intersection(online))
+        if let node { tries.append(node) }
+        for mask in tries where !mask.isEmpty {
+            do throws(MSIError) { try assignVectorLocked(v, mask); return } catch {}
         }
         try assignVectorLocked(v, online)
+    }
+
+    /// `irq_setup_affinity()` at startup: a managed interrupt keeps its mask, any other gets
+    /// the default affinity (every CPU); either is cut to the online CPUs and, where that leaves
+    /// some, to the descriptor's node. The vector stays where activation put it (activation
+    /// searched the same node first); the mask becomes what `/proc/irq/N/smp_affinity` shows.
+    mutating func setupAffinity(_ v: Int) {
+        guard let r = record(v) else { return }
+        let set = r.managed && r.affinity.intersects(online) ? r.affinity : CPUMask.first(config.cpuCount)
+        var mask = set.intersection(online)
+        if mask.isEmpty { mask = online }
+        if r.node >= 0 {
+            let node = nodeMask(r.node)
+            if mask.intersects(node) { mask = mask.intersection(node) }
+        }
+        update(v) { $0.affinity = mask }
     }
 
     /// `x86_vector_activate()`.
@@ -459,7 +499,7 @@ struct PlatformState: Sendable {
             hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,
             isRequested: virq < t.requested.count && t.requested[virq], isMasked: r.masked,
             isManagedShutdown: r.managedShutdown, irteIndex: r.irteBase >= 0 ? r.irteBase + r.irteSub : nil,
-            perCPUCount: counts)
+            perCPUCount: counts, node: r.node)
     }
 }
 
