@@ -28,13 +28,15 @@ extension MSIDeviceData {
         let action = handler.map(IRQAction.init)
         if !managed {
             try activate(virq, d, index, reserve: false)
-            // The action installed and irq_startup's IRQD_IRQ_STARTED, in one platform lock.
+            // The action installed, irq_startup's IRQD_IRQ_STARTED and irq_setup_affinity(), in
+            // one platform lock.
             platform.state.withLock { s in
                 s.table.state.withLock { t in
                     t.requested[virq] = true
                     t.handlers[virq] = action
                 }
                 s.update(virq) { $0.started = true }
+                s.setupAffinity(virq)
             }
             do throws(MSIError) {
                 try chipUnmask(virq, d, index)
