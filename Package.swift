@@ -41,6 +41,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The Prometheus text exposition format of `msictl export` (escaping, HELP/TYPE lines).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Documentation only (`scripts/docs`): a command plugin, never built by `swift build`.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -79,6 +81,7 @@ let package = Package(
             dependencies: [
                 "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict,
             // Release msictl links the Swift runtime and FoundationEssentials (pulled in by

@@ -149,6 +149,8 @@ public struct DeviceIRQ: Hashable, Sendable {
     public var counts: [UInt64]?
     /// The names the requesting driver gave (e.g. "virtio2-input.0").
     public var actions: String?
+    /// Where the kernel placed it (`/proc/irq/<irq>/`); fields are nil where unreadable.
+    public var placement = IRQPlacement()
 }
 
 /// Something that kept a device from being decoded fully.

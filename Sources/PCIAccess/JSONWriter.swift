@@ -46,6 +46,17 @@ public struct JSONWriter: Sendable {
     public mutating func string(_ value: String) {
         separate()
         bytes.append(UInt8(ascii: "\""))
+        // Most strings (names, slots) need no escape: append them whole.
+        var text = value
+        let plain = text.withUTF8 { utf8 -> Bool in
+            for c in utf8 where c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if plain {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for c in value.utf8 {
             switch c {
             case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(c)
@@ -68,7 +79,7 @@ public struct JSONWriter: Sendable {
         if let value { string(value) } else { null() }
     }
 
-    /// A number value (integers only: this package has no fractions to print).
+    /// A number value.
     public mutating func number(_ value: UInt64) {
         separate()
         appendDigits(value)
@@ -89,6 +100,31 @@ public struct JSONWriter: Sendable {
     /// A number value, or `null`.
     public mutating func number(_ value: Int?) {
         if let value { number(value) } else { null() }
+    }
+
+    /// A fraction rounded to `decimals` places (at most 6), without an exponent and without
+    /// trailing zeros (`12.5`, `0.333`, `4`); `null` when not finite (JSON has no NaN/inf).
+    public mutating func number(_ value: Double, decimals: Int = 3) {
+        guard value.isFinite, value.magnitude < 1e15 else { return null() }
+        let places = min(max(decimals, 0), 6)
+        var scale: UInt64 = 1
+        for _ in 0..<places { scale *= 10 }
+        let scaled = (value.magnitude * Double(scale)).rounded()
+        let whole = UInt64(scaled) / scale
+        var fraction = UInt64(scaled) % scale
+        separate()
+        if value < 0 && scaled != 0 { bytes.append(UInt8(ascii: "-")) }
+        appendDigits(whole)
+        guard fraction != 0 else { return }
+        var width = places
+        while fraction % 10 == 0 { fraction /= 10; width -= 1 }
+        bytes.append(UInt8(ascii: "."))
+        var digits: [UInt8] = []
+        for _ in 0..<width {
+            digits.append(UInt8(ascii: "0") + UInt8(fraction % 10))
+            fraction /= 10
+        }
+        bytes.append(contentsOf: digits.reversed())
     }
 
     private mutating func appendDigits(_ value: UInt64) {

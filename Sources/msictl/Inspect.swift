@@ -12,7 +12,8 @@ struct Inspect: ParsableCommand {
         discussion: """
             Live (default): config space through sysfs, the table through the BAR's sysfs \
             resourceN mapping (UIO or VFIO when bound to them), each entry joined with the \
-            kernel's irq and per-CPU counts. Read-only: inspect never writes to a device. \
+            kernel's irq, per-CPU counts and effective CPU(s); an entry whose destination APIC is \
+            not that CPU is marked '!!'. Read-only: inspect never writes to a device. \
             --dump FILE: the capabilities of a dumped device (a dump holds no table). \
             --mock: a mock device (built-in, or from --dump), optionally after running a \
             'msictl mock' script (--script). Entries still in their reset state (zero, masked) \
@@ -144,16 +145,25 @@ struct Inspect: ParsableCommand {
                 r.tableNote = "table not readable: \(error); " + Self.howToRead(address, driver: handle.driver)
             }
         }
-        // The kernel's view: msi_irqs and /proc/interrupts.
-        let sysfs = SysfsPCI()
-        let irqs = sysfs.msiIRQs(of: address)
+        // The kernel's view: msi_irqs, /proc/interrupts and /proc/irq/N (roots as DeviceIO's,
+        // MSICTL_SYSFS_ROOT / MSICTL_PROC_ROOT, as for the device).
+        let environment = DeviceIOEnvironment.msictl
+        let irqs = environment.sysfs.msiIRQs(of: address)
         r.kernelIRQs = irqs.map(\.irq)
-        if let proc = ProcInterrupts.read() {
+        for irq in r.kernelIRQs {
+            r.kernelPlacements[irq] = IRQPlacement.read(irq: irq, root: environment.procRoot + "/irq")
+        }
+        if let proc = ProcInterrupts.read(path: environment.procRoot + "/interrupts") {
             r.cpus = proc.cpus
+            let apics = APICMap.read(path: environment.procRoot + "/cpuinfo")
             for i in r.entries.indices {
                 if let row = proc.row(device: address, kind: .msix, index: r.entries[i].index) {
                     r.entries[i].irq = row.irq
                     r.entries[i].counts = row.counts
+                    let placement = r.kernelPlacements[row.irq]
+                        ?? IRQPlacement.read(irq: row.irq, root: environment.procRoot + "/irq")
+                    r.entries[i].placement = placement
+                    r.entries[i].check = Self.check(r.entries[i].entry, placement, apics)
                 }
             }
             if r.entries.isEmpty {
@@ -161,6 +171,16 @@ struct Inspect: ParsableCommand {
             }
         }
         return r
+    }
+
+    /// Compares a compatibility-format, physical-mode entry's APIC ID with the irq's
+    /// effective affinity (remapped and logical-mode entries are not compared).
+    static func check(_ entry: MSIXEntry, _ placement: IRQPlacement, _ apics: APICMap) -> PlacementCheck {
+        let message = MSIMessage(addressLo: entry.addressLo, addressHi: entry.addressHi, data: entry.data)
+        guard case .compatibility(let m) = X86MSIFormat.decode(message), m.destinationMode != .logical else {
+            return .notCompared
+        }
+        return PlacementCheck.compare(destinationAPIC: Int(m.destination), effective: placement.effectiveAffinity, map: apics)
     }
 
     static func howToRead(_ address: PCIAddress, driver: String?) -> String {
@@ -185,6 +205,9 @@ struct InspectReport {
         var pending: Bool
         var irq: Int?
         var counts: [UInt64] = []
+        /// The kernel's placement of the entry's irq (live only).
+        var placement: IRQPlacement?
+        var check = PlacementCheck.notCompared
         var isReset: Bool { entry.addressLo == 0 && entry.addressHi == 0 && entry.data == 0 && entry.masked && !pending }
     }
 
@@ -198,6 +221,8 @@ struct InspectReport {
     var tableNote: String?
     var kernelIRQs: [Int] = []
     var kernelRows: [InterruptRow] = []
+    /// `/proc/irq/N` placement of each kernel irq (live only).
+    var kernelPlacements: [Int: IRQPlacement] = [:]
     var cpus: [Int] = []
     /// The IMS table (mock only).
     var ims: IMSView?
@@ -243,6 +268,26 @@ struct InspectReport {
         }
     }
 
+    /// `true`/`false` when the table's destination was compared with the effective affinity,
+    /// null when it could not be.
+    static func differsJSON(_ check: PlacementCheck) -> JSONValue {
+        switch check {
+        case .agrees: .bool(false)
+        case .differs: .bool(true)
+        case .notCompared: .null
+        }
+    }
+
+    /// The effective CPU(s) of an entry's irq, and a mark when the table targets another.
+    static func placementText(_ e: Entry) -> String {
+        guard let effective = e.placement?.effectiveAffinity else { return "" }
+        var text = "  on CPU" + effective.text
+        if case .differs(let cpu, let apic) = e.check {
+            text += " !! table targets " + (cpu.map { "CPU\($0)" } ?? "no CPU") + " (APIC \(apic))"
+        }
+        return text
+    }
+
     static func decodeText(_ e: MSIXEntry) -> String {
         switch X86MSIFormat.decode(MSIMessage(addressLo: e.addressLo, addressHi: e.addressHi, data: e.data)) {
         case .compatibility(let m):
@@ -282,6 +327,10 @@ struct InspectReport {
                         ("vectorControl", .int(Int(e.entry.vectorControl))), ("masked", .bool(e.entry.masked)),
                         ("pending", .bool(e.pending)), ("decoded", Self.decode(e.entry)),
                         ("irq", e.irq.map { .int($0) } ?? .null), ("counts", .array(e.counts.map { .int(Int($0)) })),
+                        ("smpAffinity", e.placement?.smpAffinity.map { .string($0.text) } ?? .null),
+                        ("effectiveAffinity", e.placement?.effectiveAffinity.map { .string($0.text) } ?? .null),
+                        ("node", e.placement?.node.map { .int($0) } ?? .null),
+                        ("placementDiffers", Self.differsJSON(e.check)),
                     ])
                 }) : .null),
                 ("pending", tableRead ? .array(entries.filter(\.pending).map { .int($0.index) }) : .null),
@@ -290,6 +339,15 @@ struct InspectReport {
             pairs.append(("msix", .null))
         }
         pairs.append(("kernelIRQs", .array(kernelIRQs.map { .int($0) })))
+        pairs.append(("kernelIRQPlacement", .array(kernelIRQs.compactMap { irq in
+            kernelPlacements[irq].map { p in
+                .object([
+                    ("irq", .int(irq)), ("smpAffinity", p.smpAffinity.map { .string($0.text) } ?? .null),
+                    ("effectiveAffinity", p.effectiveAffinity.map { .string($0.text) } ?? .null),
+                    ("node", p.node.map { .int($0) } ?? .null),
+                ])
+            }
+        })))
         pairs.append(("ims", ims?.json(includeReset: true) ?? .null))
         return .object(pairs)
     }
@@ -314,7 +372,8 @@ struct InspectReport {
             out.append("  table: " + (tableNote ?? "not read"))
             if !kernelIRQs.isEmpty { out.append("  kernel irqs: " + kernelIRQs.map(String.init).joined(separator: " ")) }
             for row in kernelRows {
-                out.append("    irq \(row.irq)  \(row.chip) \(row.source.map { "index \($0.index)" } ?? "")  counts \(row.counts.map(String.init).joined(separator: " "))")
+                out.append("    irq \(row.irq)  \(row.chip) \(row.source.map { "index \($0.index)" } ?? "")  counts \(row.counts.map(String.init).joined(separator: " "))"
+                    + (kernelPlacements[row.irq]?.effectiveAffinity.map { "  on CPU" + $0.text } ?? ""))
             }
             return out.joined(separator: "\n")
         }
@@ -326,6 +385,7 @@ struct InspectReport {
                 + "  " + hex(Int(e.entry.vectorControl), width: 4) + "  " + ProbeText.pad(e.entry.masked ? "yes" : "no", 6)
                 + " " + ProbeText.pad(e.pending ? "yes" : "no", 7) + "  " + ProbeText.pad(Self.decodeText(e.entry), 32)
                 + "  " + ProbeText.pad(e.irq.map(String.init) ?? "-", 5) + " " + e.counts.map(String.init).joined(separator: " ")
+                + Self.placementText(e)
             out.append(line)
         }
         if hidden > 0 { out.append("  (\(hidden) entries in their reset state: address 0, data 0, masked, not pending; --all shows them)") }
