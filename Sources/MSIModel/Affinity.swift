@@ -76,7 +76,7 @@ extension MSIDeviceData {
         }
         guard record.activated else {
             // irq_set_affinity_deactivated: only the mask is kept; activation uses it.
-            platform.state.withLock { s in s.update(virq) { $0.affinity = cpus } }
+            platform.state.withLock { s in s.update(virq) { r in r.affinity = cpus; r.affinitySet = true } }
             return target(virq)
         }
         guard let dom = domain(d) else { throw MSIError(.EINVAL, fn, "irq \(virq): no \(d) domain") }
@@ -95,7 +95,7 @@ extension MSIDeviceData {
                 try chipWriteMessage(virq, d, index, message)
             }
         }
-        platform.state.withLock { s in s.update(virq) { $0.affinity = cpus } }
+        platform.state.withLock { s in s.update(virq) { r in r.affinity = cpus; r.affinitySet = true } }
         return target(virq)
     }
 

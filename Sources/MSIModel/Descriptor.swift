@@ -108,7 +108,9 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
         get { packed.pci }
         set { packed.pci = newValue }
     }
-    /// `data.icookie`: the instance cookie (IMS). Must be 0 on PCI descriptors.
+    /// `data.icookie`: the instance cookie, as the allocation was given it (IMS: a PASID or a
+    /// storage handle). The kernel's union aliases it with `pci` on PCI descriptors; the model
+    /// keeps both.
     public var instanceCookie: UInt64 {
         get { packed.instanceCookie }
         set { packed.instanceCookie = newValue }

@@ -15,11 +15,40 @@ extension MSIDeviceData {
     ///   ENOSPC (no vector), hardware errors.
     public mutating func requestIRQ(_ virq: Int, handler: IRQHandler? = nil) throws(MSIError) {
         let fn = "request_irq"
-        guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let requested = platform.table.state.withLock { t in t.isRequested(virq) }
-        guard !requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
-        let managed = platform.state.withLock { $0.record(virq)?.managed ?? false }
-        if !managed { try activate(virq, reserve: false) }
+        // One look at the platform (owner, location, managed) and its delivery table (requested).
+        let id = deviceID
+        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, managed: Bool, requested: Bool)? in
+            guard let r = s.record(virq), r.owner == id else { return nil }
+            let requested = s.table.state.withLock { t in t.isRequested(virq) }
+            return (r.domain, r.msiIndex, r.managed, requested)
+        }
+        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        guard !look.requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
+        let (d, index, managed) = (look.d, look.index, look.managed)
+        if !managed {
+            try activate(virq, d, index, reserve: false)
+            // The action installed, irq_startup's IRQD_IRQ_STARTED and irq_setup_affinity(), in
+            // one platform lock; actions retired for good are released after it.
+            let released = platform.state.withLock { s in
+                let released = s.table.state.withLock { t in t.install(virq, handler) }
+                s.update(virq) { $0.started = true }
+                s.setupAffinity(virq)
+                return released
+            }
+            for a in released { a.release() }
+            do throws(MSIError) {
+                try chipUnmask(virq, d, index)
+            } catch {
+                let released = platform.state.withLock { s in
+                    let released = s.table.state.withLock { t in t.uninstall(virq) }
+                    s.update(virq) { $0.started = false }
+                    return released
+                }
+                for a in released { a.release() }
+                throw error
+            }
+            return
+        }
         platform.table.update { t in ((), t.install(virq, handler)) }
         do throws(MSIError) {
             if managed {
@@ -41,7 +70,10 @@ extension MSIDeviceData {
                     return
                 }
             }
-            platform.state.withLock { s in s.update(virq) { $0.started = true } }
+            platform.state.withLock { s in
+                s.update(virq) { $0.started = true }
+                s.setupAffinity(virq)
+            }
             try chipUnmask(virq)
         } catch {
             platform.table.update { t in ((), t.uninstall(virq)) }
@@ -57,20 +89,35 @@ extension MSIDeviceData {
     ///   WARNs "Trying to free already-free IRQ").
     public mutating func freeIRQ(_ virq: Int) throws(MSIError) {
         let fn = "free_irq"
-        guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let wasRequested = platform.table.update { t -> (Bool, [Unmanaged<IRQAction>]) in
-            guard t.isRequested(virq) else { return (false, []) }
-            return (true, t.uninstall(virq))
+        // One look at the platform: owner, location, started; the action removed.
+        let id = deviceID
+        var released: [Unmanaged<IRQAction>] = []
+        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, wasRequested: Bool)? in
+            guard let r = s.record(virq), r.owner == id else { return nil }
+            let was = s.table.state.withLock { t -> Bool in
+                guard t.isRequested(virq) else { return false }
+                released = t.uninstall(virq)
+                return true
+            }
+            return (r.domain, r.msiIndex, r.started, was)
         }
-        guard wasRequested else {
+        for a in released { a.release() }
+        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        guard look.wasRequested else {
             warn("__free_irq", "Trying to free already-free IRQ \(virq)")
             throw MSIError(.EINVAL, "__free_irq", "irq \(virq) is not requested")
         }
-        let started = platform.state.withLock { $0.record(virq)?.started ?? false }
+        let (d, index) = (look.d, look.index)
         var failure: MSIError?
-        if started {
-            do throws(MSIError) { try chipShutdown(virq) } catch { failure = error }
-            platform.state.withLock { s in s.update(virq) { $0.started = false } }
+        if look.started {
+            var shutDown = true
+            do throws(MSIError) { try chipShutdownHardware(virq, d, index) } catch { failure = error; shutDown = false }
+            platform.state.withLock { s in
+                s.update(virq) { r in
+                    if shutDown { r.masked = true }
+                    r.started = false
+                }
+            }
         }
         deactivate(virq)
         if let failure { throw failure }

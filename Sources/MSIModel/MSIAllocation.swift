@@ -132,16 +132,16 @@ extension MSIDeviceData {
     /// `__msi_domain_alloc_irq_at(dev, domid, index, affdesc, icookie)`: inserts one descriptor
     /// at `index` (or the lowest free one) and allocates its interrupt; on failure that index is
     /// freed again. Bypasses ALLOC_SIMPLE_MSI_DESCS.
-    /// - Throws: ENODEV (no domain), ERANGE/EBUSY (insert), EINVAL (an instance cookie on a PCI
-    ///   domain, where the cookie would alias the PCI attributes), ENOSPC.
+    /// The instance cookie is stored in the descriptor as given (the kernel does not check it
+    /// against the domain; on a PCI domain the kernel's union would alias it with the PCI
+    /// attributes, the model keeps both).
+    /// - Throws: ENODEV (no domain), ERANGE/EBUSY (insert), ENOSPC, and what the domain's
+    ///   `prepare_desc` refuses.
     public mutating func allocIRQ(domain d: MSIDomainID = .default, at request: MSIIndexRequest,
                                   affinity: IRQAffinityDescriptor? = nil, cookie: UInt64? = nil) throws(MSIError) -> MSIMap {
         let fn = "msi_domain_alloc_irq_at"
         try requireData(fn)
         guard let dom = deviceDomain(d, fn) else { throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain") }
-        if let cookie, cookie != 0, dom.info.busToken.isPCI {
-            throw MSIError(.EINVAL, fn, "an instance cookie must be NULL on a PCI MSI/MSI-X domain")
-        }
         var p = PackedDescriptor()
         p.nvecUsed = 1
         p.instanceCookie = cookie ?? 0

@@ -26,12 +26,15 @@ public final class MSIDevice: Sendable {
     ///     creation with ENODEV).
     ///   - storeLayout: where domains created without an explicit ``MSIDescriptorStore`` keep
     ///     their descriptors (the device's data, as the kernel does, by default).
+    ///   - node: the device's NUMA node (`dev_to_node`, sysfs `numa_node`); -1 for none. It
+    ///     becomes the node of interrupts allocated without an affinity descriptor.
     public init(name: String, platform: MSIPlatform, pci: PCIFunctionHardware? = nil, hasMSIParent: Bool = true,
-                storeLayout: MSIStoreLayout = .device) {
+                storeLayout: MSIStoreLayout = .device, node: Int = -1) {
         self.name = name
         self.platform = platform
         let id = platform.state.withLock { s -> UInt32 in
             defer { s.nextDeviceID &+= 1 }
+            if node >= 0 { s.deviceNodes[s.nextDeviceID] = node }
             return s.nextDeviceID
         }
         self.id = id

@@ -153,7 +153,7 @@ extension MSIDeviceData {
     mutating func msixSetupInterrupts(entries: [Int]?, nvec: Int, affinity: IRQAffinity?) throws(MSIError) -> Int {
         let masks = affinity.flatMap {
             IRQAffinitySpreading.createMasks(vectors: nvec, affinity: $0, cpus: .first(platform.cpuCount),
-                                             defaultAffinity: .first(platform.cpuCount))
+                                             defaultAffinity: .first(platform.cpuCount), nodes: platform.nodeCPUs)
         }
         if let affinity, (affinity.calculateSets?(Swift.max(0, nvec - affinity.preVectors - affinity.postVectors)).count ?? 1) > IRQAffinity.maxSets {
             warn("irq_create_affinity_masks", "more than IRQ_AFFINITY_MAX_SETS sets")
@@ -286,7 +286,7 @@ extension MSIDeviceData {
         try msiSetEnable(false)
         let masks = affinity.flatMap {
             IRQAffinitySpreading.createMasks(vectors: nvec, affinity: $0, cpus: .first(platform.cpuCount),
-                                             defaultAffinity: .first(platform.cpuCount))
+                                             defaultAffinity: .first(platform.cpuCount), nodes: platform.nodeCPUs)
         }
         try msiSetupDescriptor(nvec: nvec, masks: masks)
         guard let s = slot(.default, 0) else { return 0 }
@@ -524,7 +524,8 @@ extension MSIDeviceData {
         }
         guard !ops.contains(.setAffinity) else { throw MSIError(.EINVAL, fn, "an IMS chip must not have irq_set_affinity") }
         if case .device(let chip) = template.chip, let slots = chip.slotCount, hwsize == 0 || hwsize > slots {
-            throw MSIError(.EINVAL, fn, "hwsize \(hwsize) exceeds the chip's \(slots) slots")
+            let asked = hwsize == 0 ? "hwsize 0 means the whole index space (\(MSILimits.domainSize)), more than" : "hwsize \(hwsize) exceeds"
+            throw MSIError(.EINVAL, fn, "\(asked) the chip's \(slots) slots")
         }
         try createDomain(.secondary, template: template, hwsize: hwsize, store: store)
     }

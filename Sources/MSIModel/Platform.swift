@@ -60,6 +60,8 @@ public struct MSIPlatformConfiguration: Sendable {
     /// models v6.10 and later, where IMS is gone; more gives a device extra domain ids (for
     /// example one IMS domain per consumer).
     public var maxDeviceDomains: Int
+    /// The NUMA node of each CPU (`cpu_to_node`); nil means one node, 0, holding every CPU.
+    public var cpuNodes: [Int]?
 
     /// A configuration; every parameter has the x86 default described on its property.
     public init(cpuCount: Int = 2, onlineCPUs: CPUMask? = nil, apicIDs: [UInt32]? = nil,
@@ -67,7 +69,8 @@ public struct MSIPlatformConfiguration: Sendable {
                 interruptRemapping: InterruptRemappingConfiguration? = nil, allowIMSWithoutRemapping: Bool = true,
                 reservationMode: Bool = true, firstSystemVector: Int = X86Vectors.localTimer,
                 systemVectors: [Int] = [X86Vectors.syscall], legacyIRQs: Int = 16, firstDynamicIRQ: Int = 24,
-                maxIRQs: Int = 73_728, msiEnabled: Bool = true, maxDeviceDomains: Int = MSIDomainID.maxDomains) {
+                maxIRQs: Int = 73_728, msiEnabled: Bool = true, maxDeviceDomains: Int = MSIDomainID.maxDomains,
+                cpuNodes: [Int]? = nil) {
         self.cpuCount = cpuCount
         self.onlineCPUs = onlineCPUs
         self.apicIDs = apicIDs
@@ -83,6 +86,7 @@ public struct MSIPlatformConfiguration: Sendable {
         self.maxIRQs = maxIRQs
         self.msiEnabled = msiEnabled
         self.maxDeviceDomains = maxDeviceDomains
+        self.cpuNodes = cpuNodes
     }
 
     /// The x86 vector domain as MSI parent (no remapping), `cpus` CPUs.
@@ -135,6 +139,9 @@ public struct IRQDescription: Hashable, Sendable, CustomStringConvertible {
     public var irteIndex: Int?
     /// Interrupts handled, per CPU (kstat_irqs).
     public var perCPUCount: [UInt64]
+    /// The NUMA node of the interrupt descriptor (`/proc/irq/N/node`): the node of the first CPU
+    /// of its affinity descriptor's mask, else the device's node; -1 (`NUMA_NO_NODE`) for none.
+    public var node: Int = -1
     /// Interrupts handled on all CPUs.
     public var count: UInt64 { perCPUCount.reduce(0, +) }
 
@@ -181,6 +188,11 @@ public final class MSIPlatform: Sendable, MessageSink {
         guard n >= 1, n <= CPUMask.capacity else { throw MSIError(.EINVAL, fn, "cpuCount must be 1…\(CPUMask.capacity)") }
         let apics = configuration.apicIDs ?? (0..<n).map { UInt32($0) }
         guard apics.count == n else { throw MSIError(.EINVAL, fn, "apicIDs must list one ID per CPU") }
+        if let nodes = configuration.cpuNodes {
+            guard nodes.count == n, nodes.allSatisfy({ $0 >= 0 && $0 < n }) else {
+                throw MSIError(.EINVAL, fn, "cpuNodes must give each CPU a node 0…\(n - 1)")
+            }
+        }
         guard Set(apics).count == n else { throw MSIError(.EINVAL, fn, "APIC IDs must be unique") }
         let remapping = configuration.interruptRemapping != nil
         let maxAPIC = apics.max() ?? 0
@@ -255,6 +267,27 @@ public final class MSIPlatform: Sendable, MessageSink {
     /// Whether interrupt remapping is on.
     public var hasInterruptRemapping: Bool { remapping }
 
+
+    /// The NUMA node of `cpu` (`cpu_to_node`).
+    public func node(ofCPU cpu: Int) -> Int {
+        guard let nodes = configuration.cpuNodes, cpu >= 0, cpu < nodes.count else { return 0 }
+        return nodes[cpu]
+    }
+
+    /// The CPUs of each NUMA node, indexed by node id (`cpumask_of_node`).
+    public var nodeCPUs: [CPUMask] {
+        guard let nodes = configuration.cpuNodes else { return [.first(configuration.cpuCount)] }
+        var masks = Array(repeating: CPUMask(), count: (nodes.max() ?? 0) + 1)
+        for (cpu, n) in nodes.enumerated() { masks[n].insert(cpu) }
+        return masks
+    }
+
+    /// `irq_matrix_assign()` of `vector` on `cpu` for a user the model does not know: a real
+    /// kernel's own interrupts, copied in so the model picks only vectors that kernel left free.
+    /// Out-of-range or already-set vectors are recorded as warnings, as the kernel WARNs.
+    public func assignVector(_ vector: Int, onCPU cpu: Int) {
+        state.withLock { $0.matrix.assign(vector, on: cpu) }
+    }
 
     /// The APIC ID of `cpu`.
     public func apicID(ofCPU cpu: Int) -> UInt32? { cpu >= 0 && cpu < cpuAPIC.count ? cpuAPIC[cpu] : nil }

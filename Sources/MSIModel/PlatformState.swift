@@ -11,10 +11,16 @@ struct IRQRecord: Sendable {
     var domain: MSIDomainID
     var hwirq: Int
     var msiIndex: Int
-    var domainName: String
+    /// Index into ``PlatformState/domainNames`` (a plain value, so copying a record retains
+    /// nothing).
+    var domainNameRef: Int
     var affinity: CPUMask
+    /// The descriptor's NUMA node, -1 for none.
+    var node = -1
     /// IRQD_AFFINITY_MANAGED.
     var managed: Bool
+    /// IRQD_AFFINITY_SET: `irq_set_affinity()` chose ``affinity``; `irq_setup_affinity()` keeps it.
+    var affinitySet = false
     /// IRQD_ACTIVATED.
     var activated = false
     /// IRQD_IRQ_STARTED.
@@ -52,6 +58,8 @@ struct PlatformState: Sendable {
     let table: DeliveryTable
     let apics: [UInt32]
     var irqs: [IRQRecord?] = []
+    /// The names of the domains interrupts were allocated from, interned.
+    var domainNames: [String] = []
     var irqBitmap: [UInt64]
     /// Every dynamic irq below this is allocated.
     var irqHint: Int
@@ -61,6 +69,8 @@ struct PlatformState: Sendable {
     var failAfter: Int?
     var failTimes = 1
     var nextDeviceID: UInt32 = 1
+    /// Each device's NUMA node (`dev_to_node`), by device id; absent means none.
+    var deviceNodes: [UInt32: Int] = [:]
 
     init(config: MSIPlatformConfiguration, matrix: VectorMatrix, online: CPUMask, table: DeliveryTable,
          apics: [UInt32], irteEntries: Int) {
@@ -90,6 +100,17 @@ struct PlatformState: Sendable {
     mutating func warn(_ fn: String, _ msg: String) { warnings.warn(fn, msg) }
 
     var firstOnlineCPU: Int { online.first ?? 0 }
+
+    func cpuNode(_ cpu: Int) -> Int {
+        guard let nodes = config.cpuNodes, cpu >= 0, cpu < nodes.count else { return 0 }
+        return nodes[cpu]
+    }
+
+    /// `cpumask_of_node(node)`.
+    func nodeMask(_ node: Int) -> CPUMask {
+        guard let nodes = config.cpuNodes else { return node == 0 ? .first(config.cpuCount) : CPUMask() }
+        return CPUMask(nodes.indices.filter { nodes[$0] == node })
+    }
 
     // MARK: CPUs
 
@@ -167,12 +188,17 @@ struct PlatformState: Sendable {
         }
         if irqs.count < base + n { irqs.append(contentsOf: repeatElement(nil, count: base + n - irqs.count)) }
         let all = CPUMask.first(config.cpuCount)
+        let nameRef = internDomainName(domainName)
         for i in 0..<n {
             let a = affinity.map { $0[min(i, $0.count - 1)] }
             let managed = a?.isManaged ?? false
             irqs[base + i] = IRQRecord(
-                owner: owner, domain: domain, hwirq: msiIndex + i, msiIndex: msiIndex, domainName: domainName,
+                owner: owner, domain: domain, hwirq: msiIndex + i, msiIndex: msiIndex, domainNameRef: nameRef,
                 affinity: (a?.mask).map { $0.isEmpty ? all : $0 } ?? all, managed: managed, managedShutdown: managed)
+            // alloc_descs: an affinity descriptor puts the descriptor on its first CPU's node.
+            let first = (a?.mask).flatMap { $0.isEmpty ? nil : $0.first }
+            let node = first.map { cpuNode($0) } ?? (deviceNodes[owner] ?? -1)
+            update(base + i) { $0.node = node }
         }
         markIRQs(base, n, allocated: true)
         // x86_vector_alloc_irqs
@@ -204,6 +230,13 @@ struct PlatformState: Sendable {
         }
         table.update { t in ((), (0..<n).flatMap { t.reset(virq: base + $0) }) }
         return base
+    }
+
+    /// The index of `name` in ``domainNames``, adding it the first time.
+    mutating func internDomainName(_ name: String) -> Int {
+        if let i = domainNames.lastIndex(of: name) { return i }
+        domainNames.append(name)
+        return domainNames.count - 1
     }
 
     mutating func releaseRecords(_ base: Int, _ n: Int) {
@@ -310,14 +343,38 @@ struct PlatformState: Sendable {
         updateVector(v, vector: vector, cpu: cpu)
     }
 
-    /// `assign_irq_vector_any_locked()`: the affinity mask's online CPUs, else any online CPU.
+    /// `assign_irq_vector_any_locked()`: the descriptor's node within its affinity, the
+    /// affinity's online CPUs, the node, then any online CPU.
     mutating func assignAny(_ v: Int) throws(MSIError) {
         guard let r = record(v) else { return }
-        let first = r.affinity.intersection(online)
-        if !first.isEmpty {
-            do throws(MSIError) { try assignVectorLocked(v, first); return } catch {}
+        let node = r.node >= 0 ? nodeMask(r.node) : nil
+        var tries: [CPUMask] = []
+        if let node { tries.append(node.intersection(r.affinity)) }
+        tries.append(r.affinity.intersection(online))
+        if let node { tries.append(node) }
+        for mask in tries where !mask.isEmpty {
+            do throws(MSIError) { try assignVectorLocked(v, mask); return } catch {}
         }
         try assignVectorLocked(v, online)
+    }
+
+    /// `irq_setup_affinity()` at startup: a managed interrupt keeps its mask, and so does one
+    /// whose mask `irq_set_affinity()` set (IRQD_AFFINITY_SET) while it has an online CPU; any
+    /// other gets the default affinity (every CPU); either is cut to the online CPUs and, where that leaves
+    /// some, to the descriptor's node. The vector stays where activation put it (activation
+    /// searched the same node first); the mask becomes what `/proc/irq/N/smp_affinity` shows.
+    mutating func setupAffinity(_ v: Int) {
+        guard let r = record(v) else { return }
+        let keep = (r.managed || r.affinitySet) && r.affinity.intersects(online)
+        if r.affinitySet && !keep { update(v) { $0.affinitySet = false } }
+        let set = keep ? r.affinity : CPUMask.first(config.cpuCount)
+        var mask = set.intersection(online)
+        if mask.isEmpty { mask = online }
+        if r.node >= 0 {
+            let node = nodeMask(r.node)
+            if mask.intersects(node) { mask = mask.intersection(node) }
+        }
+        update(v) { $0.affinity = mask }
     }
 
     /// `x86_vector_activate()`.
@@ -464,13 +521,13 @@ struct PlatformState: Sendable {
     func describe(_ virq: Int, _ r: IRQRecord, _ t: DeliveryTable.State, cpus: Int) -> IRQDescription {
         let counts = t.counts(of: virq)
         return IRQDescription(
-            virq: virq, hwirq: r.hwirq, domainName: r.domainName, domain: r.domain, msiIndex: r.msiIndex,
+            virq: virq, hwirq: r.hwirq, domainName: domainNames[r.domainNameRef], domain: r.domain, msiIndex: r.msiIndex,
             affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
             assignedVector: r.vector != 0 ? r.vector : nil, assignedCPU: r.vector != 0 ? r.cpu : nil,
             hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,
             isRequested: t.isRequested(virq), isMasked: r.masked,
             isManagedShutdown: r.managedShutdown, irteIndex: r.irteBase >= 0 ? r.irteBase + r.irteSub : nil,
-            perCPUCount: counts)
+            perCPUCount: counts, node: r.node)
     }
 }
 

@@ -4,8 +4,11 @@
 
 /// Which interrupt source of a mock device emitted (or tried to emit) a message.
 public enum MessageSource: Hashable, Sendable, CustomStringConvertible {
+    /// MSI-X table entry *n*.
     case msix(Int)
+    /// MSI vector *n* (of a multiple-message capability).
     case msi(Int)
+    /// IMS slot *n*.
     case ims(Int)
 
     public var description: String {
@@ -19,10 +22,14 @@ public enum MessageSource: Hashable, Sendable, CustomStringConvertible {
 
 /// A message write the device put on the bus: what the interrupt controller receives.
 public struct EmittedMessage: Hashable, Sendable {
+    /// The source that signalled.
     public var source: MessageSource
+    /// The message address (64 bits).
     public var address: UInt64
+    /// The message data.
     public var data: UInt32
 
+    /// A message from `source`.
     public init(source: MessageSource, address: UInt64, data: UInt32) {
         self.source = source
         self.address = address
@@ -52,7 +59,7 @@ public enum DeliveryStatus: Hashable, Sendable {
 /// Called without any mock lock held, so an implementation may call back into the device.
 /// Class-bound: the hot path holds a single reference, not an opaque existential box.
 public protocol MessageSink: AnyObject, Sendable {
-    /// Delivers `message` and says what happened, a drop in words.
+    /// Accepts one message write and says where it went (a drop in words).
     func deliver(_ message: EmittedMessage) -> DeliveryOutcome
     /// Delivers `message` exactly as ``deliver(_:)`` does, without putting a drop into words.
     func deliverStatus(_ message: EmittedMessage) -> DeliveryStatus

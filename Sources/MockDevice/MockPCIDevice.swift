@@ -40,9 +40,8 @@ public struct MockIMSLayout: Hashable, Sendable {
 /// A spec-faithful PCI function with MSI, MSI-X and an optional IMS slot array, behind the
 /// same ``ConfigSpaceAccess`` and ``MMIORegion`` protocols the hardware backends implement.
 ///
-/// It honours the rules a real MSI-X device must (PCI 3.0 §6.8, as QEMU's hw/pci/msix.c
-/// implements them): only Enable and Function Mask are writable in Message Control; reset leaves every
-/// entry masked; the effective mask is `!Enable ∨ FunctionMask ∨ entry.Mask`; an event while
+/// It honours the rules a real MSI-X device must (`Docs/mock-device-rules.md`): only Enable
+/// and Function Mask are writable in Message Control; reset leaves every entry masked; the effective mask is `!Enable ∨ FunctionMask ∨ entry.Mask`; an event while
 /// masked sets the pending bit and sends nothing; every masked→unmasked transition with a
 /// pending bit sends exactly once; the PBA is read-only; only aligned DWORD/QWORD accesses
 /// reach the table. Misuse that real hardware would tolerate silently (rewriting a live

@@ -59,6 +59,8 @@ public enum MockCommand: Hashable, Sendable {
     case affinity(InterruptKind, index: Int, cpu: Int)
     /// `cpu N online|offline` → CPU hotplug (irq_matrix_online/offline).
     case cpu(Int, online: Bool)
+    /// `queue …` → work queues shared by consumers (see ``QueueCommand``).
+    case queue(QueueCommand)
 }
 
 /// A script line that could not be parsed.
@@ -169,6 +171,7 @@ public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, M
     case "mask": return kindAndIndex("mask msix|msi|ims INDEX") { .mask($0, index: $1) }
     case "unmask": return kindAndIndex("unmask msix|msi|ims INDEX") { .unmask($0, index: $1) }
     case "fire": return kindAndIndex("fire msix|msi|ims INDEX") { .fire($0, index: $1) }
+    case "queue": return parseQueueCommand(args, line: line)
     case "function-mask":
         guard args.count == 1, args[0] == "on" || args[0] == "off" else { return fail("usage: function-mask on|off") }
         return .success(.functionMask(args[0] == "on"))

@@ -103,7 +103,7 @@ func runModelBench(_ arguments: [String]) throws {
     let meter = Meter(callgrind: callgrind, runs: callgrind ? 1 : runs * 2)
     let lookups = small ? 1 << 16 : 1 << 21
     var rows: [Row] = []
-    // `--only SECTION[,SECTION]`: lookup, iterate, alloc, ims, layout, bytes, deliver.
+    // `--only SECTION[,SECTION]`: lookup, iterate, alloc, ims, layout, queues, bytes, deliver.
     let only: Set<String>? = arguments.firstIndex(of: "--only").flatMap { i in
         i + 1 < arguments.count ? Set(arguments[i + 1].split(separator: ",").map(String.init)) : nil
     }
@@ -319,6 +319,18 @@ func runModelBench(_ arguments: [String]) throws {
             rows.append(Row(name: "teardown of 1 of 7 consumers, shared IMS domain (µs)", swift: shared * 1e6, c: nil, unit: "µs"))
             rows.append(Row(name: "teardown of 1 of 7 consumers, own store (µs)", swift: own * 1e6, c: nil, unit: "µs"))
         }
+    }
+
+    // MARK: work queues (QueueBench.swift)
+    if want("queues") {
+        let qb = try QueueBench()
+        let n = QueueBench.queues
+        let (s, c) = try meter.pair("queue create+free", ops: 2 * n, swift: { try qb.swiftCycle() }, c: { qb.cCycle(locked: true) })
+        rows.append(Row(name: "queue create+free ×\(n), C w/ locks (µs)", swift: s * 1e6, c: c.map { $0 * 1e6 }, unit: "µs", floor: "≤ 3×"))
+        let (s2, c2) = try meter.pair("queue create+free, C no locks", ops: 2 * n, swift: { try qb.swiftCycle() },
+                                      c: { qb.cCycle(locked: false) })
+        rows.append(Row(name: "queue create+free ×\(n), C no locks (µs)", swift: s2 * 1e6, c: c2.map { $0 * 1e6 }, unit: "µs"))
+        try qb.check()
     }
 
     // MARK: bytes per descriptor

@@ -1,5 +1,5 @@
 // `msibench tables`: hardware accesses per operation, counted by the mock device, next to the
-// kernel's counts for the same operation (drivers/pci/msi/msi.c), and mock fire→handler
+// kernel's counts for the same operation (Docs/kernel-msi-model.md §3), and mock fire→handler
 // deliveries per second on one core.
 import BenchBaseline
 import MSIModel
@@ -28,7 +28,7 @@ func runTablesBench(_ arguments: [String]) throws {
     if callgrind && mb_callgrind_available() == 0 {
         throw TablesBenchFailure(description: "--callgrind needs valgrind --tool=callgrind and valgrind's headers at build time")
     }
-    print("msibench tables: hardware accesses per operation (mock counters) vs the kernel (reference §3)")
+    print("msibench tables: hardware accesses per operation (mock counters) vs the kernel (Docs/kernel-msi-model.md §3)")
     print("")
     print("  operation                              config r/w   MMIO reads  kernel  MMIO writes  kernel  ok")
     var allOK = true

@@ -18,7 +18,7 @@ struct SystemRootOptions: ParsableArguments {
     @Option(help: .hidden) var stateDir: String?
 
     func environment() -> DeviceIOEnvironment {
-        var env = DeviceIOEnvironment.live
+        var env = DeviceIOEnvironment.msictl
         if let sysfsRoot { env.sysfs = SysfsPCI(root: sysfsRoot) }
         if let procRoot { env.procRoot = procRoot }
         if let stateDir { env.stateDirectory = stateDir }
@@ -50,7 +50,7 @@ func runPlan(
     do {
         plan = try make(binder, address)
     } catch {
-        printError("\(error)")
+        printError(ErrorAdvice.message(for: error))
         throw ExitCode(1)
     }
     let root = binder.environment.sysfs.root
@@ -68,7 +68,7 @@ func runPlan(
             throw ExitCode(1)
         }
     } catch let error as BindError {
-        printError(error.description)
+        printError(ErrorAdvice.message(for: error))
         throw ExitCode(1)
     }
 }

@@ -116,6 +116,35 @@ struct MockInspectCLITests {
         let missing = try msictl(["inspect", "--dump", TestEnvironment.qemuDump, "00:1e.0"])
         #expect(missing.status == 1)
     }
+
+    /// The same key means the same number in both outputs: an MSI address with bit 63 set is
+    /// an unsigned 64-bit number in probe and inspect alike (inspect wrote it as a signed Int).
+    @Test("inspect --json and probe --json write the MSI address as the same unsigned number")
+    func msiAddressIsUnsignedInBothOutputs() throws {
+        var config = [UInt8](repeating: 0, count: 256)
+        config[0x00] = 0x34; config[0x01] = 0x12; config[0x02] = 0x78; config[0x03] = 0x56
+        config[0x06] = 0x10  // status: capability list
+        config[0x34] = 0x40
+        // MSI at 0x40: enabled, 64-bit; address 0x80000000_FEE01000, data 0x41.
+        config.replaceSubrange(0x40..<0x4E, with: [0x05, 0x00, 0x81, 0x00, 0x00, 0x10, 0xE0, 0xFE, 0x00, 0x00, 0x00, 0x80, 0x41, 0x00])
+        let lines = stride(from: 0, to: config.count, by: 16).map { row in
+            String(format: "%02x:", row) + config[row..<row + 16].map { String(format: " %02x", $0) }.joined()
+        }
+        let url = try TestEnvironment.temporaryDirectory("msi64").appendingPathComponent("d.dump")
+        try Data((["00:03.0 Device"] + lines + [""]).joined(separator: "\n").utf8).write(to: url)
+        let expected: UInt64 = 0x8000_0000_FEE0_1000
+
+        let inspect = try msictl(["inspect", "--json", "--dump", url.path, "00:03.0"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        let io = try #require(try JSONSerialization.jsonObject(with: Data(inspect.stdout.utf8)) as? [String: Any])
+        #expect((io["msi"] as? [String: Any])?["address"] as? UInt64 == expected)
+        #expect(!inspect.stdout.contains("\"address\":-"))
+
+        let probe = try msictl(["probe", "--json", "--dump", url.path])
+        #expect(probe.status == 0, "\(probe.stderr)")
+        let po = try #require((try JSONSerialization.jsonObject(with: Data(probe.stdout.utf8)) as? [[String: Any]])?.first)
+        #expect((po["msi"] as? [String: Any])?["address"] as? UInt64 == expected)
+    }
 }
 
 extension TestEnvironment {

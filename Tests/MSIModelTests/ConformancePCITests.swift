@@ -1,4 +1,4 @@
-// Conformance cases 22–44 of the kernel model (README, "The model"): the PCI/MSI layer, the hardware
+// Conformance cases 22–44 of Docs/kernel-msi-model.md §6: the PCI/MSI layer, the hardware
 // programming order, x86 message composition, the vector matrix and IMS.
 import Testing
 @testable import MSIModel

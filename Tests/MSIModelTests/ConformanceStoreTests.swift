@@ -1,4 +1,4 @@
-// Conformance cases 1–21 of the kernel model (README, "The model"): the descriptor store, domains, iteration,
+// Conformance cases 1–21 of Docs/kernel-msi-model.md §6: the descriptor store, domains, iteration,
 // lookup and the core allocator (kernel/irq/msi.c).
 import Testing
 @testable import MSIModel

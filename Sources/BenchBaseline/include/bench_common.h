@@ -4,4 +4,5 @@
 #include "delivery_baseline.h"
 #include "io_baseline.h"
 #include "model_baseline.h"
+#include "queue_baseline.h"
 #endif
