@@ -119,10 +119,10 @@ final class IRQAction: Sendable {
 /// A handler runs after the lock is dropped (it may call back into the model), so its action
 /// must outlive a concurrent `free_irq`. The kernel's answer is `synchronize_irq()`: an
 /// in-progress mark per interrupt that `free_irq` waits for. Here each action counts the
-/// deliveries running it (taken under the lock, dropped after the handler); `free_irq` retires
-/// the action instead of waiting — it is released once its count is seen at zero (at the next
-/// request, free or interrupt allocation, or when the platform goes), so nothing blocks and no
-/// delivery touches reference counts.
+/// deliveries running it (taken under the lock, dropped after the handler); `free_irq` releases
+/// an action no delivery runs at once and otherwise retires it — released once its count is
+/// seen at zero (at a later request, free or interrupt allocation, or when the platform goes) —
+/// so nothing blocks and no delivery touches reference counts.
 final class DeliveryTable: Sendable {
     /// Everything behind the lock: raw tables sized once (routes, IRTEs, online flags) or
     /// grown with the interrupt numbers in use (request state, actions, counts), read without
@@ -181,47 +181,43 @@ final class DeliveryTable: Sendable {
         func isRequested(_ virq: Int) -> Bool { virq >= 0 && virq < capacity && requested[virq] }
 
         /// Marks `virq` requested with `handler` (the previous action, if any, is retired).
-        /// Returns the actions that may be released now (after the lock is dropped).
-        mutating func install(_ virq: Int, _ handler: IRQHandler?) -> [Unmanaged<IRQAction>] {
-            guard virq >= 0, virq < capacity else { return [] }
+        mutating func install(_ virq: Int, _ handler: IRQHandler?) {
+            guard virq >= 0, virq < capacity else { return }
             requested[virq] = true
             retire(virq)
             // Not `handler.map`: a closure passed through a generic function is stored with
             // reabstraction thunks around it, two extra calls on every delivery.
             if let handler { actions[virq] = Unmanaged.passRetained(IRQAction(handler)) }
-            return sweep()
         }
 
-        /// Marks `virq` not requested and retires its action. Returns the actions that may be
-        /// released now (after the lock is dropped).
-        mutating func uninstall(_ virq: Int) -> [Unmanaged<IRQAction>] {
-            guard virq >= 0, virq < capacity else { return [] }
+        /// Marks `virq` not requested and retires its action.
+        mutating func uninstall(_ virq: Int) {
+            guard virq >= 0, virq < capacity else { return }
             requested[virq] = false
             retire(virq)
-            return sweep()
         }
 
+        /// Takes `virq`'s action out of the table: released now when no delivery runs it (the
+        /// usual case: every delivery that took it did so under this lock and has finished),
+        /// else kept on ``retired`` until one that does is seen finished.
         mutating func retire(_ virq: Int) {
-            if let old = actions[virq] {
+            if !retired.isEmpty { sweep() }
+            guard let old = actions[virq] else { return }
+            actions[virq] = nil
+            if old._withUnsafeGuaranteedRef({ $0.inFlight.load(ordering: .acquiring) }) == 0 {
+                old.release()
+            } else {
                 retired.append(old)
-                actions[virq] = nil
             }
         }
 
-        /// Retired actions no delivery is running: taken off the list.
-        mutating func sweep() -> [Unmanaged<IRQAction>] {
-            guard !retired.isEmpty else { return [] }
-            var done: [Unmanaged<IRQAction>] = []
-            var running: [Unmanaged<IRQAction>] = []
-            for a in retired {
-                if a._withUnsafeGuaranteedRef({ $0.inFlight.load(ordering: .acquiring) }) == 0 {
-                    done.append(a)
-                } else {
-                    running.append(a)
-                }
+        /// Releases the retired actions no delivery runs any more.
+        mutating func sweep() {
+            retired.removeAll { a in
+                guard a._withUnsafeGuaranteedRef({ $0.inFlight.load(ordering: .acquiring) }) == 0 else { return false }
+                a.release()
+                return true
             }
-            retired = running
-            return done
         }
 
         /// The counts of `virq`, one per CPU.
@@ -230,15 +226,13 @@ final class DeliveryTable: Sendable {
             return (0..<cpus).map { counts[virq * cpus + $0] }
         }
 
-        /// Makes room for `virq` and clears its state (a fresh irq_desc). Returns retired
-        /// actions that may be released now.
-        mutating func reset(virq: Int) -> [Unmanaged<IRQAction>] {
-            guard virq >= 0 else { return [] }
+        /// Makes room for `virq` and clears its state (a fresh irq_desc).
+        mutating func reset(virq: Int) {
+            guard virq >= 0 else { return }
             if capacity <= virq { grow(to: max(virq + 1, capacity * 2, 64)) }
             requested[virq] = false
             retire(virq)
             for c in 0..<cpus { counts[virq * cpus + c] = 0 }
-            return sweep()
         }
 
         mutating func grow(to n: Int) {
@@ -270,13 +264,6 @@ final class DeliveryTable: Sendable {
     }
 
     deinit { state.withLock { $0.deallocate() } }
-
-    /// Runs `body` under the lock, then releases the actions it retired for good.
-    func update<R>(_ body: (inout State) -> (R, [Unmanaged<IRQAction>])) -> R {
-        let (result, released) = state.withLock { body(&$0) }
-        for a in released { a.release() }
-        return result
-    }
 
     static let irtePresent: UInt64 = 1 << 63
 }

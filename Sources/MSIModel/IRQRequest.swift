@@ -28,28 +28,24 @@ extension MSIDeviceData {
         if !managed {
             try activate(virq, d, index, reserve: false)
             // The action installed, irq_startup's IRQD_IRQ_STARTED and irq_setup_affinity(), in
-            // one platform lock; actions retired for good are released after it.
-            let released = platform.state.withLock { s in
-                let released = s.table.state.withLock { t in t.install(virq, handler) }
+            // one platform lock.
+            platform.state.withLock { s in
+                s.table.state.withLock { t in t.install(virq, handler) }
                 s.update(virq) { $0.started = true }
                 s.setupAffinity(virq)
-                return released
             }
-            for a in released { a.release() }
             do throws(MSIError) {
                 try chipUnmask(virq, d, index)
             } catch {
-                let released = platform.state.withLock { s in
-                    let released = s.table.state.withLock { t in t.uninstall(virq) }
+                platform.state.withLock { s in
+                    s.table.state.withLock { t in t.uninstall(virq) }
                     s.update(virq) { $0.started = false }
-                    return released
                 }
-                for a in released { a.release() }
                 throw error
             }
             return
         }
-        platform.table.update { t in ((), t.install(virq, handler)) }
+        platform.table.state.withLock { t in t.install(virq, handler) }
         do throws(MSIError) {
             if managed {
                 // __irq_startup_managed
@@ -76,7 +72,7 @@ extension MSIDeviceData {
             }
             try chipUnmask(virq)
         } catch {
-            platform.table.update { t in ((), t.uninstall(virq)) }
+            platform.table.state.withLock { t in t.uninstall(virq) }
             platform.state.withLock { s in s.update(virq) { $0.started = false } }
             throw error
         }
@@ -91,17 +87,15 @@ extension MSIDeviceData {
         let fn = "free_irq"
         // One look at the platform: owner, location, started; the action removed.
         let id = deviceID
-        var released: [Unmanaged<IRQAction>] = []
         let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, wasRequested: Bool)? in
             guard let r = s.record(virq), r.owner == id else { return nil }
             let was = s.table.state.withLock { t -> Bool in
                 guard t.isRequested(virq) else { return false }
-                released = t.uninstall(virq)
+                t.uninstall(virq)
                 return true
             }
             return (r.domain, r.msiIndex, r.started, was)
         }
-        for a in released { a.release() }
         guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
         guard look.wasRequested else {
             warn("__free_irq", "Trying to free already-free IRQ \(virq)")

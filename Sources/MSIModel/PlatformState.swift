@@ -228,7 +228,7 @@ struct PlatformState: Sendable {
                 }
             }
         }
-        table.update { t in ((), (0..<n).flatMap { t.reset(virq: base + $0) }) }
+        table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i) } }
         return base
     }
 
@@ -253,7 +253,7 @@ struct PlatformState: Sendable {
             for e in r.irteBase..<(r.irteBase + size) { irteBitmap[e >> 6] &= ~(1 << UInt64(e & 63)) }
         }
         for v in base..<(base + n) where record(v) != nil { vectorFree(v) }
-        table.update { t in ((), (base..<(base + n)).flatMap { t.uninstall($0) }) }
+        table.state.withLock { t in for v in base..<(base + n) { t.uninstall(v) } }
         releaseRecords(base, n)
     }
 
