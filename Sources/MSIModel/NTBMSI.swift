@@ -71,7 +71,7 @@ public struct NTBMSIRequest: Hashable, Sendable {
 /// PCI function) that the peer may raise through the memory window.
 ///
 /// Thread-safe. Lock order: the device, then this client (the `write_msi_msg` callback runs
-/// under the device lock); ``descChanged`` runs with both held and must not call back into
+/// under the device lock); the `descChanged` callback runs with both held and must not call back into
 /// the device or the client.
 public final class NTBMSIClient: Sendable {
     /// The NTB's PCI function (`ntb->pdev`).

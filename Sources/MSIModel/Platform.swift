@@ -471,7 +471,7 @@ public final class MSIPlatform: Sendable, MessageSink {
         }
     }
 
-    /// ``MessageSink`` conformance, the plain-values form: ``deliver(_:)`` without words.
+    /// `MessageSink` conformance, the plain-values form: `deliver(_:)` without words.
     public func deliverStatus(_ message: EmittedMessage) -> DeliveryStatus {
         let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
                             data: message.data)
