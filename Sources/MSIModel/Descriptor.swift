@@ -180,6 +180,9 @@ struct PackedDescriptor: Hashable, Sendable {
     static let multiCapShift: UInt16 = 11  // 3 bits
     // flags bits
     @inlinable static var present: UInt8 { 1 << 0 }
+    /// `desc->write_msi_msg != NULL`: a callback wants to hear about message writes (see
+    /// ``MSIDeviceData/setMessageWrittenCallback(index:_:)``).
+    @inlinable static var hasWriteCallback: UInt8 { 1 << 1 }
 
     @inlinable @inline(__always) var isPresent: Bool { flags & Self.present != 0 }
 

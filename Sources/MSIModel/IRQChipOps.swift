@@ -242,6 +242,9 @@ extension MSIDeviceData {
             }
         }
         s.pointee.message = msg
+        if s.pointee.flags & PackedDescriptor.hasWriteCallback != 0, let callback = writeCallbacks[Int(s.pointee.index)] {
+            callback(publicDescriptor(.default, s.pointee))
+        }
     }
 
     /// `pci_write_msg_msix()`: skip virtual entries; mask an unmasked entry around the update;

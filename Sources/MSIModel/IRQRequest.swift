@@ -19,22 +19,18 @@ extension MSIDeviceData {
         let id = deviceID
         let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, managed: Bool, requested: Bool)? in
             guard let r = s.record(virq), r.owner == id else { return nil }
-            let requested = s.table.state.withLock { t in virq < t.requested.count && t.requested[virq] }
+            let requested = s.table.state.withLock { t in t.isRequested(virq) }
             return (r.domain, r.msiIndex, r.managed, requested)
         }
         guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
         guard !look.requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
         let (d, index, managed) = (look.d, look.index, look.managed)
-        let action = handler.map(IRQAction.init)
         if !managed {
             try activate(virq, d, index, reserve: false)
             // The action installed, irq_startup's IRQD_IRQ_STARTED and irq_setup_affinity(), in
             // one platform lock.
             platform.state.withLock { s in
-                s.table.state.withLock { t in
-                    t.requested[virq] = true
-                    t.handlers[virq] = action
-                }
+                s.table.state.withLock { t in t.install(virq, handler) }
                 s.update(virq) { $0.started = true }
                 s.setupAffinity(virq)
             }
@@ -42,20 +38,14 @@ extension MSIDeviceData {
                 try chipUnmask(virq, d, index)
             } catch {
                 platform.state.withLock { s in
-                    s.table.state.withLock { t in
-                        t.requested[virq] = false
-                        t.handlers[virq] = nil
-                    }
+                    s.table.state.withLock { t in t.uninstall(virq) }
                     s.update(virq) { $0.started = false }
                 }
                 throw error
             }
             return
         }
-        platform.table.state.withLock { t in
-            t.requested[virq] = true
-            t.handlers[virq] = action
-        }
+        platform.table.state.withLock { t in t.install(virq, handler) }
         do throws(MSIError) {
             if managed {
                 // __irq_startup_managed
@@ -82,10 +72,7 @@ extension MSIDeviceData {
             }
             try chipUnmask(virq)
         } catch {
-            platform.table.state.withLock { t in
-                t.requested[virq] = false
-                t.handlers[virq] = nil
-            }
+            platform.table.state.withLock { t in t.uninstall(virq) }
             platform.state.withLock { s in s.update(virq) { $0.started = false } }
             throw error
         }
@@ -103,9 +90,8 @@ extension MSIDeviceData {
         let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, wasRequested: Bool)? in
             guard let r = s.record(virq), r.owner == id else { return nil }
             let was = s.table.state.withLock { t -> Bool in
-                guard virq < t.requested.count, t.requested[virq] else { return false }
-                t.requested[virq] = false
-                t.handlers[virq] = nil
+                guard t.isRequested(virq) else { return false }
+                t.uninstall(virq)
                 return true
             }
             return (r.domain, r.msiIndex, r.started, was)

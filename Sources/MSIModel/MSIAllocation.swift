@@ -184,7 +184,7 @@ extension MSIDeviceData {
             let base = Int(s.pointee.virq)
             let n = Int(s.pointee.nvecUsed)
             let requested = platform.table.state.withLock { t in
-                (base..<(base + n)).contains { $0 < t.requested.count && t.requested[$0] }
+                (base..<(base + n)).contains { t.isRequested($0) }
             }
             if requested { warn("__msi_domain_free_irqs", "\(deviceName): freeing irq \(base) which still has a handler") }
             for k in 0..<n where isActivated(base + k) { deactivate(base + k) }
@@ -205,7 +205,7 @@ extension MSIDeviceData {
             let base = Int(s.pointee.virq)
             let n = Int(s.pointee.nvecUsed)
             busy = platform.table.state.withLock { t in
-                (base..<(base + n)).first { $0 < t.requested.count && t.requested[$0] }
+                (base..<(base + n)).first { t.isRequested($0) }
             }
         }
         if let busy { throw MSIError(.EBUSY, fn, "irq \(busy) is still requested: free_irq() it first") }

@@ -102,6 +102,9 @@ public struct MSIDeviceData: ~Copyable {
     @usableFromInline let warningLog = DeviceWarnings()
     /// The PCI flags (plain values: cheap to read on hot paths).
     var pci: PCIState?
+    /// `desc->write_msi_msg` of default-domain descriptors, by index (only those whose
+    /// ``PackedDescriptor/hasWriteCallback`` flag is set are called).
+    var writeCallbacks: [Int: MSIMessageWrittenCallback] = [:]
     /// The PCI hardware (existentials: kept apart so reading a flag copies no references).
     let pciHardware: PCIFunctionHardware?
 
@@ -601,8 +604,7 @@ public struct MSIDeviceData: ~Copyable {
     @inlinable @inline(__always)
     mutating func findDesc(_ d: MSIDomainID, _ filter: MSIDescriptorFilter) -> MSIDescriptor? {
         let store = slots[d.rawValue].store
-        let f: UInt64 = filter == .all ? 1 : filter == .associated ? 2 : 3
-        let stamp = store.pointee.generation &<< 8 | UInt64(truncatingIfNeeded: d.rawValue) &<< 2 | f
+        let stamp = cursorStamp(d, filter)
         let index: Int
         if iterStamp == stamp && iterWord != 0 {
             let w = iterWord
@@ -660,18 +662,45 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_domain_for_each_desc()`: calls `body` for each matching descriptor in ascending
     /// order, through the cursor, so `body` may free the current descriptor.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func forEachDescriptor<E: Error>(
         domain d: MSIDomainID = .default, _ filter: MSIDescriptorFilter = .all,
         _ body: (inout MSIDeviceData, MSIDescriptor) throws(E) -> Void
     ) throws(E) {
         guard isSetUp, isValidDomain(d) else { return }
-        setCursor(0)
-        while let desc = findDesc(d, filter) {
-            try body(&self, desc)
-            guard iterIndex < MSILimits.maxIndex else { break }
-            iterIndex &+= 1
+        let store = slots[d.rawValue].store
+        setCursor(0)  // no cached page word while the loop runs: a `next` in the body rescans
+        var m = store.pointee.nextMatch(from: 0, matching: filter)
+        while m.index >= 0 {
+            // The matching bits of the page are kept here, in registers; only the cursor
+            // itself is stored (a `next` or a free in the body needs it). When the body leaves
+            // the cursor and the store alone, the next match is a bit scan of that word.
+            var index = m.index
+            var word = m.rest
+            let base = index & ~63
+            while true {
+                iterIndex = index
+                let generation = store.pointee.generation
+                try body(&self, store.pointee.publicDescriptor(store.pointee.occupied(index)))
+                guard iterIndex == index, iterStamp == 0, slots[d.rawValue].store == store,
+                      store.pointee.generation == generation else { break }
+                guard word != 0 else { break }
+                index = base &+ word.trailingZeroBitCount
+                word &= word &- 1
+            }
+            // Like msi_next_desc: on from the cursor, wherever the body left it.
+            guard iterIndex < MSILimits.maxIndex, slots[d.rawValue].store == store else { break }
+            iterStamp = 0
+            m = store.pointee.nextMatch(from: iterIndex &+ 1, matching: filter)
         }
+        setCursor(Self.parkedCursor)
+    }
+
+    /// What ``iterStamp`` holds while the cached page word is valid for `d` and `filter`.
+    @inlinable @inline(__always)
+    func cursorStamp(_ d: MSIDomainID, _ filter: MSIDescriptorFilter) -> UInt64 {
+        let f: UInt64 = filter == .all ? 1 : filter == .associated ? 2 : 3
+        return slots[d.rawValue].store.pointee.generation &<< 8 | UInt64(truncatingIfNeeded: d.rawValue) &<< 2 | f
     }
 
     // MARK: virq lookup

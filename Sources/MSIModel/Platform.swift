@@ -169,10 +169,14 @@ public final class MSIPlatform: Sendable, MessageSink {
     let table: DeliveryTable
     /// APIC ID → CPU (-1: none), indexed by APIC ID.
     let apicToCPU: [Int16]
+    /// Number of CPUs (``configuration``'s, kept apart for the delivery path).
+    public let cpuCount: Int
     let cpuAPIC: [UInt32]
     let irteCount: Int
     let remapping: Bool
     let extendedDestinationID: Bool
+    /// 0x7F00 with the extended destination ID, else 0: where address bits 11:5 land in it.
+    let extendedDestinationBits: UInt32
     let logicalMode: Bool
 
     /// Builds the machine: matrix set up as x86 boots it, CPUs brought online.
@@ -221,9 +225,11 @@ public final class MSIPlatform: Sendable, MessageSink {
         self.configuration = configuration
         self.remapping = remapping
         self.extendedDestinationID = configuration.extendedDestinationID
+        extendedDestinationBits = configuration.extendedDestinationID ? 0x7F00 : 0
         self.logicalMode = configuration.destinationMode == .logical
         self.irteCount = irteEntries
         cpuAPIC = apics
+        cpuCount = n
         var map = Array(repeating: Int16(-1), count: Int(maxAPIC) + 1)
         for (cpu, id) in apics.enumerated() { map[Int(id)] = Int16(cpu) }
         apicToCPU = map
@@ -261,8 +267,6 @@ public final class MSIPlatform: Sendable, MessageSink {
     /// Whether interrupt remapping is on.
     public var hasInterruptRemapping: Bool { remapping }
 
-    /// Number of CPUs.
-    public var cpuCount: Int { configuration.cpuCount }
 
     /// The NUMA node of `cpu` (`cpu_to_node`).
     public func node(ofCPU cpu: Int) -> Int {
@@ -344,10 +348,8 @@ public final class MSIPlatform: Sendable, MessageSink {
     /// Interrupts handled by `virq` on each CPU.
     public func interruptCounts(virq: Int) -> [UInt64] {
         let n = configuration.cpuCount
-        return table.state.withLock { t in
-            guard virq >= 0, (virq + 1) * n <= t.counts.count else { return Array(repeating: 0, count: n) }
-            return Array(t.counts[(virq * n)..<((virq + 1) * n)])
-        }
+        _ = n
+        return table.state.withLock { t in t.counts(of: virq) }
     }
 
     // MARK: delivery
@@ -356,75 +358,131 @@ public final class MSIPlatform: Sendable, MessageSink {
     /// the IRTE table), finds CPU and vector, maps them to the Linux interrupt, counts it and
     /// calls its handler (outside every lock). Never allocates; safe from any thread.
     public func deliver(_ message: MSIMessage) -> DeliveryResult {
-        let lo = message.addressLo
-        guard message.addressHi == 0, lo & 0xFFF0_0000 == X86Vectors.msiBaseAddressLow else {
-            return .dropped(.badAddress(message.address))
-        }
-        let remappable = lo & (1 << 4) != 0
+        let r = deliverCore(lo: message.addressLo, hi: message.addressHi, data: message.data)
+        guard r.code > 0 else { return .dropped(dropReason(r, message)) }
+        return .delivered(virq: r.code, cpu: r.cpu, vector: r.vector)
+    }
+
+    /// What ``deliverCore(lo:hi:data:)`` found: `code` is the Linux interrupt when delivered,
+    /// else a drop code (≤ 0) that ``dropReason(_:_:)`` turns into words.
+    @usableFromInline
+    struct CoreResult {
+        var code: Int
+        var cpu: Int
+        var vector: Int
+        var irte: Int
+    }
+
+    /// The delivery itself, in plain values: decode outside the lock, then under it the IRTE
+    /// (remapped), online check, vector → irq, requested check, count and the action with its
+    /// in-flight count taken; the handler runs after the lock is dropped.
+    @inline(__always)
+    func deliverCore(lo: UInt32, hi: UInt32, data: UInt32) -> CoreResult {
+        guard hi == 0, lo & 0xFFF0_0000 == X86Vectors.msiBaseAddressLow else { return CoreResult(code: Self.dropAddress, cpu: 0, vector: 0, irte: -1) }
         var cpu = 0
         var vector = 0
-        var irteIndex = -1
-        if remappable {
-            guard remapping else { return .dropped(.remappingFault(.remappingDisabled)) }
-            let handle = Int((lo >> 5) & 0x7FFF) | Int((lo >> 2) & 1) << 15
-            irteIndex = lo & (1 << 3) != 0 ? handle + Int(message.data & 0xFFFF) : handle
-            guard irteIndex < irteCount else { return .dropped(.remappingFault(.indexOutOfRange(irteIndex))) }
+        var irte = -1
+        if lo & (1 << 4) != 0 {
+            guard remapping else { return CoreResult(code: Self.dropRemappingOff, cpu: 0, vector: 0, irte: -1) }
+            let handle = Int((lo &>> 5) & 0x7FFF) | Int((lo &>> 2) & 1) &<< 15
+            irte = lo & (1 << 3) != 0 ? handle &+ Int(data & 0xFFFF) : handle
+            guard irte < irteCount else { return CoreResult(code: Self.dropIRTERange, cpu: 0, vector: 0, irte: irte) }
         } else {
-            guard !remapping else { return .dropped(.remappingFault(.compatibilityFormatBlocked)) }
-            let mode = Int((message.data >> 8) & 7)
-            guard mode <= 1 else { return .dropped(.unsupportedDeliveryMode(mode)) }
-            vector = Int(message.data & 0xFF)
-            var dest = (lo >> 12) & 0xFF
+            guard !remapping else { return CoreResult(code: Self.dropCompatibility, cpu: 0, vector: 0, irte: -1) }
+            guard (data &>> 8) & 7 <= 1 else { return CoreResult(code: Self.dropMode, cpu: 0, vector: 0, irte: -1) }
+            vector = Int(data & 0xFF)
+            var dest = (lo &>> 12) & 0xFF
             if lo & (1 << 2) != 0 {
-                guard logicalMode, dest != 0 else { return .dropped(.noSuchDestination(dest)) }
+                guard logicalMode, dest != 0, dest.trailingZeroBitCount < cpuCount else {
+                    return CoreResult(code: Self.dropDestination, cpu: 0, vector: 0, irte: -1)
+                }
                 cpu = dest.trailingZeroBitCount
-                guard cpu < cpuAPIC.count else { return .dropped(.noSuchDestination(dest)) }
             } else {
-                if extendedDestinationID { dest |= ((lo >> 5) & 0x7F) << 8 }
-                let id = Int(dest)
-                guard id < apicToCPU.count, apicToCPU[id] >= 0 else { return .dropped(.noSuchDestination(dest)) }
-                cpu = Int(apicToCPU[id])
+                dest |= (lo &<< 3) & extendedDestinationBits  // bits 11:5 → 14:8, with virt_ext_dest_id
+                guard Int(dest) < apicToCPU.count, apicToCPU[Int(dest)] >= 0 else {
+                    return CoreResult(code: Self.dropDestination, cpu: 0, vector: 0, irte: -1)
+                }
+                cpu = Int(apicToCPU[Int(dest)])
             }
         }
-        let cpus = configuration.cpuCount
-        let outcome: (DeliveryResult, Unmanaged<IRQAction>?) = table.state.withLock { t in
-            if irteIndex >= 0 {
-                let e = t.irte[irteIndex]
-                guard e & DeliveryTable.irtePresent != 0 else {
-                    return (.dropped(.remappingFault(.entryNotPresent(irteIndex))), nil)
-                }
+        let cpus = cpuCount
+        let (code, action): (Int, Unmanaged<IRQAction>?) = table.state.withLock { t in
+            if irte >= 0 {
+                let e = t.irte[irte]
+                guard e & DeliveryTable.irtePresent != 0 else { return (Self.dropIRTE, nil) }
                 vector = Int(e & 0xFF)
-                cpu = Int((e >> 16) & 0xFFFF)
+                cpu = Int((e &>> 16) & 0xFFFF)
             }
-            guard t.online.contains(cpu) else { return (.dropped(.cpuOffline(cpu)), nil) }
-            guard vector >= X86Vectors.firstExternal else { return (.dropped(.invalidVector(vector)), nil) }
-            let virq = Int(t.routes[cpu << 8 | vector])
-            guard virq != 0 else {
-                if vector == X86Vectors.managedShutdown { return (.dropped(.shutdownVector(cpu: cpu)), nil) }
-                if vector >= configuration.firstSystemVector || vector == X86Vectors.syscall {
-                    return (.dropped(.systemVector(cpu: cpu, vector: vector)), nil)
-                }
-                return (.dropped(.noIRQ(cpu: cpu, vector: vector)), nil)
-            }
-            guard virq < t.requested.count, t.requested[virq] else {
-                return (.dropped(.notRequested(virq: virq, cpu: cpu, vector: vector)), nil)
-            }
+            guard cpu < cpus, t.isOnline[cpu] else { return (Self.dropOffline, nil) }
+            guard vector >= X86Vectors.firstExternal else { return (Self.dropVector, nil) }
+            let virq = Int(t.routes[cpu &<< 8 | vector])
+            guard virq != 0 else { return (Self.dropNoIRQ, nil) }
+            guard virq < t.capacity, t.requested[virq] else { return (-virq, nil) }
             t.counts[virq &* cpus &+ cpu] &+= 1
-            // One retain taken under the lock keeps the action alive past a concurrent free_irq.
-            return (.delivered(virq: virq, cpu: cpu, vector: vector), t.handlers[virq].map { Unmanaged.passRetained($0) })
+            let a = t.actions[virq]
+            a?._withUnsafeGuaranteedRef { $0.inFlight.wrappingAdd(1, ordering: .relaxed) }
+            return (virq, a)
         }
-        if let action = outcome.1 {
-            if case .delivered(let virq, _, _) = outcome.0 { action._withUnsafeGuaranteedRef { $0.fire(virq) } }
-            action.release()
+        if let action {
+            action._withUnsafeGuaranteedRef { a in
+                a.handler(code)
+                a.inFlight.wrappingSubtract(1, ordering: .releasing)
+            }
         }
-        return outcome.0
+        return CoreResult(code: code, cpu: cpu, vector: vector, irte: irte)
+    }
+
+    // Drop codes of ``deliverCore(lo:hi:data:)`` (a negative virq means "not requested").
+    private static var dropAddress: Int { Int.min }
+    private static var dropRemappingOff: Int { Int.min + 1 }
+    private static var dropIRTERange: Int { Int.min + 2 }
+    private static var dropCompatibility: Int { Int.min + 3 }
+    private static var dropMode: Int { Int.min + 4 }
+    private static var dropDestination: Int { Int.min + 5 }
+    private static var dropIRTE: Int { Int.min + 6 }
+    private static var dropOffline: Int { Int.min + 7 }
+    private static var dropVector: Int { Int.min + 8 }
+    private static var dropNoIRQ: Int { Int.min + 9 }
+
+    /// Why ``deliverCore(lo:hi:data:)`` dropped `message`.
+    @inline(never)
+    func dropReason(_ r: CoreResult, _ message: MSIMessage) -> DeliveryDropReason {
+        let lo = message.addressLo
+        switch r.code {
+        case Self.dropAddress: return .badAddress(message.address)
+        case Self.dropRemappingOff: return .remappingFault(.remappingDisabled)
+        case Self.dropIRTERange: return .remappingFault(.indexOutOfRange(r.irte))
+        case Self.dropCompatibility: return .remappingFault(.compatibilityFormatBlocked)
+        case Self.dropMode: return .unsupportedDeliveryMode(Int((message.data >> 8) & 7))
+        case Self.dropDestination:
+            var dest = (lo >> 12) & 0xFF
+            if lo & (1 << 2) == 0 && extendedDestinationID { dest |= ((lo >> 5) & 0x7F) << 8 }
+            return .noSuchDestination(dest)
+        case Self.dropIRTE: return .remappingFault(.entryNotPresent(r.irte))
+        case Self.dropOffline: return .cpuOffline(r.cpu)
+        case Self.dropVector: return .invalidVector(r.vector)
+        case Self.dropNoIRQ:
+            if r.vector == X86Vectors.managedShutdown { return .shutdownVector(cpu: r.cpu) }
+            if r.vector >= configuration.firstSystemVector || r.vector == X86Vectors.syscall {
+                return .systemVector(cpu: r.cpu, vector: r.vector)
+            }
+            return .noIRQ(cpu: r.cpu, vector: r.vector)
+        default: return .notRequested(virq: -r.code, cpu: r.cpu, vector: r.vector)
+        }
+    }
+
+    /// `MessageSink` conformance, the plain-values form: `deliver(_:)` without words.
+    public func deliverStatus(_ message: EmittedMessage) -> DeliveryStatus {
+        let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
+                            data: message.data)
+        return r.code > 0 ? .delivered(virq: r.code, cpu: r.cpu, vector: r.vector) : .dropped
     }
 
     /// ``MessageSink`` conformance: the mock device hands its message writes here.
     public func deliver(_ message: EmittedMessage) -> DeliveryOutcome {
-        switch deliver(MSIMessage(address: message.address, data: message.data)) {
-        case let .delivered(virq, cpu, vector): .delivered(virq: virq, cpu: cpu, vector: vector)
-        case .dropped(let why): .dropped(why.description)
-        }
+        let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
+                            data: message.data)
+        guard r.code > 0 else { return .dropped(dropReason(r, MSIMessage(address: message.address, data: message.data)).description) }
+        return .delivered(virq: r.code, cpu: r.cpu, vector: r.vector)
     }
 }

@@ -19,6 +19,8 @@ struct IRQRecord: Sendable {
     var node = -1
     /// IRQD_AFFINITY_MANAGED.
     var managed: Bool
+    /// IRQD_AFFINITY_SET: `irq_set_affinity()` chose ``affinity``; `irq_setup_affinity()` keeps it.
+    var affinitySet = false
     /// IRQD_ACTIVATED.
     var activated = false
     /// IRQD_IRQ_STARTED.
@@ -226,8 +228,7 @@ struct PlatformState: Sendable {
                 }
             }
         }
-        let cpus = config.cpuCount
-        table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i, cpus: cpus) } }
+        table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i) } }
         return base
     }
 
@@ -248,16 +249,11 @@ struct PlatformState: Sendable {
     mutating func freeBlock(_ base: Int, _ n: Int) {
         if remapping, let r = record(base), r.irteBase >= 0 {
             let size = 1 << r.irteMask
-            table.state.withLock { t in for e in r.irteBase..<(r.irteBase + size) where e < t.irte.count { t.irte[e] = 0 } }
+            table.state.withLock { t in for e in r.irteBase..<(r.irteBase + size) where e < t.irteCount { t.irte[e] = 0 } }
             for e in r.irteBase..<(r.irteBase + size) { irteBitmap[e >> 6] &= ~(1 << UInt64(e & 63)) }
         }
         for v in base..<(base + n) where record(v) != nil { vectorFree(v) }
-        table.state.withLock { t in
-            for v in base..<(base + n) where v < t.requested.count {
-                t.requested[v] = false
-                t.handlers[v] = nil
-            }
-        }
+        table.state.withLock { t in for v in base..<(base + n) { t.uninstall(v) } }
         releaseRecords(base, n)
     }
 
@@ -362,13 +358,16 @@ struct PlatformState: Sendable {
         try assignVectorLocked(v, online)
     }
 
-    /// `irq_setup_affinity()` at startup: a managed interrupt keeps its mask, any other gets
-    /// the default affinity (every CPU); either is cut to the online CPUs and, where that leaves
+    /// `irq_setup_affinity()` at startup: a managed interrupt keeps its mask, and so does one
+    /// whose mask `irq_set_affinity()` set (IRQD_AFFINITY_SET) while it has an online CPU; any
+    /// other gets the default affinity (every CPU); either is cut to the online CPUs and, where that leaves
     /// some, to the descriptor's node. The vector stays where activation put it (activation
     /// searched the same node first); the mask becomes what `/proc/irq/N/smp_affinity` shows.
     mutating func setupAffinity(_ v: Int) {
         guard let r = record(v) else { return }
-        let set = r.managed && r.affinity.intersects(online) ? r.affinity : CPUMask.first(config.cpuCount)
+        let keep = (r.managed || r.affinitySet) && r.affinity.intersects(online)
+        if r.affinitySet && !keep { update(v) { $0.affinitySet = false } }
+        let set = keep ? r.affinity : CPUMask.first(config.cpuCount)
         var mask = set.intersection(online)
         if mask.isEmpty { mask = online }
         if r.node >= 0 {
@@ -444,6 +443,36 @@ struct PlatformState: Sendable {
         }
     }
 
+    // MARK: affinity (apic_set_affinity, intel_ir_set_affinity)
+
+    /// `apic_set_affinity()` for an activated, non-managed interrupt: `assign_vector_locked()`
+    /// with `dest` ∩ online — nothing to do when the current CPU is online and in `dest`,
+    /// otherwise a vector from the matrix on the least loaded CPU of `dest` and the old one
+    /// released (the kernel releases it after the first interrupt on the new vector; the model
+    /// at once). Under remapping, `intel_ir_set_affinity()` then rewrites the IRTE. Returns the
+    /// configuration before the move.
+    /// - Throws: EIO when not activated (the kernel WARNs), ENOSPC when `dest` has no free
+    ///   vector (nothing changed).
+    mutating func apicSetAffinity(_ v: Int, _ dest: CPUMask) throws(MSIError) -> (cpu: Int, vector: Int) {
+        guard let r = record(v), r.activated else {
+            warn("apic_set_affinity", "irq \(v) is not activated")
+            throw MSIError(.EIO, "apic_set_affinity", "irq \(v) is not activated")
+        }
+        let old = (r.cfgCPU, r.cfgVector)
+        try assignVectorLocked(v, dest.intersection(online))
+        if remapping { remappingActivate(v) }
+        return old
+    }
+
+    /// `__irq_msi_compose_msg()` for an arbitrary (cpu, vector): the intermediate message of
+    /// `msi_set_affinity()` (the new vector on the old CPU).
+    func composeCompatibility(cpu: Int, vector: Int) throws(MSIError) -> MSIMessage {
+        var dest = apics[min(max(cpu, 0), apics.count - 1)]
+        if config.destinationMode == .logical { dest = 1 << UInt32(cpu) }
+        return try X86MSIFormat.compose(vector: vector, destinationAPICID: dest, mode: config.destinationMode,
+                                        extendedDestinationID: config.extendedDestinationID)
+    }
+
     // MARK: activation (irq_domain_activate_irq below the MSI level)
 
     /// Activates the parents of `v` (vector, then remapping) and returns the message the MSI
@@ -490,14 +519,13 @@ struct PlatformState: Sendable {
     // MARK: snapshots
 
     func describe(_ virq: Int, _ r: IRQRecord, _ t: DeliveryTable.State, cpus: Int) -> IRQDescription {
-        let counts = (virq + 1) * cpus <= t.counts.count ? Array(t.counts[(virq * cpus)..<((virq + 1) * cpus)])
-            : Array(repeating: 0, count: cpus)
+        let counts = t.counts(of: virq)
         return IRQDescription(
             virq: virq, hwirq: r.hwirq, domainName: domainNames[r.domainNameRef], domain: r.domain, msiIndex: r.msiIndex,
             affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
             assignedVector: r.vector != 0 ? r.vector : nil, assignedCPU: r.vector != 0 ? r.cpu : nil,
             hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,
-            isRequested: virq < t.requested.count && t.requested[virq], isMasked: r.masked,
+            isRequested: t.isRequested(virq), isMasked: r.masked,
             isManagedShutdown: r.managedShutdown, irteIndex: r.irteBase >= 0 ? r.irteBase + r.irteSub : nil,
             perCPUCount: counts, node: r.node)
     }

@@ -84,6 +84,8 @@ public final class MockSession {
     var softwareStore: IMSSoftwareStore?
     var queueDevice: WorkQueueDevice?
     var lastCounters: MockCounters
+    /// The NTB client of `ntb` commands (created by the first of them).
+    var ntbClient: NTBMSIClient?
 
     /// Wires `device` to a new platform and model device.
     public init(device: MockPCIDevice, options: MockSessionOptions = MockSessionOptions()) throws {
@@ -225,6 +227,13 @@ public final class MockSession {
             return .object([("control", .int(Int(try device.config.read16(at))))])
         case .show:
             return try show()
+        case .ntb(let c):
+            return try executeNTB(c)
+        case let .affinity(kind, index, cpu):
+            return try executeAffinity(kind, index: index, cpu: cpu)
+        case let .cpu(cpu, online):
+            try platform.setCPUOnline(cpu, online)
+            return .object([("cpu", .int(cpu)), ("online", .bool(online))])
         case .queue(let q):
             return try executeQueue(q)
         case .counters:

@@ -25,6 +25,12 @@ struct Mock: ParsableCommand {
               mask|unmask msix|msi|ims INDEX           mask_irq / unmask_irq
               fire msix|msi|ims INDEX                  the device raises the interrupt
               function-mask on|off                     MSI-X Function Mask
+              affinity msix|msi|ims INDEX CPU          irq_set_affinity (smp_affinity_list) -> {virq, cpu, vector}
+              cpu N online|offline                     CPU hotplug of the platform
+              ntb setup [align=HEX] [max=HEX]          ntb_msi_setup_mws -> {base, end, translated}
+              ntb request                              ntbm_msi_request_threaded_irq -> {index, virq, offset, data}
+              ntb trigger INDEX [offset=HEX] [data=HEX]  the NTB peer writes what was published for INDEX
+              ntb free INDEX                           ntbm_msi_free_irq
               show                                     descriptors, MSI-X entries, PBA, IMS slots
               counters                                 MMIO/config accesses since the last 'counters'
               queue create kernel|vfio|cdev [pasid=HEX]  a work queue: IMS slot (cookie = PASID) or

@@ -46,6 +46,34 @@ struct MockInspectCLITests {
         #expect((fire["delivered"] as? [String: Any])?["virq"] != nil)
     }
 
+    @Test("mock --json: ntb and affinity lines; each refusal is one object with the kernel's errno and the script goes on")
+    func mockMovesJSON() throws {
+        let path = try script("""
+            enable msix 1 4
+            ntb request
+            ntb trigger 0
+            affinity msix 0 0
+            fire msix 0
+            ntb trigger 2
+            ntb trigger 0 offset=0x200000
+            affinity msix 0 9
+            cpu 1 offline
+            affinity msix 0 1
+            ntb free 0
+            """)
+        let r = try msictl(["mock", "--json", "--cpus", "4", "--script", path])
+        #expect(r.status == 1)
+        let objs = try objects(r.stdout)
+        #expect(objs.count == 11)
+        let request = try #require(objs[1]["result"] as? [String: Any])
+        #expect(request["index"] as? Int == 0 && request["offset"] != nil && request["data"] != nil)
+        #expect(((objs[2]["result"] as? [String: Any])?["delivered"] as? [String: Any])?["virq"] as? Int == request["virq"] as? Int)
+        #expect((objs[3]["result"] as? [String: Any])?["cpu"] as? Int == 0)
+        #expect(((objs[4]["result"] as? [String: Any])?["delivered"] as? [String: Any])?["cpu"] as? Int == 0)
+        #expect(objs.map { $0["errno"] as? String } == [nil, nil, nil, nil, nil, "EINVAL", "EFAULT", "ERANGE", nil, "EINVAL", nil])
+        #expect(objs[10]["ok"] as? Bool == true)
+    }
+
     @Test("mock transcript and exit 0 when every command succeeds")
     func mockTranscript() throws {
         let r = try msictl(["mock", "--script", try script("enable msix 1 2\nrequest msix 1\nmask msix 1\nfire msix 1\nunmask msix 1\n")])
