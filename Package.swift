@@ -2,16 +2,25 @@
 //
 // MSIShim: PCI interrupt capabilities, MSI/MSI-X/IMS tables and a model of the
 // Linux MSI descriptor store, on real devices or a mock, with the `msictl` CLI.
+// Linux only (libudev, Glibc, sysfs, UIO, VFIO): no Apple platform is declared because none
+// is supported.
 //
-// Layers (each a folder under Sources/, lowest first):
-//   MSIShimCore      vocabulary shared by every layer: PCI addresses, errno names,
-//                    config-space protocols, capability decoding (pure Swift).
+// Layers (each a folder under Sources/, lowest first; CONTRIBUTING.md has the rules):
+//   MSIShimCore      vocabulary shared by every layer: PCI addresses, errno names, the
+//                    ConfigSpaceAccess/MMIORegion protocols every backend implements,
+//                    capability decoding (pure Swift).
 //   MSIModel         the kernel's MSI descriptor store, domains, vectors (pure Swift, no I/O).
 //   PCIAccess        libpci + libudev + sysfs: enumeration, names, kernel's IRQ view.
 //   DeviceIO         config space and BAR regions: sysfs, UIO, VFIO, memory, files.
-//   InterruptTables  MSI-X, MSI and IMS tables over DeviceIO; irq chips for the model.
-//   MockDevice       a spec-faithful MSI/MSI-X/IMS device behind the DeviceIO protocols.
+//   InterruptTables  MSI-X, MSI and IMS tables over the MSIShimCore protocols; irq chips for
+//                    the model.
+//   WorkQueues       a multi-queue device (IDXD/NIC style) above the model: queues for several
+//                    consumers, completion interrupts from IMS or dynamic MSI-X.
+//   MockDevice       a spec-faithful MSI/MSI-X/IMS device behind the MSIShimCore protocols,
+//                    and the script harness of `msictl mock`.
 //   msictl           the command-line tool (the only place that prints).
+//   msilab, msibench the QEMU lab's guest side, and the benchmarks.
+// Tests/PackageGraphTests checks that every target declares exactly what it imports.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -20,7 +29,6 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "MSIShim",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "msictl", targets: ["msictl"]),
         .executable(name: "msilab", targets: ["msilab"]),
@@ -29,9 +37,14 @@ let package = Package(
         .library(name: "DeviceIO", targets: ["DeviceIO"]),
         .library(name: "InterruptTables", targets: ["InterruptTables"]),
         .library(name: "MockDevice", targets: ["MockDevice"]),
+        .library(name: "WorkQueues", targets: ["WorkQueues"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The Prometheus text exposition format of `msictl export` (escaping, HELP/TYPE lines).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Documentation only (`scripts/docs`): a command plugin, never built by `swift build`.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: C shims (module maps and tiny C; no logic)
@@ -53,11 +66,13 @@ let package = Package(
             name: "DeviceIO", dependencies: ["MSIShimCore", "PCIAccess", "CMSIShim"],
             swiftSettings: strict),
         .target(
-            name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel", "DeviceIO", "CMSIShim"],
+            name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel", "DeviceIO"],
             swiftSettings: strict),
+        // Work queues shared by consumers (kernel, VFIO, char dev), IMS first, MSI-X fallback.
+        .target(name: "WorkQueues", dependencies: ["MSIShimCore", "MSIModel"], swiftSettings: strict),
         .target(
             name: "MockDevice",
-            dependencies: ["MSIShimCore", "MSIModel", "DeviceIO", "PCIAccess", "InterruptTables"],
+            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables", "WorkQueues"],
             swiftSettings: strict),
 
         // MARK: Executables
@@ -66,6 +81,7 @@ let package = Package(
             dependencies: [
                 "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strict,
             // Release msictl links the Swift runtime and FoundationEssentials (pulled in by
@@ -93,8 +109,8 @@ let package = Package(
         .executableTarget(
             name: "msibench",
             dependencies: [
-                "BenchBaseline", "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables",
-                "MockDevice", "CMSIShim",
+                "BenchBaseline", "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice", "CMSIShim",
+                "WorkQueues",
             ],
             swiftSettings: strict),
 
@@ -107,8 +123,15 @@ let package = Package(
         .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim", "TestSupport"]),
         .testTarget(
             name: "InterruptTablesTests",
-            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "DeviceIO", "MSIShimCore", "TestSupport"]),
-        .testTarget(name: "MSICtlTests", dependencies: ["MSIShimCore", "TestSupport"]),
+            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "PCIAccess", "MSIShimCore", "TestSupport", "WorkQueues"]),
+        // Depends on msictl so that `swift test` builds the binary the CLI tests run.
+        .testTarget(name: "MSICtlTests", dependencies: ["msictl", "DeviceIO", "MSIShimCore", "TestSupport"]),
+        // The code of the DocC article "Testing a driver against the mock", compiled and run.
+        .testTarget(
+            name: "DocumentationTests", dependencies: ["InterruptTables", "MSIModel", "MSIShimCore", "MockDevice"]),
+        // Package.swift against the sources' import lines, and the layering rules.
+        .testTarget(name: "PackageGraphTests", dependencies: ["TestSupport"]),
+        // Every committed fuzz corpus input replayed through its target (no libFuzzer needed).
         .testTarget(name: "FuzzCorpusTests", dependencies: ["MSIFuzz", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

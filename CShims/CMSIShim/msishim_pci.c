@@ -115,21 +115,6 @@ int msishim_pci_set_param(struct pci_access *acc, const char *param, const char 
     return r;
 }
 
-const char *msishim_lookup_vendor(struct pci_access *acc, char *buf, int size, int vendor)
-{
-    return pci_lookup_name(acc, buf, size, PCI_LOOKUP_VENDOR | PCI_LOOKUP_NO_NUMBERS, vendor);
-}
-
-const char *msishim_lookup_device(struct pci_access *acc, char *buf, int size, int vendor, int device)
-{
-    return pci_lookup_name(acc, buf, size, PCI_LOOKUP_DEVICE | PCI_LOOKUP_NO_NUMBERS, vendor, device);
-}
-
-const char *msishim_lookup_class(struct pci_access *acc, char *buf, int size, int cls)
-{
-    return pci_lookup_name(acc, buf, size, PCI_LOOKUP_CLASS | PCI_LOOKUP_NO_NUMBERS, cls);
-}
-
 int msishim_pci_lookup(struct pci_access *acc, char *buf, int size, int flags, int a1, int a2, int a3, int a4,
                        const char **out, char *err, size_t errlen)
 {

@@ -89,6 +89,24 @@ uint64_t mb_lookup_sum_locked(mb_store *s, const uint32_t *indices, size_t n) {
     return sum;
 }
 
+uint64_t mb_lock_unlock(mb_store *s, size_t n) {
+    uint64_t sum = 0;
+    for (size_t k = 0; k < n; k++) {
+        pthread_mutex_lock(&s->lock);
+        sum += k;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return sum;
+}
+
+static void *mb_thread_body(void *arg) { return arg; }
+
+int mb_become_multithreaded(void) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, mb_thread_body, NULL) != 0) return -1;
+    return pthread_join(t, NULL) == 0 ? 0 : -1;
+}
+
 uint64_t mb_iterate(const mb_store *s, int filter) {
     uint64_t sum = 0;
     for (uint32_t i = 0; i < s->capacity; i++) {
@@ -110,4 +128,36 @@ double mb_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Callgrind client requests (no-ops when not running under valgrind, or when the headers are
+ * absent at build time): zero the counters before a measured loop, dump them after it under
+ * a label that scripts/bench-model reads back. */
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define MB_CALLGRIND 1
+#endif
+#endif
+
+int mb_callgrind_available(void) {
+#ifdef MB_CALLGRIND
+    return RUNNING_ON_VALGRIND ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+void mb_callgrind_begin(void) {
+#ifdef MB_CALLGRIND
+    CALLGRIND_ZERO_STATS;
+#endif
+}
+
+void mb_callgrind_end(const char *label) {
+#ifdef MB_CALLGRIND
+    CALLGRIND_DUMP_STATS_AT(label);
+#else
+    (void)label;
+#endif
 }

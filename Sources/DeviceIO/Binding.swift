@@ -1,6 +1,6 @@
 // Handing a PCI function to a userspace driver and back, the way driverctl does:
-// driver_override + unbind + drivers_probe. Plans are computed first (and printed by
-// `--dry-run`), then applied; the original driver is remembered in a state file so
+// driver_override + unbind + drivers_probe. Plans are computed first (a caller can show them
+// before anything is written), then applied; the original driver is remembered in a state file so
 // `unbind --restore` can give the device back.
 #if canImport(Glibc)
 import Glibc
@@ -8,7 +8,7 @@ import Glibc
 public import MSIShimCore
 import PCIAccess
 
-/// The userspace-I/O drivers `msictl bind` hands devices to.
+/// The userspace-I/O drivers a device can be handed to.
 public enum UserspaceDriver: String, CaseIterable, Sendable {
     /// vfio-pci: IOMMU-isolated, MSI/MSI-X through eventfds.
     case vfioPCI = "vfio-pci"
@@ -82,35 +82,15 @@ public struct BindPlan: Sendable {
     public var stateToRecord: (path: String, contents: String)?
     /// State file to delete after the writes.
     public var stateToRemove: String?
+    /// Other members of the IOMMU group that must be bound to vfio-pci too before the group
+    /// is viable (binding to vfio-pci only).
+    public var groupMembersToBind: [GroupMember] = []
+    /// A `driver_override` that an unbind without restore leaves in place: the next probe
+    /// binds that driver again until a restore clears it.
+    public var overrideLeftInPlace: String?
 
     /// True when there is nothing to write.
     public var isEmpty: Bool { writes.isEmpty }
-
-    /// The plan as text: what is there, what would be refused, and every write. With
-    /// `dryRun` the verbs are conditional ("would write").
-    public func rendered(sysfsRoot: String, dryRun: Bool, force: Bool) -> String {
-        var out: [String] = []
-        let verb = dryRun ? "would " : ""
-        out.append("\(address): currently \(currentDriver.map { "bound to \($0)" } ?? "not bound to any driver")")
-        for note in notes { out.append("  note: \(note)") }
-        for reason in inUse {
-            out.append("  in use: \(reason.detail)" + (force ? " (overridden by --force)" : ""))
-        }
-        for blocker in blockers { out.append("  cannot proceed: \(blocker)") }
-        if !blockers.isEmpty || (!inUse.isEmpty && !force) {
-            out.append(dryRun ? "msictl would refuse" + (blockers.isEmpty ? " without --force; with --force it would:" : ".")
-                : "refused" + (blockers.isEmpty ? ": the device is in use; pass --force to do it anyway" : "."))
-            if !blockers.isEmpty || !dryRun { return out.joined(separator: "\n") }
-        }
-        if writes.isEmpty {
-            out.append("nothing to do")
-            return out.joined(separator: "\n")
-        }
-        if let state = stateToRecord { out.append("\(verb)record the original driver in \(state.path)") }
-        for w in writes { out.append("\(verb)\(w.rendered(root: sysfsRoot))") }
-        if let path = stateToRemove { out.append("\(verb)remove \(path)") }
-        return out.joined(separator: "\n")
-    }
 }
 
 /// How an applied plan ended.
@@ -149,10 +129,9 @@ public enum BindError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertib
         case .noSuchDevice(let a): "\(a): no such PCI device"
         case let .inUse(a, driver, reasons):
             "\(a) is in use by \(driver): " + reasons.map(\.detail).joined(separator: "; ")
-                + ". Pass --force to take it anyway"
         case let .blocked(a, reasons): "\(a): " + reasons.joined(separator: "; ")
         case .write(let e): e.description
-        case let .state(path, e): "state file \(path): \(errnoText(e))" + (e == EACCES ? "; run as root" : "")
+        case let .state(path, e): "state file \(path): \(KernelErrno.describeWithReason(e))"
         }
     }
 }
@@ -192,13 +171,14 @@ public struct DriverBinder: Sendable {
             address: address, currentDriver: current, expectedDriver: target.rawValue, writes: [], inUse: [],
             blockers: [], notes: [], stateToRecord: nil, stateToRemove: nil)
         plan.notes += driverNotes(address, target: target)
+        if target == .vfioPCI { plan.groupMembersToBind = VFIODevice.groupBlockers(of: address, sysfs: sysfs) }
         if current == target.rawValue {
             plan.notes.append("already bound to \(target.rawValue)")
             return plan
         }
         if access(sysfs.root + "/bus/pci/drivers/\(target.rawValue)", F_OK) != 0 {
-            plan.blockers.append("driver \(target.rawValue) is not loaded: run `modprobe \(target.rawValue)` first "
-                + "(msictl does not load modules)")
+            plan.blockers.append("driver \(target.rawValue) is not loaded (binding never loads modules; "
+                + "`modprobe \(target.rawValue)` does)")
         }
         if let current, !isUserspaceOrStub(current) { plan.inUse = inUseReasons(address, driver: current) }
         // Remember where the device came from, unless it is already between userspace drivers.
@@ -229,10 +209,7 @@ public struct DriverBinder: Sendable {
                 return plan
             }
             plan.writes.append(SysfsWrite("bus/pci/drivers/\(current)/unbind", address.description))
-            if let override {
-                plan.notes.append("driver_override stays '\(override)': the next probe binds \(override) again; "
-                    + "`msictl unbind \(address) --restore` returns the device to its original driver")
-            }
+            plan.overrideLeftInPlace = override
             return plan
         }
         let record = readState(address)
@@ -365,7 +342,7 @@ public struct DriverBinder: Sendable {
             }
             return ["IOMMU group \(group) is viable only when every member is bound to vfio-pci (or pci-stub, or "
                 + "unbound): also bind " + blockers.map { "\($0.address) (now \($0.driver ?? "unbound"))" }
-                    .joined(separator: ", ") + " — e.g. `msictl bind \(blockers[0].address) vfio-pci`"]
+                    .joined(separator: ", ")]
         }
     }
 

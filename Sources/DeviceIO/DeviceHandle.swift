@@ -49,7 +49,7 @@ public struct DeviceHandle: Sendable {
     public let backend: Backend
     /// The driver bound at open time.
     public let driver: String?
-    /// Config space (``MSIShimCore/ConfigSpaceAccess``), writable per ``permission``.
+    /// Config space (`ConfigSpaceAccess`), writable per ``permission``.
     public let config: any ConfigSpaceAccess
     /// The write decision (granted only for vfio-pci / uio_pci_generic with write intent).
     public let permission: WritePermission
@@ -116,7 +116,7 @@ public struct DeviceHandle: Sendable {
         return try MSIXLayout.validate(MSIXCapability(config: config, at: cap.offset), bars: bars())
     }
 
-    /// BAR `index` as an ``MSIShimCore/MMIORegion``. UIO falls back to sysfs `resourceN`
+    /// BAR `index` as an `MMIORegion`. UIO falls back to sysfs `resourceN`
     /// when the UIO device does not map that BAR.
     public func bar(_ index: Int) throws -> any MMIORegion {
         if let vfio { return try vfio.bar(index) }

@@ -21,11 +21,12 @@ public struct GroupMember: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "\(address) (\(driver.map { "bound to \($0)" } ?? "no driver"))" }
 }
 
-/// Why a device, BAR, VFIO object or UIO map could not be opened. Every message says what to do.
+/// Why a device, BAR, VFIO object or UIO map could not be opened. Every message says what
+/// happened and why; what to type about it is the caller's to add (msictl does).
 public enum DeviceIOError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertible {
     /// The device is not in sysfs (wrong address, or removed).
     case noSuchDevice(PCIAddress)
-    /// `open`/`mmap`/`ioctl` said EACCES or EPERM.
+    /// `open`/`mmap`/`ioctl` said EACCES (not root) or EPERM (refused even to root).
     case permissionDenied(path: String, errno: Int32)
     /// Another system call failed.
     case system(operation: String, errno: Int32)
@@ -72,36 +73,33 @@ public enum DeviceIOError: ErrnoCarrying, Equatable, Sendable, CustomStringConve
         case .noSuchDevice(let a):
             return "\(a): no such PCI device in sysfs (removed, or a wrong address)"
         case let .permissionDenied(path, e):
-            return "\(path): \(KernelErrno(code: e)?.name ?? "errno \(e)") (permission denied); run as root"
+            return "\(path): \(KernelErrno.describeWithReason(e))"
         case let .system(op, e):
-            return "\(op) failed: \(errnoText(e))"
+            return "\(op) failed: \(KernelErrno.describe(e))"
         case let .barUnusable(a, bar, reason):
             return "\(a) BAR\(bar): \(reason)"
         case let .wrongDriver(a, driver, needed):
-            return "\(a) is \(driver.map { "bound to \($0)" } ?? "not bound to any driver"), not \(needed): "
-                + "run `msictl bind \(a) \(needed)` first"
+            return "\(a) is \(driver.map { "bound to \($0)" } ?? "not bound to any driver"), not \(needed)"
         case .vfioUnavailable(let reason):
             return "VFIO unavailable: \(reason)"
         case let .noIOMMU(a, reason):
             return "\(a): no usable IOMMU: \(reason)"
         case let .groupNotViable(group, device, blockers):
             let list = blockers.map { "\($0.address) is \($0.driver.map { "bound to \($0)" } ?? "unbound")" }
-            let fix = blockers.map { "`msictl bind \($0.address) vfio-pci`" }
             return "IOMMU group \(group) of \(device) is not viable: every device in the group must be bound to "
                 + "vfio-pci (or pci-stub, or to no driver), but " + list.joined(separator: ", ")
-                + ". Bind the others too: " + fix.joined(separator: "; ")
         case .groupBusy(let group):
-            return "VFIO group \(group) is already open in another process (QEMU, DPDK, another msictl?); "
-                + "a group can be opened once"
+            return "VFIO group \(group) is already open in another process (QEMU, DPDK, another user of this "
+                + "library?); a group can be opened once"
         case let .noDeviceCdev(a, reason):
             return "\(a): no VFIO device cdev: \(reason)"
         case let .ioctlFailed(name, e, context):
-            return "\(name) failed: \(errnoText(e))\(context.isEmpty ? "" : " (\(context))")"
-                + (e == EACCES || e == EPERM ? "; run as root" : "")
+            return "\(name) failed: \(KernelErrno.describe(e))\(context.isEmpty ? "" : " (\(context))")"
+                + (KernelErrno.refusalReason(e).map { "; " + $0 } ?? "")
         case let .malformedReply(name, reason):
             return "\(name): malformed reply: \(reason)"
         case .uioNotFound(let a):
-            return "\(a) has no UIO device: bind it with `msictl bind \(a) uio_pci_generic`"
+            return "\(a) has no UIO device: it is not bound to uio_pci_generic"
         case let .uioNoMaps(a, uio):
             return "\(a): \(uio) exports no memory maps (uio_pci_generic on many kernels maps no BARs); "
                 + "use the sysfs resourceN files instead"
@@ -118,8 +116,4 @@ public enum DeviceIOError: ErrnoCarrying, Equatable, Sendable, CustomStringConve
         if error.code == EACCES || error.code == EPERM { return .permissionDenied(path: path, errno: error.code) }
         return .system(operation: "\(operation) \(path)", errno: error.code)
     }
-}
-
-func errnoText(_ e: Int32) -> String {
-    KernelErrno(code: e).map { "\($0.name) (\($0.message))" } ?? "errno \(e)"
 }

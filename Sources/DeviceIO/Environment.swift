@@ -1,16 +1,12 @@
 // Where the device-I/O layer finds the kernel: sysfs, /dev, /proc and its own state
 // directory, plus the system calls. Everything is injectable so tests run on a fake tree.
-#if canImport(Glibc)
-import Glibc
-#endif
 public import PCIAccess
 
 /// The roots and system calls the device-I/O layer works with.
 ///
-/// ``live`` reads the roots from environment variables so the CLI can be pointed at a fake
-/// tree: `MSICTL_SYSFS_ROOT` (default `/sys`), `MSICTL_DEV_ROOT` (`/dev`), `MSICTL_PROC_ROOT`
-/// (`/proc`) and `MSICTL_STATE_DIR` (`/run/msictl`, where `msictl bind` remembers original
-/// drivers for `unbind --restore`).
+/// The library reads no environment variables: a caller that lets its user point it at another
+/// tree (msictl's `MSICTL_SYSFS_ROOT` and friends, the tests' fake trees) builds the environment
+/// itself and passes it in. ``live`` is the running system at its standard places.
 public struct DeviceIOEnvironment: Sendable {
     /// The system calls (the kernel, or a fake).
     public var syscalls: any SystemCalls
@@ -35,17 +31,8 @@ public struct DeviceIOEnvironment: Sendable {
         self.stateDirectory = stateDirectory
     }
 
-    /// The live system, with roots overridable through `MSICTL_*` environment variables.
-    public static var live: DeviceIOEnvironment {
-        func env(_ name: String, _ fallback: String) -> String {
-            guard let value = getenv(name) else { return fallback }
-            let text = String(cString: value)
-            return text.isEmpty ? fallback : text
-        }
-        return DeviceIOEnvironment(
-            sysfsRoot: env("MSICTL_SYSFS_ROOT", "/sys"), devRoot: env("MSICTL_DEV_ROOT", "/dev"),
-            procRoot: env("MSICTL_PROC_ROOT", "/proc"), stateDirectory: env("MSICTL_STATE_DIR", "/run/msictl"))
-    }
+    /// The running system: `/sys`, `/dev`, `/proc`, state in `/run/msictl`, the real system calls.
+    public static var live: DeviceIOEnvironment { DeviceIOEnvironment() }
 
     /// `<devRoot>/vfio/vfio`, the legacy container.
     public var vfioContainerPath: String { devRoot + "/vfio/vfio" }

@@ -33,7 +33,7 @@ public struct InterruptCountSource: Sendable {
     }
 }
 
-/// Totals per Linux IRQ from /proc/interrupts text (parsed by ``PCIAccess/ProcInterrupts``).
+/// Totals per Linux IRQ from /proc/interrupts text (parsed by `ProcInterrupts`).
 public func parseProcInterrupts(_ text: String) -> [Int: InterruptTotal] {
     var result: [Int: InterruptTotal] = [:]
     for row in ProcInterrupts(parsing: text).rows {

@@ -26,7 +26,7 @@ public struct DevicePresence: Sendable {
 
 /// Guards a mapping of a regular file against truncation: before each access the file's
 /// current size is compared with the end of the access, so a truncated file yields
-/// ``MSIShimCore/DeviceAccessError/truncated(_:offset:size:)`` instead of SIGBUS.
+/// `DeviceAccessError.truncated` instead of SIGBUS.
 /// Costs one `fstat` per access; only plain files get it (device mappings cannot shrink).
 struct ShrinkGuard: Sendable {
     let fd: Int32
@@ -73,7 +73,7 @@ final class MappingOwner: @unchecked Sendable {
 /// Every access checks bounds and natural alignment, then performs exactly one volatile load
 /// or store of the given width through the CMSIShim accessors (never split, never merged).
 /// Reads that return all-ones ask the region's ``DevicePresence`` probe, if any, and throw
-/// ``MSIShimCore/DeviceAccessError/deviceGone(_:)`` when the device has disappeared.
+/// `DeviceAccessError.deviceGone` when the device has disappeared.
 /// Mappings of regular files check the file size first (see ``isTruncationGuarded``).
 ///
 /// Thread safety: the region is immutable; concurrent accesses are as safe as concurrent
@@ -244,7 +244,7 @@ public final class MappedRegion: MMIORegion, @unchecked Sendable {
     /// The same mmap path as sysfs `resourceN` and UIO, testable on any machine. A file is
     /// not a device: it is writable when `writable` is true (the file is then opened
     /// read-write). Accesses check the file's size first, so truncating the file under the
-    /// mapping gives ``MSIShimCore/DeviceAccessError/truncated(_:offset:size:)``, not SIGBUS.
+    /// mapping gives `DeviceAccessError.truncated`, not SIGBUS.
     /// `length` nil maps from `offset` to the end of the file.
     public static func file(
         path: String, offset: Int = 0, length: Int? = nil, writable: Bool, name: String? = nil,

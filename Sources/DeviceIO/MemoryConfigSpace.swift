@@ -51,7 +51,7 @@ public final class MemoryConfigSpace: ConfigSpaceAccess {
     public func write32(_ offset: Int, _ value: UInt32) throws { try store(offset, width: 4, value) }
 
     private func load(_ offset: Int, width: Int) throws(DeviceAccessError) -> UInt32 {
-        try checkAccess(name, offset: offset, width: width, size: size)
+        try DeviceAccessError.check(name, offset: offset, width: width, size: size)
         return storage.withLock { b in
             var v: UInt32 = 0
             for i in 0..<width { v |= UInt32(b[offset + i]) << (8 * i) }
@@ -63,7 +63,7 @@ public final class MemoryConfigSpace: ConfigSpaceAccess {
         guard isWritable else {
             throw DeviceAccessError.notWritable(name, reason: "this in-memory config space was created read-only")
         }
-        try checkAccess(name, offset: offset, width: width, size: size)
+        try DeviceAccessError.check(name, offset: offset, width: width, size: size)
         storage.withLock { b in
             for i in 0..<width { b[offset + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
         }

@@ -16,7 +16,7 @@ struct PositionalConfigIO: Sendable {
     let syscalls: any SystemCalls
 
     func load(_ offset: Int, width: Int) throws(DeviceAccessError) -> UInt32 {
-        try checkAccess(name, offset: offset, width: width, size: size)
+        try DeviceAccessError.check(name, offset: offset, width: width, size: size)
         let v = try raw(offset, width: width)
         let allOnes: UInt32 = width == 4 ? .max : (1 << (8 * UInt32(width))) - 1
         if v == allOnes {
@@ -41,7 +41,7 @@ struct PositionalConfigIO: Sendable {
     }
 
     func store(_ offset: Int, width: Int, _ value: UInt32) throws(DeviceAccessError) {
-        try checkAccess(name, offset: offset, width: width, size: size)
+        try DeviceAccessError.check(name, offset: offset, width: width, size: size)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4, alignment: 4)
         defer { buffer.deallocate() }
         buffer.storeBytes(of: value.littleEndian, as: UInt32.self)

@@ -9,15 +9,18 @@ import PCIAccess
 
 /// Opens BARs through sysfs `resourceN` files.
 public enum SysfsBAR {
-    /// Maps BAR `index` of `address` as an ``MSIShimCore/MMIORegion``.
+    /// Maps BAR `index` of `address` as an `MMIORegion`.
     ///
     /// - Parameters:
+    ///   - address: the function.
+    ///   - index: the BAR register index (0…5).
     ///   - writeCombining: map `resourceN_wc` when the BAR is prefetchable and the file
     ///     exists, falling back to `resourceN` (uncached) otherwise; the region's name says
     ///     which was used. Never ask for it for MSI-X structures (they need uncached access).
     ///   - intent: ``WriteIntent/allowWrites`` maps read-write when the write policy grants it
     ///     (device bound to vfio-pci or uio_pci_generic); anything else maps read-only and the
     ///     region refuses writes, naming the owning driver.
+    ///   - environment: where sysfs is, and the system calls to use.
     public static func map(
         _ address: PCIAddress, bar index: Int, writeCombining: Bool = false, intent: WriteIntent = .readOnly,
         environment: DeviceIOEnvironment = .live

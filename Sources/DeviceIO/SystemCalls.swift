@@ -197,14 +197,3 @@ extension SystemCalls {
         }
     }
 }
-
-/// ``MSIShimCore/DeviceAccessError/check(_:offset:width:size:)`` with a typed error, for
-/// internal helpers that throw only ``MSIShimCore/DeviceAccessError``.
-func checkAccess(_ name: String, offset: Int, width: Int, size: Int) throws(DeviceAccessError) {
-    guard offset >= 0, width <= size, offset <= size - width else {
-        throw DeviceAccessError.outOfBounds(name, offset: offset, width: width, size: size)
-    }
-    guard offset & (width - 1) == 0 else {
-        throw DeviceAccessError.unaligned(name, offset: offset, width: width)
-    }
-}

@@ -198,7 +198,8 @@ public enum VFIO {
         }
     }
 
-    /// Structure sizes and field offsets (bytes).
+    /// Sizes in bytes of the uAPI structures this package builds and reads (the fields each
+    /// holds are listed per size; offsets follow from them, every field being 4 bytes unless noted).
     public enum Layout {
         /// `vfio_group_status`: argsz, flags.
         public static let groupStatusSize = 8
@@ -227,37 +228,41 @@ public enum VFIO {
     }
 }
 
-// MARK: - Little-endian field access on byte arrays
+// MARK: - Little-endian fields of uAPI structures held as bytes
 
 extension Array where Element == UInt8 {
-    func u16(at i: Int) -> UInt16 {
-        guard i >= 0, i + 2 <= count else { return 0 }
-        return UInt16(self[i]) | UInt16(self[i + 1]) << 8
+    /// Throws unless `width` bytes at `offset` lie inside the structure: a field outside it is a
+    /// bug in the caller or a malformed kernel reply, never a silent zero.
+    func checkField(_ offset: Int, width: Int) throws(DeviceIOError) {
+        guard offset >= 0, offset <= count - width else {
+            throw .malformedReply(
+                "VFIO structure", reason: "a \(width)-byte field at offset \(offset) lies outside its \(count) bytes")
+        }
     }
 
-    func u32(at i: Int) -> UInt32 {
-        guard i >= 0, i + 4 <= count else { return 0 }
-        return UInt32(self[i]) | UInt32(self[i + 1]) << 8 | UInt32(self[i + 2]) << 16 | UInt32(self[i + 3]) << 24
+    /// The little-endian 16-bit field at `offset`.
+    func field16(at offset: Int) throws(DeviceIOError) -> UInt16 {
+        try checkField(offset, width: 2)
+        return UInt16(self[offset]) | UInt16(self[offset + 1]) << 8
     }
 
-    func u64(at i: Int) -> UInt64 {
-        UInt64(u32(at: i)) | UInt64(u32(at: i + 4)) << 32
+    /// The little-endian 32-bit field at `offset`.
+    func field32(at offset: Int) throws(DeviceIOError) -> UInt32 {
+        try checkField(offset, width: 4)
+        return (0..<4).reduce(UInt32(0)) { v, k in v | UInt32(self[offset + k]) << (8 * UInt32(k)) }
     }
 
-    mutating func put16(_ v: UInt16, at i: Int) {
-        guard i >= 0, i + 2 <= count else { return }
-        self[i] = UInt8(truncatingIfNeeded: v)
-        self[i + 1] = UInt8(truncatingIfNeeded: v >> 8)
+    /// The little-endian 64-bit field at `offset`.
+    func field64(at offset: Int) throws(DeviceIOError) -> UInt64 {
+        try checkField(offset, width: 8)
+        return (0..<8).reduce(UInt64(0)) { v, k in v | UInt64(self[offset + k]) << (8 * UInt64(k)) }
     }
 
-    mutating func put32(_ v: UInt32, at i: Int) {
-        guard i >= 0, i + 4 <= count else { return }
-        for k in 0..<4 { self[i + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt32(k))) }
-    }
-
-    mutating func put64(_ v: UInt64, at i: Int) {
-        put32(UInt32(truncatingIfNeeded: v), at: i)
-        put32(UInt32(truncatingIfNeeded: v >> 32), at: i + 4)
+    /// Stores `value` little-endian in the 32-bit field at `offset`; nothing is written when the
+    /// field does not fit.
+    mutating func setField32(_ value: UInt32, at offset: Int) throws(DeviceIOError) {
+        try checkField(offset, width: 4)
+        for k in 0..<4 { self[offset + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt32(k))) }
     }
 }
 

@@ -73,9 +73,9 @@ public struct VFIORegionInfo: Hashable, Sendable {
             throw .malformedReply(ioctl, reason: "\(context): reply shorter than the structure")
         }
         var info = VFIORegionInfo(
-            index: Int(bytes.u32(at: 8)), flags: VFIO.RegionFlags(rawValue: bytes.u32(at: 4)),
-            size: bytes.u64(at: 16), offset: bytes.u64(at: 24))
-        let capOffset = Int(bytes.u32(at: 12))
+            index: Int(try bytes.field32(at: 8)), flags: VFIO.RegionFlags(rawValue: try bytes.field32(at: 4)),
+            size: try bytes.field64(at: 16), offset: try bytes.field64(at: 24))
+        let capOffset = Int(try bytes.field32(at: 12))
         guard info.flags.contains(.caps), capOffset != 0 else { return info }
         var at = capOffset
         var visited = Set<Int>()
@@ -88,33 +88,35 @@ public struct VFIORegionInfo: Hashable, Sendable {
             guard visited.insert(at).inserted, visited.count <= 64 else {
                 throw .malformedReply(ioctl, reason: "\(context): capability chain loops at 0x\(hex(at, width: 1))")
             }
-            let id = bytes.u16(at: at)
+            let id = try bytes.field16(at: at)
             switch id {
             case VFIO.RegionCapability.sparseMMap:
                 guard at + VFIO.Layout.sparseHeaderSize <= bytes.count else {
                     throw .malformedReply(ioctl, reason: "\(context): SPARSE_MMAP header leaves the reply")
                 }
-                let n = Int(bytes.u32(at: at + 8))
+                let n = Int(try bytes.field32(at: at + 8))
                 let areasAt = at + VFIO.Layout.sparseHeaderSize
                 guard n <= 4096, areasAt + n * VFIO.Layout.sparseAreaSize <= bytes.count else {
                     throw .malformedReply(ioctl, reason: "\(context): SPARSE_MMAP lists \(n) areas past the reply")
                 }
-                info.sparseAreas = (0..<n).compactMap { k -> Range<UInt64>? in
-                    let o = bytes.u64(at: areasAt + k * VFIO.Layout.sparseAreaSize)
-                    let s = bytes.u64(at: areasAt + k * VFIO.Layout.sparseAreaSize + 8)
-                    return s == 0 || o.addingReportingOverflow(s).overflow ? nil : o..<(o + s)
+                var areas: [Range<UInt64>] = []
+                for k in 0..<n {
+                    let o = try bytes.field64(at: areasAt + k * VFIO.Layout.sparseAreaSize)
+                    let s = try bytes.field64(at: areasAt + k * VFIO.Layout.sparseAreaSize + 8)
+                    if s != 0 && !o.addingReportingOverflow(s).overflow { areas.append(o..<(o + s)) }
                 }
+                info.sparseAreas = areas
             case VFIO.RegionCapability.type:
                 guard at + VFIO.Layout.capTypeSize <= bytes.count else {
                     throw .malformedReply(ioctl, reason: "\(context): TYPE capability leaves the reply")
                 }
-                info.type = (bytes.u32(at: at + 8), bytes.u32(at: at + 12))
+                info.type = (try bytes.field32(at: at + 8), try bytes.field32(at: at + 12))
             case VFIO.RegionCapability.msixMappable:
                 info.msixMappable = true
             default:
                 info.otherCapabilities.append(id)
             }
-            at = Int(bytes.u32(at: at + 4))
+            at = Int(try bytes.field32(at: at + 4))
         }
         return info
     }
@@ -192,15 +194,21 @@ public final class VFIODevice: Sendable {
         self.permission = permission
         self.environment = environment
         var bytes = [UInt8](repeating: 0, count: VFIO.Layout.deviceInfoSize)
-        bytes.put32(UInt32(VFIO.Layout.deviceInfoSize), at: 0)
-        do {
-            _ = try environment.syscalls.ioctl(deviceFD, VFIO.Ioctl.deviceGetInfo, bytes: &bytes)
+        let flags: VFIO.DeviceFlags
+        do throws(DeviceIOError) {
+            try bytes.setField32(UInt32(VFIO.Layout.deviceInfoSize), at: 0)
+            do {
+                _ = try environment.syscalls.ioctl(deviceFD, VFIO.Ioctl.deviceGetInfo, bytes: &bytes)
+            } catch {
+                throw DeviceIOError.ioctlFailed("VFIO_DEVICE_GET_INFO", errno: error.code, context: "\(address)")
+            }
+            flags = VFIO.DeviceFlags(rawValue: try bytes.field32(at: 4))
+            self.info = VFIODeviceInfo(
+                flags: flags, regionCount: Int(try bytes.field32(at: 8)), irqCount: Int(try bytes.field32(at: 12)))
         } catch {
             VFIODevice.closeAll([deviceFD] + auxiliaryFDs, environment.syscalls)
-            throw .ioctlFailed("VFIO_DEVICE_GET_INFO", errno: error.code, context: "\(address)")
+            throw error
         }
-        let flags = VFIO.DeviceFlags(rawValue: bytes.u32(at: 4))
-        self.info = VFIODeviceInfo(flags: flags, regionCount: Int(bytes.u32(at: 8)), irqCount: Int(bytes.u32(at: 12)))
         guard flags.contains(.pci), info.regionCount > VFIO.Region.config else {
             VFIODevice.closeAll([deviceFD] + auxiliaryFDs, environment.syscalls)
             throw .malformedReply(
@@ -229,9 +237,12 @@ public final class VFIODevice: Sendable {
     /// sets the IOMMU and asks for the device fd. The cdev flow opens
     /// `/dev/vfio/devices/vfioX` (from sysfs `vfio-dev/`), binds it to a fresh iommufd,
     /// allocates an IOAS and attaches the device to it.
+    ///
+    /// `environment` says where sysfs and `/dev` are (``DeviceIOEnvironment/live`` for the
+    /// running system); there is no default, so a caller always knows which tree it opens.
     public static func open(
         _ address: PCIAddress, flow: Flow = .automatic, intent: WriteIntent = .readOnly,
-        environment: DeviceIOEnvironment = .live
+        environment: DeviceIOEnvironment
     ) throws(DeviceIOError) -> VFIODevice {
         let sysfs = environment.sysfs
         guard sysfs.exists(address) else { throw .noSuchDevice(address) }
@@ -300,9 +311,11 @@ public final class VFIODevice: Sendable {
             }
             throw .from(error, path: containerPath, operation: "open")
         }
+        // In closing order, as `deinit` closes them: the group (inserted in front once open),
+        // then the container.
         var fds: [Int32] = [container]
         func fail(_ e: DeviceIOError) -> DeviceIOError {
-            closeAll(fds.reversed(), sys)
+            closeAll(fds, sys)
             return e
         }
         do {
@@ -339,13 +352,19 @@ public final class VFIODevice: Sendable {
         }
         fds.insert(groupFD, at: 0)
         var status = [UInt8](repeating: 0, count: VFIO.Layout.groupStatusSize)
-        status.put32(UInt32(VFIO.Layout.groupStatusSize), at: 0)
-        do {
-            _ = try sys.ioctl(groupFD, VFIO.Ioctl.groupGetStatus, bytes: &status)
+        let groupFlags: UInt32
+        do throws(DeviceIOError) {
+            try status.setField32(UInt32(VFIO.Layout.groupStatusSize), at: 0)
+            do {
+                _ = try sys.ioctl(groupFD, VFIO.Ioctl.groupGetStatus, bytes: &status)
+            } catch {
+                throw DeviceIOError.ioctlFailed("VFIO_GROUP_GET_STATUS", errno: error.code, context: "group \(group)")
+            }
+            groupFlags = try status.field32(at: 4)
         } catch {
-            throw fail(.ioctlFailed("VFIO_GROUP_GET_STATUS", errno: error.code, context: "group \(group)"))
+            throw fail(error)
         }
-        guard status.u32(at: 4) & VFIO.GroupFlags.viable != 0 else {
+        guard groupFlags & VFIO.GroupFlags.viable != 0 else {
             var blockers = groupBlockers(of: address, sysfs: sysfs)
             if blockers.isEmpty {
                 blockers = sysfs.iommuGroupMembers(of: address).filter { $0 != address }
@@ -412,30 +431,35 @@ public final class VFIODevice: Sendable {
             closeAll([deviceFD, iommufd], sys)
             return e
         }
-        var bind = [UInt8](repeating: 0, count: VFIO.Layout.bindIOMMUFDSize)
-        bind.put32(UInt32(VFIO.Layout.bindIOMMUFDSize), at: 0)
-        bind.put32(UInt32(bitPattern: iommufd), at: 8)
-        var alloc = [UInt8](repeating: 0, count: VFIO.Layout.ioasAllocSize)
-        alloc.put32(UInt32(VFIO.Layout.ioasAllocSize), at: 0)
-        do {
-            _ = try sys.ioctl(deviceFD, VFIO.Ioctl.deviceBindIOMMUFD, bytes: &bind)
+        do throws(DeviceIOError) {
+            var bind = [UInt8](repeating: 0, count: VFIO.Layout.bindIOMMUFDSize)
+            try bind.setField32(UInt32(VFIO.Layout.bindIOMMUFDSize), at: 0)
+            try bind.setField32(UInt32(bitPattern: iommufd), at: 8)
+            do {
+                _ = try sys.ioctl(deviceFD, VFIO.Ioctl.deviceBindIOMMUFD, bytes: &bind)
+            } catch {
+                throw DeviceIOError.ioctlFailed("VFIO_DEVICE_BIND_IOMMUFD", errno: error.code, context: "\(cdevPath)")
+            }
+            var alloc = [UInt8](repeating: 0, count: VFIO.Layout.ioasAllocSize)
+            try alloc.setField32(UInt32(VFIO.Layout.ioasAllocSize), at: 0)
+            do {
+                _ = try sys.ioctl(iommufd, VFIO.Ioctl.iommuIOASAlloc, bytes: &alloc)
+            } catch {
+                throw DeviceIOError.ioctlFailed("IOMMU_IOAS_ALLOC", errno: error.code, context: environment.iommufdPath)
+            }
+            let ioas = try alloc.field32(at: 8)
+            var attach = [UInt8](repeating: 0, count: VFIO.Layout.attachPTSize)
+            try attach.setField32(UInt32(VFIO.Layout.attachPTSize), at: 0)
+            try attach.setField32(ioas, at: 8)
+            do {
+                _ = try sys.ioctl(deviceFD, VFIO.Ioctl.deviceAttachIOMMUFDPT, bytes: &attach)
+            } catch {
+                throw DeviceIOError.ioctlFailed(
+                    "VFIO_DEVICE_ATTACH_IOMMUFD_PT", errno: error.code,
+                    context: "IOAS \(ioas)" + (error.code == EBUSY ? ", device resetting" : ""))
+            }
         } catch {
-            throw fail(.ioctlFailed("VFIO_DEVICE_BIND_IOMMUFD", errno: error.code, context: "\(cdevPath)"))
-        }
-        do {
-            _ = try sys.ioctl(iommufd, VFIO.Ioctl.iommuIOASAlloc, bytes: &alloc)
-        } catch {
-            throw fail(.ioctlFailed("IOMMU_IOAS_ALLOC", errno: error.code, context: environment.iommufdPath))
-        }
-        var attach = [UInt8](repeating: 0, count: VFIO.Layout.attachPTSize)
-        attach.put32(UInt32(VFIO.Layout.attachPTSize), at: 0)
-        attach.put32(alloc.u32(at: 8), at: 8)
-        do {
-            _ = try sys.ioctl(deviceFD, VFIO.Ioctl.deviceAttachIOMMUFDPT, bytes: &attach)
-        } catch {
-            throw fail(.ioctlFailed(
-                "VFIO_DEVICE_ATTACH_IOMMUFD_PT", errno: error.code, context: "IOAS \(alloc.u32(at: 8))"
-                    + (error.code == EBUSY ? ", device resetting" : "")))
+            throw fail(error)
         }
         return try VFIODevice(
             address: address, flow: .cdev, group: environment.sysfs.iommuGroup(of: address), deviceFD: deviceFD,
@@ -451,15 +475,15 @@ public final class VFIODevice: Sendable {
         var argsz = VFIO.Layout.regionInfoSize
         for _ in 0..<8 {
             var bytes = [UInt8](repeating: 0, count: argsz)
-            bytes.put32(UInt32(argsz), at: 0)
-            bytes.put32(UInt32(index), at: 8)
+            try bytes.setField32(UInt32(argsz), at: 0)
+            try bytes.setField32(UInt32(index), at: 8)
             do {
                 _ = try syscalls.ioctl(deviceFD, VFIO.Ioctl.deviceGetRegionInfo, bytes: &bytes)
             } catch {
                 throw .ioctlFailed("VFIO_DEVICE_GET_REGION_INFO", errno: error.code, context: "\(address) region \(index)")
             }
-            let wanted = Int(bytes.u32(at: 0))
-            let flags = VFIO.RegionFlags(rawValue: bytes.u32(at: 4))
+            let wanted = Int(try bytes.field32(at: 0))
+            let flags = VFIO.RegionFlags(rawValue: try bytes.field32(at: 4))
             if flags.contains(.caps) && wanted > argsz {
                 guard wanted <= 1 << 20 else {
                     throw .malformedReply(
@@ -473,7 +497,7 @@ public final class VFIODevice: Sendable {
         throw .malformedReply("VFIO_DEVICE_GET_REGION_INFO", reason: "region \(index): argsz keeps growing")
     }
 
-    /// The config region as a ``MSIShimCore/ConfigSpaceAccess`` (pread/pwrite at the region
+    /// The config region as a `ConfigSpaceAccess` (pread/pwrite at the region
     /// offset; vfio-pci virtualizes parts of it). Writable only with write intent.
     public func configSpace() throws(DeviceIOError) -> VFIOConfigSpace {
         let region = try regionInfo(VFIO.Region.config)

@@ -94,15 +94,15 @@ extension VFIODevice {
     /// `VFIO_DEVICE_GET_IRQ_INFO` for an index.
     public func irqInfo(_ index: VFIO.IRQIndex) throws(DeviceIOError) -> VFIOIRQInfo {
         var bytes = [UInt8](repeating: 0, count: VFIO.Layout.irqInfoSize)
-        bytes.put32(UInt32(VFIO.Layout.irqInfoSize), at: 0)
-        bytes.put32(UInt32(index.rawValue), at: 8)
+        try bytes.setField32(UInt32(VFIO.Layout.irqInfoSize), at: 0)
+        try bytes.setField32(UInt32(index.rawValue), at: 8)
         do {
             _ = try syscalls.ioctl(deviceFD, VFIO.Ioctl.deviceGetIRQInfo, bytes: &bytes)
         } catch {
             throw .ioctlFailed("VFIO_DEVICE_GET_IRQ_INFO", errno: error.code, context: "\(address) index \(index)")
         }
         return VFIOIRQInfo(
-            index: index, flags: VFIO.IRQInfoFlags(rawValue: bytes.u32(at: 4)), count: Int(bytes.u32(at: 12)))
+            index: index, flags: VFIO.IRQInfoFlags(rawValue: try bytes.field32(at: 4)), count: Int(try bytes.field32(at: 12)))
     }
 
     /// Encodes and issues one `VFIO_DEVICE_SET_IRQS`.
@@ -111,12 +111,12 @@ extension VFIODevice {
     ) throws(DeviceIOError) {
         let size = VFIO.Layout.irqSetHeaderSize + 4 * eventfds.count
         var bytes = [UInt8](repeating: 0, count: size)
-        bytes.put32(UInt32(size), at: 0)
-        bytes.put32(flags.rawValue, at: 4)
-        bytes.put32(UInt32(index.rawValue), at: 8)
-        bytes.put32(UInt32(start), at: 12)
-        bytes.put32(UInt32(count), at: 16)
-        for (i, fd) in eventfds.enumerated() { bytes.put32(UInt32(bitPattern: fd), at: 20 + 4 * i) }
+        try bytes.setField32(UInt32(size), at: 0)
+        try bytes.setField32(flags.rawValue, at: 4)
+        try bytes.setField32(UInt32(index.rawValue), at: 8)
+        try bytes.setField32(UInt32(start), at: 12)
+        try bytes.setField32(UInt32(count), at: 16)
+        for (i, fd) in eventfds.enumerated() { try bytes.setField32(UInt32(bitPattern: fd), at: 20 + 4 * i) }
         do {
             _ = try syscalls.ioctl(deviceFD, VFIO.Ioctl.deviceSetIRQs, bytes: &bytes)
         } catch {

@@ -75,7 +75,7 @@ public struct VFIOMappingPlan: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// A VFIO BAR as one ``MSIShimCore/MMIORegion``: mmapped windows where the plan allows,
+/// A VFIO BAR as one `MMIORegion`: mmapped windows where the plan allows,
 /// pread/pwrite on the device fd elsewhere.
 ///
 /// Through pread/pwrite vfio-pci virtualizes the MSI-X table range: reads return 0xFF bytes

@@ -10,7 +10,7 @@ public import PCIAccess
 
 /// Whether the caller wants to write to the device.
 public enum WriteIntent: Sendable, Hashable {
-    /// Reads only; every write throws ``MSIShimCore/DeviceAccessError/notWritable(_:reason:)``.
+    /// Reads only; every write throws `DeviceAccessError.notWritable`.
     case readOnly
     /// Writes are wanted; they are still refused unless the device is bound to a userspace-I/O
     /// driver (see ``WritePolicy``).
@@ -42,17 +42,16 @@ public enum WritePolicy {
     /// The policy for a device bound to `driver` (nil = no driver).
     public static func evaluate(driver: String?, intent: WriteIntent, address: PCIAddress) -> WritePermission {
         guard let driver else {
-            return .denied(reason: "\(address) is not bound to any driver; bind it to a userspace driver first "
-                + "(`msictl bind \(address) vfio-pci` or `uio_pci_generic`)")
+            return .denied(reason: "\(address) is not bound to any driver; only a device bound to a userspace "
+                + "driver (vfio-pci or uio_pci_generic) may be written")
         }
         guard userspaceDrivers.contains(driver) else {
             return .denied(reason: "\(address) is owned by kernel driver '\(driver)'; writing would race with it. "
-                + "Unbind it from '\(driver)' and hand it to userspace: `msictl bind \(address) vfio-pci` "
-                + "(or `uio_pci_generic`)")
+                + "Only a device handed to a userspace driver (vfio-pci or uio_pci_generic) may be written")
         }
         guard intent == .allowWrites else {
-            return .denied(reason: "opened read-only; reopen with write intent (--allow-writes) to modify "
-                + "this \(driver) device")
+            return .denied(reason: "opened read-only; open it with write intent (WriteIntent.allowWrites) to "
+                + "modify this \(driver) device")
         }
         return .granted
     }

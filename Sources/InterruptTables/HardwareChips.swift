@@ -135,81 +135,111 @@ extension PCIFunctionHardware {
 
 /// The IMS chip of a device-memory slot array (Intel IDXD's layout, from the 2022 series).
 ///
-/// - prepare: the descriptor's domain cookie becomes the slot's byte offset; an instance
-///   cookie (a PASID, non-zero) becomes `(pasid << 12) | PASID enable`; the slot is masked.
-/// - mask: write control = cookie | 1, then read it back (flush): 2 accesses.
-/// - unmask: write control = cookie: 1 access.
+/// The instance cookie is the PASID the slot tags its messages with (0: none); it stays in
+/// the descriptor exactly as the caller gave it, and the control word is derived from it on
+/// every mask and unmask: `(pasid << 12) | PASID enable`, plus the mask bit.
+///
+/// - prepare: refuses (EINVAL) a cookie wider than the 20-bit PASID field before touching
+///   the slot; the domain cookie becomes the slot's byte offset; control = mask: 1 access.
+/// - mask: write control | mask, then read it back (flush): 2 accesses.
+/// - unmask: write control: 1 access (this is where the PASID reaches the slot).
 /// - write message: address lo, address hi, data: 3 accesses.
-/// - shutdown: control = 1 (masked) first, then zero address and data: 4 accesses. Masking
-///   first matters: rewriting the message of a live slot could send a torn message.
+/// - shutdown (`free_irq`): control = mask alone (PASID cleared), read back: 2 accesses;
+///   deactivation then writes the all-zero message into the masked slot, so a released slot
+///   is back in its reset state. (The 2022 IDXD chip's shutdown zeroed address and data
+///   before masking, rewriting a live slot.)
 public struct IMSDeviceChip: IMSChip {
+    /// The slot array in device memory.
     public let table: IMSDeviceTable
 
+    /// A chip over `table`.
     public init(table: IMSDeviceTable) { self.table = table }
 
+    /// The `irq_chip` name.
     public var name: String { "IMS-slots" }
+    /// Mask, unmask, write message, shutdown.
     public var operations: IRQChipOperations { [.mask, .unmask, .writeMessage, .shutdown] }
+    /// The slots of the array.
     public var slotCount: Int? { table.slots }
 
+    /// The unmasked control word of `descriptor`'s slot, from its cookie.
+    func control(_ descriptor: IMSDescriptor) -> UInt32 { IMSSlotLayout.control(cookie: descriptor.instanceCookie) }
+
+    /// `prepare_desc`.
     public func prepare(_ descriptor: inout IMSDescriptor) throws {
+        let cookie = descriptor.instanceCookie
+        guard IMSSlotLayout.pasid(cookie: cookie).fits else {
+            throw MSIError(.EINVAL, "prepare_desc",
+                           "cookie 0x\(hex(cookie, width: 1)) names a PASID wider than the slot's 20-bit field (max 0xfffff)")
+        }
         descriptor.domainCookie = UInt64(table.offset + descriptor.index * IMSSlotLayout.size)
-        let pasid = descriptor.instanceCookie
-        descriptor.instanceCookie = pasid == 0 ? 0 : UInt64(IMSSlotLayout.control(pasid: UInt32(truncatingIfNeeded: pasid)))
-        try table.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie) | IMSSlotLayout.mask)
+        try table.writeControl(descriptor.index, IMSSlotLayout.mask)
     }
 
+    /// `irq_write_msi_msg`.
     public func writeMessage(_ message: MSIMessage, for descriptor: IMSDescriptor) throws {
         try table.writeAddressLo(descriptor.index, message.addressLo)
         try table.writeAddressHi(descriptor.index, message.addressHi)
         try table.writeData(descriptor.index, message.data)
     }
 
+    /// `irq_mask`.
     public func mask(_ descriptor: IMSDescriptor) throws {
-        try table.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie) | IMSSlotLayout.mask)
+        try table.writeControl(descriptor.index, control(descriptor) | IMSSlotLayout.mask)
         _ = try table.readControl(descriptor.index)
     }
 
+    /// `irq_unmask`.
     public func unmask(_ descriptor: IMSDescriptor) throws {
-        try table.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie))
+        try table.writeControl(descriptor.index, control(descriptor))
     }
 
+    /// `irq_shutdown`: mask with the PASID cleared, then flush.
     public func shutdown(_ descriptor: IMSDescriptor) throws {
         try table.writeControl(descriptor.index, IMSSlotLayout.mask)
-        try table.writeAddressLo(descriptor.index, 0)
-        try table.writeAddressHi(descriptor.index, 0)
-        try table.writeData(descriptor.index, 0)
+        _ = try table.readControl(descriptor.index)
     }
 }
 
 /// The IMS chip of messages kept in host memory (queue-memory style): no slot limit, no MMIO.
+/// The instance cookie is the handle of the storage the driver allocated in the
+/// ``IMSSoftwareStore``; every callback finds the slot through it.
 public struct IMSSoftwareChip: IMSChip {
+    /// Where the messages live.
     public let store: IMSSoftwareStore
 
+    /// A chip over `store`.
     public init(store: IMSSoftwareStore) { self.store = store }
 
+    /// The `irq_chip` name.
     public var name: String { "IMS-queue" }
-    public var operations: IRQChipOperations { [.mask, .unmask, .writeMessage, .shutdown] }
+    /// Mask, unmask, write message.
+    public var operations: IRQChipOperations { [.mask, .unmask, .writeMessage] }
 
+    /// `prepare_desc`: binds the storage the cookie names to this index and masks it; the
+    /// domain cookie keeps the handle. EINVAL when the cookie names no storage, EBUSY when the
+    /// storage serves another index.
     public func prepare(_ descriptor: inout IMSDescriptor) throws {
-        descriptor.domainCookie = UInt64(descriptor.index)
-        let pasid = descriptor.instanceCookie
-        descriptor.instanceCookie = pasid == 0 ? 0 : UInt64(IMSSlotLayout.control(pasid: UInt32(truncatingIfNeeded: pasid)))
-        store.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie) | IMSSlotLayout.mask)
+        do {
+            try store.bind(descriptor.instanceCookie, index: descriptor.index)
+        } catch {
+            throw MSIError(error.errno ?? .EINVAL, "prepare_desc", error.description)
+        }
+        descriptor.domainCookie = descriptor.instanceCookie
     }
 
+    /// `irq_write_msi_msg`.
     public func writeMessage(_ message: MSIMessage, for descriptor: IMSDescriptor) throws {
-        store.writeMessage(descriptor.index, addressLo: message.addressLo, addressHi: message.addressHi, data: message.data)
+        try store.writeMessage(descriptor.instanceCookie, addressLo: message.addressLo, addressHi: message.addressHi, data: message.data)
     }
 
+    /// `irq_mask`.
     public func mask(_ descriptor: IMSDescriptor) throws {
-        store.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie) | IMSSlotLayout.mask)
+        try store.writeControl(descriptor.instanceCookie, IMSSlotLayout.mask)
     }
 
+    /// `irq_unmask`.
     public func unmask(_ descriptor: IMSDescriptor) throws {
-        store.writeControl(descriptor.index, UInt32(truncatingIfNeeded: descriptor.instanceCookie))
-    }
-
-    public func shutdown(_ descriptor: IMSDescriptor) throws {
-        store.remove(descriptor.index)
+        try store.writeControl(descriptor.instanceCookie, 0)
     }
 }

@@ -23,7 +23,14 @@ public struct CPUMask: Hashable, Sendable, Sequence, CustomStringConvertible {
 
     /// The mask of CPUs `0..<count` (cpumask_setall on a `count`-CPU machine).
     public static func first(_ count: Int) -> CPUMask {
-        CPUMask(0..<Swift.min(Swift.max(count, 0), capacity))
+        // Whole words at once: this runs for every interrupt allocated.
+        let n = Swift.min(Swift.max(count, 0), capacity)
+        var m = CPUMask()
+        for i in 0..<4 {
+            let bits = Swift.min(Swift.max(n - 64 * i, 0), 64)
+            m.setWord(i, bits == 64 ? ~0 : (1 << UInt64(bits)) - 1)
+        }
+        return m
     }
 
     /// A mask with exactly one CPU (cpumask_of).

@@ -42,12 +42,19 @@ public struct PCIMSIAttributes: Hashable, Sendable {
 
 /// `struct msi_desc`: one entry of a device's descriptor store.
 ///
-/// A value: reading one from the store copies it (the packed 52 bytes plus the affinity
-/// array reference). To change the store, use the operations of ``MSIDeviceData``.
+/// A plain value without references: reading one from the store copies 68 bytes and nothing
+/// is reference-counted (the affinity is an id into ``AffinityTable``), so iteration costs
+/// what a C loop over the store costs. To change the store, use the operations of
+/// ``MSIDeviceData``.
 public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
-    var packed: PackedDescriptor
+    /// The stored fields; `packed.affinityRef` is the interned affinity (0 = none).
+    @usableFromInline var packed: PackedDescriptor
+
     /// `affinity`: one entry per vector, or nil.
-    public var affinity: [IRQAffinityDescriptor]?
+    public var affinity: [IRQAffinityDescriptor]? {
+        get { AffinityTable.shared.lookup(packed.affinityRef) }
+        set { packed.affinityRef = AffinityTable.shared.intern(newValue) }
+    }
 
     /// An initializer descriptor for ``MSIDeviceData/insertDescriptor(_:domain:)``
     /// (`msi_domain_insert_msi_desc` copies `nvec_used`, `affinity`, `pci` and uses
@@ -58,22 +65,22 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
         packed.index = UInt16(truncatingIfNeeded: index)
         packed.nvecUsed = UInt16(clamping: max(vectorCount, 0))
         packed.pci = pci
-        self.affinity = affinity
+        packed.affinityRef = AffinityTable.shared.intern(affinity)
         requestedIndex = index
         requestedVectorCount = vectorCount
     }
 
-    init(packed: PackedDescriptor, affinity: [IRQAffinityDescriptor]?) {
+    @inlinable
+    init(packed: PackedDescriptor) {
         self.packed = packed
-        self.affinity = affinity
         requestedIndex = Int(packed.index)
         requestedVectorCount = Int(packed.nvecUsed)
     }
 
     // What the caller asked for, before packing (so an out-of-range request is reported as
     // such instead of being truncated).
-    var requestedIndex: Int
-    var requestedVectorCount: Int
+    @usableFromInline var requestedIndex: Int
+    @usableFromInline var requestedVectorCount: Int
 
     /// `msi_index`: MSI-X entry, IMS slot, 0 for MSI.
     public var index: Int {
@@ -101,7 +108,9 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
         get { packed.pci }
         set { packed.pci = newValue }
     }
-    /// `data.icookie`: the instance cookie (IMS). Must be 0 on PCI descriptors.
+    /// `data.icookie`: the instance cookie, as the allocation was given it (IMS: a PASID or a
+    /// storage handle). The kernel's union aliases it with `pci` on PCI descriptors; the model
+    /// keeps both.
     public var instanceCookie: UInt64 {
         get { packed.instanceCookie }
         set { packed.instanceCookie = newValue }
@@ -125,39 +134,41 @@ public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {
         return s
     }
 
-    /// Two descriptors are equal when every field, the affinity and the requested index/count are.
+    /// Two descriptors are equal when every field, the affinity and the requested index/count
+    /// are (interned affinities are equal exactly when their ids are).
     public static func == (a: MSIDescriptor, b: MSIDescriptor) -> Bool {
-        a.packed == b.packed && a.affinity == b.affinity && a.requestedIndex == b.requestedIndex
-            && a.requestedVectorCount == b.requestedVectorCount
+        a.packed == b.packed && a.requestedIndex == b.requestedIndex && a.requestedVectorCount == b.requestedVectorCount
     }
 
-    /// Hashes the stored fields and the affinity.
+    /// Hashes the stored fields (the affinity through its interned id).
     public func hash(into h: inout Hasher) {
         h.combine(packed)
-        h.combine(affinity)
     }
 }
 
-/// The descriptor as stored: 52 bytes, no references. Affinity arrays live out of line in the
-/// store's side table and are referenced by `affinityRef` (0 = none).
+/// The descriptor as stored: 52 bytes, no references. Affinity arrays are interned in
+/// ``AffinityTable`` and referenced by `affinityRef` (0 = none).
 @usableFromInline
 struct PackedDescriptor: Hashable, Sendable {
     @usableFromInline var virq: UInt32 = 0
-    var addressLo: UInt32 = 0
-    var addressHi: UInt32 = 0
-    var data: UInt32 = 0
-    var maskCache: UInt32 = 0
-    var defaultIRQ: UInt32 = 0
-    var affinityRef: UInt32 = 0
-    var icookieLo: UInt32 = 0
-    var icookieHi: UInt32 = 0
-    var dcookieLo: UInt32 = 0
-    var dcookieHi: UInt32 = 0
-    var index: UInt16 = 0
-    var nvecUsed: UInt16 = 0
-    var attrs: UInt16 = 0
-    var maskPos: UInt8 = 0
-    var flags: UInt8 = 0
+    @usableFromInline var addressLo: UInt32 = 0
+    @usableFromInline var addressHi: UInt32 = 0
+    @usableFromInline var data: UInt32 = 0
+    @usableFromInline var maskCache: UInt32 = 0
+    @usableFromInline var defaultIRQ: UInt32 = 0
+    @usableFromInline var affinityRef: UInt32 = 0
+    @usableFromInline var icookieLo: UInt32 = 0
+    @usableFromInline var icookieHi: UInt32 = 0
+    @usableFromInline var dcookieLo: UInt32 = 0
+    @usableFromInline var dcookieHi: UInt32 = 0
+    @usableFromInline var index: UInt16 = 0
+    @usableFromInline var nvecUsed: UInt16 = 0
+    @usableFromInline var attrs: UInt16 = 0
+    @usableFromInline var maskPos: UInt8 = 0
+    @usableFromInline var flags: UInt8 = 0
+
+    /// An absent (all-zero) slot.
+    @inlinable init() {}
 
     // attrs bits
     static let isMSIX: UInt16 = 1 << 0
@@ -168,9 +179,12 @@ struct PackedDescriptor: Hashable, Sendable {
     static let multipleShift: UInt16 = 8   // 3 bits
     static let multiCapShift: UInt16 = 11  // 3 bits
     // flags bits
-    static let present: UInt8 = 1 << 0
+    @inlinable static var present: UInt8 { 1 << 0 }
+    /// `desc->write_msi_msg != NULL`: a callback wants to hear about message writes (see
+    /// ``MSIDeviceData/setMessageWrittenCallback(index:_:)``).
+    @inlinable static var hasWriteCallback: UInt8 { 1 << 1 }
 
-    @inline(__always) var isPresent: Bool { flags & Self.present != 0 }
+    @inlinable @inline(__always) var isPresent: Bool { flags & Self.present != 0 }
 
     var message: MSIMessage {
         get { MSIMessage(addressLo: addressLo, addressHi: addressHi, data: data) }

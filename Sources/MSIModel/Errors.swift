@@ -72,3 +72,12 @@ struct WarningLog: Sendable {
         dropped = 0
     }
 }
+
+/// A device's warnings log, held by reference: a non-mutating fast path (the virq lookup) can
+/// record its WARN without taking the device data `inout`, so a caller's loop of lookups keeps
+/// the store's tables in registers instead of re-reading them after every possible write.
+@usableFromInline
+final class DeviceWarnings {
+    var log = WarningLog()
+    @usableFromInline init() {}
+}

@@ -110,8 +110,10 @@ public struct IMSDescriptor: Hashable, Sendable {
     public var index: Int
     /// The Linux interrupt, 0 while not yet associated.
     public var virq: Int
-    /// `desc->data.icookie`: the caller's instance cookie (e.g. a PASID). ``IMSChip/prepare(_:)``
-    /// may rewrite it (IDXD turns a PASID into `(pasid << 12) | PASID enable`).
+    /// `desc->data.icookie`: the caller's instance cookie (a PASID, or a pointer to the
+    /// storage of a software-managed IMS). ``IMSChip/prepare(_:)`` may rewrite it, as the
+    /// kernel allows (the 2022 IDXD chip shifted its PASID into place); the chips of this
+    /// project keep it as given and derive their hardware bits from it.
     public var instanceCookie: UInt64
     /// `desc->data.dcookie`: the domain's per-descriptor cookie, set by ``IMSChip/prepare(_:)``
     /// (IDXD stores the slot's MMIO address there).

@@ -32,6 +32,21 @@ extension MSIDeviceData {
         platform.state.withLock { $0.record(virq)?.activated ?? false }
     }
 
+    /// Domain, index and activation state of `virq` in one look at the platform, if this
+    /// device owns it.
+    func locationAndState(_ virq: Int) -> (MSIDomainID, Int, activated: Bool)? {
+        platform.state.withLock { s in
+            guard let r = s.record(virq), r.owner == deviceID else { return nil }
+            return (r.domain, r.msiIndex, r.activated)
+        }
+    }
+
+    /// The chip of domain `d`, read in place (copying the whole domain would copy its name and
+    /// info too; this runs on every chip callback).
+    func chip(_ d: MSIDomainID) -> MSIDomainChip? {
+        isValidDomain(d) ? slots[d.rawValue].domain?.chip : nil
+    }
+
     // MARK: activation (msi_domain_activate / msi_domain_deactivate)
 
     /// `irq_domain_activate_irq(irqd, reserve)`: parents first (vector, remapping), then the MSI
@@ -40,8 +55,17 @@ extension MSIDeviceData {
         guard let (d, index) = location(virq) else {
             throw MSIError(.EINVAL, "irq_domain_activate_irq", "irq \(virq) does not belong to \(deviceName)")
         }
-        if isActivated(virq) { return }
-        let message = try platform.state.withLock { s throws(MSIError) in try s.activateParents(virq, reserve: reserve) }
+        try activate(virq, d, index, reserve: reserve)
+    }
+
+    /// ``activate(_:reserve:)`` for an interrupt whose domain and index the caller looked up:
+    /// the activation check and the parents' work take the platform lock once.
+    mutating func activate(_ virq: Int, _ d: MSIDomainID, _ index: Int, reserve: Bool) throws(MSIError) {
+        let composed = try platform.state.withLock { s throws(MSIError) -> MSIMessage? in
+            guard let r = s.record(virq), !r.activated else { return nil }
+            return try s.activateParents(virq, reserve: reserve)
+        }
+        guard let message = composed else { return }
         do throws(MSIError) {
             try chipWriteMessage(virq, d, index, message)
         } catch {
@@ -53,7 +77,12 @@ extension MSIDeviceData {
     /// `irq_domain_deactivate_irq()`: the MSI level writes the all-zero message, then the
     /// parents release (remapping entry cleared, vector freed or re-reserved).
     mutating func deactivate(_ virq: Int) {
-        guard isActivated(virq), let (d, index) = location(virq) else { return }
+        guard let (d, index, activated) = locationAndState(virq), activated else { return }
+        deactivateActivated(virq, d, index)
+    }
+
+    /// ``deactivate(_:)`` for an interrupt the caller knows is activated, at `d`/`index`.
+    mutating func deactivateActivated(_ virq: Int, _ d: MSIDomainID, _ index: Int) {
         do throws(MSIError) {
             try chipWriteMessage(virq, d, index, .zero)
         } catch {
@@ -87,8 +116,8 @@ extension MSIDeviceData {
 
     /// `irq_chip_write_msi_msg()` for `virq`.
     mutating func chipWriteMessage(_ virq: Int, _ d: MSIDomainID, _ index: Int, _ message: MSIMessage) throws(MSIError) {
-        guard let dom = domain(d), let s = slot(d, index) else { return }
-        switch dom.chip {
+        guard let chip = chip(d), let s = slot(d, index) else { return }
+        switch chip {
         case .pciMSI, .pciMSIX:
             // pci_msi_domain_write_msg: only the first interrupt of a multi-MSI block writes.
             if Int(s.pointee.virq) == virq { try pciWriteMessage(s, message) }
@@ -101,21 +130,33 @@ extension MSIDeviceData {
 
     /// `irq_mask` of the interrupt's chip.
     mutating func chipMask(_ virq: Int) throws(MSIError) {
-        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
-        switch dom.chip {
+        guard let (d, index) = location(virq) else { return }
+        try chipMaskHardware(virq, d, index)
+        platform.state.withLock { p in p.update(virq) { $0.masked = true } }
+    }
+
+    /// The hardware part of `irq_mask` (the caller records IRQD_IRQ_MASKED).
+    mutating func chipMaskHardware(_ virq: Int, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
+        guard let chip = chip(d), let s = slot(d, index) else { return }
+        switch chip {
         case .pciMSIX: try msixMask(s)
         case .pciMSI: try msiUpdateMask(s, clear: 0, set: 1 << UInt32(max(0, virq - Int(s.pointee.virq)) & 31))
         case .device(let chip):
             let desc = imsDescriptor(s)
             try hardware("irq_mask") { try chip.mask(desc) }
         }
-        platform.state.withLock { p in p.update(virq) { $0.masked = true } }
     }
 
     /// `irq_unmask` of the interrupt's chip.
     mutating func chipUnmask(_ virq: Int) throws(MSIError) {
-        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
-        switch dom.chip {
+        guard let (d, index) = location(virq) else { return }
+        try chipUnmask(virq, d, index)
+    }
+
+    /// `irq_unmask` of the chip of `virq` at `d`/`index`.
+    mutating func chipUnmask(_ virq: Int, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
+        guard let chip = chip(d), let s = slot(d, index) else { return }
+        switch chip {
         case .pciMSIX: try msixUnmask(s)
         case .pciMSI: try msiUpdateMask(s, clear: 1 << UInt32(max(0, virq - Int(s.pointee.virq)) & 31), set: 0)
         case .device(let chip):
@@ -125,15 +166,15 @@ extension MSIDeviceData {
         platform.state.withLock { p in p.update(virq) { $0.masked = false } }
     }
 
-    /// `irq_shutdown()`: the chip's `irq_shutdown` when it has one, else mask.
-    mutating func chipShutdown(_ virq: Int) throws(MSIError) {
-        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else { return }
-        if case .device(let chip) = dom.chip, dom.info.chipOperations.contains(.shutdown) {
+    /// The hardware part of `irq_shutdown()`: the chip's `irq_shutdown` when it has one, else
+    /// mask (the caller records IRQD_IRQ_MASKED).
+    mutating func chipShutdownHardware(_ virq: Int, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
+        guard let domainChip = chip(d), let s = slot(d, index) else { return }
+        if case .device(let chip) = domainChip, slots[d.rawValue].domain?.info.chipOperations.contains(.shutdown) == true {
             let desc = imsDescriptor(s)
             try hardware("irq_shutdown") { try chip.shutdown(desc) }
-            platform.state.withLock { p in p.update(virq) { $0.masked = true } }
         } else {
-            try chipMask(virq)
+            try chipMaskHardware(virq, d, index)
         }
     }
 
@@ -201,6 +242,9 @@ extension MSIDeviceData {
             }
         }
         s.pointee.message = msg
+        if s.pointee.flags & PackedDescriptor.hasWriteCallback != 0, let callback = writeCallbacks[Int(s.pointee.index)] {
+            callback(publicDescriptor(.default, s.pointee))
+        }
     }
 
     /// `pci_write_msg_msix()`: skip virtual entries; mask an unmasked entry around the update;

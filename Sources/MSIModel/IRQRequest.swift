@@ -15,28 +15,50 @@ extension MSIDeviceData {
     ///   ENOSPC (no vector), hardware errors.
     public mutating func requestIRQ(_ virq: Int, handler: IRQHandler? = nil) throws(MSIError) {
         let fn = "request_irq"
-        guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let requested = platform.table.state.withLock { t in virq < t.requested.count && t.requested[virq] }
-        guard !requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
-        let (managed, oldDepth) = platform.state.withLock { s in (s.record(virq)?.managed ?? false, s.record(virq)?.depth ?? 1) }
-        if !managed { try activate(virq, reserve: false) }
-        platform.table.state.withLock { t in
-            t.requested[virq] = true
-            t.handlers[virq] = handler.map(IRQAction.init)
+        // One look at the platform (owner, location, managed) and its delivery table (requested).
+        let id = deviceID
+        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, managed: Bool, requested: Bool, depth: Int)? in
+            guard let r = s.record(virq), r.owner == id else { return nil }
+            let requested = s.table.state.withLock { t in t.isRequested(virq) }
+            return (r.domain, r.msiIndex, r.managed, requested, r.depth)
         }
+        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        guard !look.requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
+        let (d, index, managed) = (look.d, look.index, look.managed)
+        if !managed {
+            try activate(virq, d, index, reserve: false)
+            // The action installed, irq_startup's depth 0 and IRQD_IRQ_STARTED, and
+            // irq_setup_affinity(), in one platform lock.
+            platform.state.withLock { s in
+                s.table.state.withLock { t in t.install(virq, handler) }
+                s.update(virq) { $0.started = true; $0.depth = 0 }
+                s.setupAffinity(virq)
+            }
+            do throws(MSIError) {
+                try chipUnmask(virq, d, index)
+            } catch {
+                platform.state.withLock { s in
+                    s.table.state.withLock { t in t.uninstall(virq) }
+                    s.update(virq) { $0.started = false; $0.depth = look.depth }
+                }
+                throw error
+            }
+            return
+        }
+        platform.table.state.withLock { t in t.install(virq, handler) }
         do throws(MSIError) {
-            // irq_startup() sets depth 0 first, even when a managed startup then aborts.
+            // irq_startup() sets depth 0 first, even when the managed startup then aborts
+            // (IRQ_STARTUP_ABORT: requested, stays shut down).
             platform.state.withLock { s in s.update(virq) { $0.depth = 0 } }
-            // IRQ_STARTUP_ABORT: requested, stays shut down.
             if managed, !startupManaged(virq) { return }
-            platform.state.withLock { s in s.update(virq) { $0.started = true } }
+            platform.state.withLock { s in
+                s.update(virq) { $0.started = true }
+                s.setupAffinity(virq)
+            }
             try chipUnmask(virq)
         } catch {
-            platform.table.state.withLock { t in
-                t.requested[virq] = false
-                t.handlers[virq] = nil
-            }
-            platform.state.withLock { s in s.update(virq) { $0.started = false; $0.depth = oldDepth } }
+            platform.table.state.withLock { t in t.uninstall(virq) }
+            platform.state.withLock { s in s.update(virq) { $0.started = false; $0.depth = look.depth } }
             throw error
         }
     }
@@ -70,23 +92,35 @@ extension MSIDeviceData {
     ///   WARNs "Trying to free already-free IRQ").
     public mutating func freeIRQ(_ virq: Int) throws(MSIError) {
         let fn = "free_irq"
-        guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let wasRequested = platform.table.state.withLock { t -> Bool in
-            guard virq < t.requested.count, t.requested[virq] else { return false }
-            t.requested[virq] = false
-            t.handlers[virq] = nil
-            return true
+        // One look at the platform: owner, location, started; the action removed.
+        let id = deviceID
+        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, wasRequested: Bool)? in
+            guard let r = s.record(virq), r.owner == id else { return nil }
+            let was = s.table.state.withLock { t -> Bool in
+                guard t.isRequested(virq) else { return false }
+                t.uninstall(virq)
+                return true
+            }
+            return (r.domain, r.msiIndex, r.started, was)
         }
-        guard wasRequested else {
+        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        guard look.wasRequested else {
             warn("__free_irq", "Trying to free already-free IRQ \(virq)")
             throw MSIError(.EINVAL, "__free_irq", "irq \(virq) is not requested")
         }
-        let started = platform.state.withLock { $0.record(virq)?.started ?? false }
+        let (d, index) = (look.d, look.index)
         var failure: MSIError?
-        if started {
+        if look.started {
+            var shutDown = true
+            do throws(MSIError) { try chipShutdownHardware(virq, d, index) } catch { failure = error; shutDown = false }
             // irq_shutdown(): depth back to 1, shutdown or mask, no longer started.
-            do throws(MSIError) { try chipShutdown(virq) } catch { failure = error }
-            platform.state.withLock { s in s.update(virq) { $0.started = false; $0.depth = 1 } }
+            platform.state.withLock { s in
+                s.update(virq) { r in
+                    if shutDown { r.masked = true }
+                    r.started = false
+                    r.depth = 1
+                }
+            }
         }
         deactivate(virq)
         if let failure { throw failure }
@@ -149,7 +183,7 @@ extension MSIDeviceData {
             warn("__enable_irq", "Unbalanced enable for IRQ \(virq)")
             throw MSIError(.EINVAL, fn, "irq \(virq) is not disabled (unbalanced enable)")
         }
-        let hasAction = platform.table.state.withLock { t in virq < t.requested.count && t.requested[virq] }
+        let hasAction = platform.table.state.withLock { t in t.isRequested(virq) }
         guard hasAction else {
             warn("__irq_startup", "irq \(virq): enable_irq() without request_irq(): not activated")
             throw MSIError(.EINVAL, fn, "irq \(virq) has no action: request_irq() it first")
@@ -164,7 +198,10 @@ extension MSIDeviceData {
                 warn("__irq_startup_managed", "irq \(virq): forced startup with no online CPU in its affinity")
                 return
             }
-            platform.state.withLock { s in s.update(virq) { $0.started = true } }
+            platform.state.withLock { s in
+                s.update(virq) { $0.started = true }
+                s.setupAffinity(virq)
+            }
         }
         try chipUnmask(virq)
     }

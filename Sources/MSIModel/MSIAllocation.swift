@@ -10,7 +10,7 @@ extension MSIDeviceData {
         guard dom.info.busToken.isPCI, dom.info.flags.contains(.mustReactivate), !dom.info.flags.contains(.noMask) else {
             return false
         }
-        iterIndex = 0
+        setCursor(0)
         guard let first = findDesc(.default, .all) else { return false }
         return first.pci.isMSIX || first.pci.canMask
     }
@@ -72,8 +72,7 @@ extension MSIDeviceData {
             } catch {
                 return try handlePCIFail(dom, nvec: nvec, allocated: allocated, error)
             }
-            s.pointee.virq = UInt32(base)
-            if d.rawValue == 0 { syncMultiMSIView() }
+            storeSetVirq(d, index, base)
             for k in 0..<nvec {
                 try initVirq(base + k, canReserve: canReserve, activateEarly: activateEarly)
             }
@@ -133,16 +132,16 @@ extension MSIDeviceData {
     /// `__msi_domain_alloc_irq_at(dev, domid, index, affdesc, icookie)`: inserts one descriptor
     /// at `index` (or the lowest free one) and allocates its interrupt; on failure that index is
     /// freed again. Bypasses ALLOC_SIMPLE_MSI_DESCS.
-    /// - Throws: ENODEV (no domain), ERANGE/EBUSY (insert), EINVAL (an instance cookie on a PCI
-    ///   domain, where the cookie would alias the PCI attributes), ENOSPC.
+    /// The instance cookie is stored in the descriptor as given (the kernel does not check it
+    /// against the domain; on a PCI domain the kernel's union would alias it with the PCI
+    /// attributes, the model keeps both).
+    /// - Throws: ENODEV (no domain), ERANGE/EBUSY (insert), ENOSPC, and what the domain's
+    ///   `prepare_desc` refuses.
     public mutating func allocIRQ(domain d: MSIDomainID = .default, at request: MSIIndexRequest,
                                   affinity: IRQAffinityDescriptor? = nil, cookie: UInt64? = nil) throws(MSIError) -> MSIMap {
         let fn = "msi_domain_alloc_irq_at"
         try requireData(fn)
         guard let dom = deviceDomain(d, fn) else { throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain") }
-        if let cookie, cookie != 0, dom.info.busToken.isPCI {
-            throw MSIError(.EINVAL, fn, "an instance cookie must be NULL on a PCI MSI/MSI-X domain")
-        }
         var p = PackedDescriptor()
         p.nvecUsed = 1
         p.instanceCookie = cookie ?? 0
@@ -173,7 +172,7 @@ extension MSIDeviceData {
     /// activated interrupts, free them and clear the association; then, with FREE_MSI_DESCS,
     /// erase the range's descriptors. Invalid ranges are WARNed and ignored.
     mutating func freeLocked(_ d: MSIDomainID, _ first: Int, _ last: Int) {
-        guard d.isValid, !hasMSIParent || hasDomain(d), first <= last, first >= 0, last < hwsize(d) else {
+        guard isValidDomain(d), !hasMSIParent || hasDomain(d), first <= last, first >= 0, last < hwsize(d) else {
             warn("msi_ctrl_valid", "free of range \(first)…\(last) on \(d) ignored")
             return
         }
@@ -185,13 +184,12 @@ extension MSIDeviceData {
             let base = Int(s.pointee.virq)
             let n = Int(s.pointee.nvecUsed)
             let requested = platform.table.state.withLock { t in
-                (base..<(base + n)).contains { $0 < t.requested.count && t.requested[$0] }
+                (base..<(base + n)).contains { t.isRequested($0) }
             }
             if requested { warn("__msi_domain_free_irqs", "\(deviceName): freeing irq \(base) which still has a handler") }
             for k in 0..<n where isActivated(base + k) { deactivate(base + k) }
             platform.state.withLock { $0.freeBlock(base, n) }
-            if let s2 = slot(d, index) { s2.pointee.virq = 0 }
-            if d.rawValue == 0 { syncMultiMSIView() }
+            storeSetVirq(d, index, 0)
         }
         if dom.info.flags.contains(.freeDescriptors) { freeDescs(d, first, last) }
     }
@@ -207,7 +205,7 @@ extension MSIDeviceData {
             let base = Int(s.pointee.virq)
             let n = Int(s.pointee.nvecUsed)
             busy = platform.table.state.withLock { t in
-                (base..<(base + n)).first { $0 < t.requested.count && t.requested[$0] }
+                (base..<(base + n)).first { t.isRequested($0) }
             }
         }
         if let busy { throw MSIError(.EBUSY, fn, "irq \(busy) is still requested: free_irq() it first") }

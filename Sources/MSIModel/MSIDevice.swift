@@ -25,15 +25,22 @@ public final class MSIDevice: Sendable {
     ///   - hasMSIParent: whether `dev->msi.domain` is the platform's MSI parent (false models a
     ///     device the platform gives no MSI domain: PCI allocation fails with ENOTSUPP, domain
     ///     creation with ENODEV).
-    public init(name: String, platform: MSIPlatform, pci: PCIFunctionHardware? = nil, hasMSIParent: Bool = true) {
+    ///   - storeLayout: where domains created without an explicit ``MSIDescriptorStore`` keep
+    ///     their descriptors (the device's data, as the kernel does, by default).
+    ///   - node: the device's NUMA node (`dev_to_node`, sysfs `numa_node`); -1 for none. It
+    ///     becomes the node of interrupts allocated without an affinity descriptor.
+    public init(name: String, platform: MSIPlatform, pci: PCIFunctionHardware? = nil, hasMSIParent: Bool = true,
+                storeLayout: MSIStoreLayout = .device, node: Int = -1) {
         self.name = name
         self.platform = platform
         let id = platform.state.withLock { s -> UInt32 in
             defer { s.nextDeviceID &+= 1 }
+            if node >= 0 { s.deviceNodes[s.nextDeviceID] = node }
             return s.nextDeviceID
         }
         self.id = id
-        state = Mutex(MSIDeviceData(name: name, id: id, platform: platform, hasMSIParent: hasMSIParent, pci: pci))
+        state = Mutex(MSIDeviceData(name: name, id: id, platform: platform, hasMSIParent: hasMSIParent, pci: pci,
+                                    storeLayout: storeLayout))
     }
 
     /// Runs `body` with the descriptor lock held (`guard(msi_descs_lock)`), giving access to
@@ -43,7 +50,7 @@ public final class MSIDevice: Sendable {
     /// use the ``MSIDeviceData`` methods, never this device's own methods.
     public func withLockedDescriptors<R: Sendable, E: Error>(_ body: (inout MSIDeviceData) throws(E) -> R) throws(E) -> R {
         try state.withLock { (data: inout MSIDeviceData) throws(E) -> R in
-            defer { data.iterIndex = MSIDeviceData.parkedCursor }
+            defer { data.setCursor(MSIDeviceData.parkedCursor) }
             return try body(&data)
         }
     }
@@ -57,10 +64,20 @@ public final class MSIDevice: Sendable {
     /// `msi_device_data_release()` (device removal): removes domains, WARNs for non-empty stores.
     public func releaseDeviceData() { withLockedDescriptors { $0.releaseDeviceData() } }
 
-    /// `msi_create_device_irq_domain()`; see ``MSIDeviceData/createDomain(_:template:hwsize:)``.
-    public func createDomain(_ id: MSIDomainID, template: MSIDomainTemplate, hwsize: Int) throws(MSIError) {
-        try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.createDomain(id, template: template, hwsize: hwsize) }
+    /// `msi_create_device_irq_domain()`, the descriptors kept in `store` when one is given; see
+    /// ``MSIDeviceData/createDomain(_:template:hwsize:store:)``.
+    public func createDomain(_ id: MSIDomainID, template: MSIDomainTemplate, hwsize: Int,
+                             store: MSIDescriptorStore? = nil) throws(MSIError) {
+        try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in
+            try d.createDomain(id, template: template, hwsize: hwsize, store: store)
+        }
     }
+
+    /// Whether domain `id` keeps its descriptors in an external ``MSIDescriptorStore``.
+    public func usesExternalStore(_ id: MSIDomainID) -> Bool { withLockedDescriptors { $0.usesExternalStore(id) } }
+
+    /// `MSI_MAX_DEVICE_IRQDOMAINS` on this device's platform.
+    public var maxDeviceDomains: Int { platform.configuration.maxDeviceDomains }
 
     /// `msi_remove_device_irq_domain()`.
     public func removeDomain(_ id: MSIDomainID) { withLockedDescriptors { $0.removeDomain(id) } }
@@ -95,7 +112,7 @@ public final class MSIDevice: Sendable {
     @inlinable
     public func getVirq(domain: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
         try state.withLock { (d: inout MSIDeviceData) throws(MSIError) -> Int in
-            defer { d.iterIndex = MSIDeviceData.parkedCursor }
+            defer { d.setCursor(MSIDeviceData.parkedCursor) }
             return try d.virq(domain: domain, index: index)
         }
     }
@@ -192,9 +209,12 @@ public final class MSIDevice: Sendable {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.msixFreeIRQ(map) }
     }
 
-    /// `pci_create_ims_domain()` (v6.2…v6.9; kept by this model).
-    public func createIMSDomain(template: MSIDomainTemplate, hwsize: Int) throws(MSIError) {
-        try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.createIMSDomain(template: template, hwsize: hwsize) }
+    /// `pci_create_ims_domain()` (v6.2…v6.9; kept by this model), the descriptors kept in
+    /// `store` when one is given.
+    public func createIMSDomain(template: MSIDomainTemplate, hwsize: Int, store: MSIDescriptorStore? = nil) throws(MSIError) {
+        try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in
+            try d.createIMSDomain(template: template, hwsize: hwsize, store: store)
+        }
     }
 
     /// `pci_ims_alloc_irq()`.
@@ -221,5 +241,5 @@ public final class MSIDevice: Sendable {
     public var warnings: [MSIWarning] { withLockedDescriptors { $0.warnings } }
 
     /// Forgets recorded warnings.
-    public func clearWarnings() { withLockedDescriptors { $0.warningLog.clear() } }
+    public func clearWarnings() { withLockedDescriptors { $0.warningLog.log.clear() } }
 }

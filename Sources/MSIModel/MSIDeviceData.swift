@@ -28,48 +28,101 @@ struct PCIState: Sendable {
     var power: PCIPowerState = .d0
 }
 
-/// The locked per-device MSI state: `struct msi_device_data` (descriptor stores, device
-/// domains, iterator cursor) plus the `struct pci_dev` fields the PCI/MSI code uses.
+/// One entry of the kernel's `msi_device_data::__domains[]` (`struct msi_dev_domain`): the
+/// domain's descriptor store and the domain itself.
+@usableFromInline
+struct DomainSlot {
+    /// Where this slot's descriptors live: the device's own store for the slot, or an
+    /// ``MSIDescriptorStore``'s storage.
+    @usableFromInline var store: UnsafeMutablePointer<DescriptorStore>
+    /// The external store ``store`` points into (kept alive while attached), nil for the
+    /// device's own.
+    var external: MSIDescriptorStore?
+    var domain: DeviceDomain?
+    /// `domain != nil` and the domain's `hwsize` (65536 without one), kept apart so that hot
+    /// paths read plain values instead of copying the domain (a name and a chip reference).
+    @usableFromInline var hasDomain = false
+    @usableFromInline var hwsize: Int
+}
+
+/// The locked per-device MSI state: `struct msi_device_data` (one descriptor store and one
+/// domain per domain id, iterator cursor) plus the `struct pci_dev` fields the PCI/MSI code
+/// uses.
 ///
 /// You get one `inout` inside ``MSIDevice/withLockedDescriptors(_:)``. Methods named after
 /// `*_locked` kernel functions live here; the cursor (`first`/`next`) is only meaningful inside
 /// one locked scope, because leaving the scope parks it (`__msi_unlock_descs`).
+///
+/// The per-domain state is one array indexed by the domain id, sized by the platform's
+/// ``MSIPlatformConfiguration/maxDeviceDomains`` (the kernel's `MSI_MAX_DEVICE_IRQDOMAINS`);
+/// no operation knows how many domains there are.
 public struct MSIDeviceData: ~Copyable {
     /// `MSI_XA_MAX_INDEX`: where unlocking parks the iterator cursor.
-    @usableFromInline static let parkedCursor = Int.max - 1
+    @inlinable static var parkedCursor: Int { Int.max - 1 }
 
     let deviceName: String
     let deviceID: UInt32
     let platform: MSIPlatform
     /// `dev->msi.domain` is an MSI parent.
-    let hasMSIParent: Bool
+    @usableFromInline let hasMSIParent: Bool
     /// `dev->msi.data != NULL`.
     @usableFromInline var isSetUp = false
     var generation = 0
-    var store0 = DescriptorStore()
-    var store1 = DescriptorStore()
-    /// Lookup views of the two stores, refreshed after every store mutation, so that the
-    /// inlinable ``virq(domain:index:)`` reads the page tables directly.
-    @usableFromInline var lookup0: StoreLookup
-    @usableFromInline var lookup1: StoreLookup
-    /// While PCI MSI is enabled, the multi-MSI view ``lookup0`` points at.
-    var multiMSIView: MultiMSIView?
-    var domain0: DeviceDomain?
-    var domain1: DeviceDomain?
-    /// The domains' `hwsize` (65536 without a domain), kept apart for cheap reads.
-    var hwsize0 = MSILimits.domainSize
-    var hwsize1 = MSILimits.domainSize
-    /// `__iter_idx`.
-    @usableFromInline var iterIndex = MSIDeviceData.parkedCursor
-    var warningLog = WarningLog()
+    /// `MSI_MAX_DEVICE_IRQDOMAINS` of the modelled kernel: the number of ``slots``.
+    @usableFromInline let domainCount: Int
+    /// `__domains[]`, one per domain id.
+    @usableFromInline let slots: UnsafeMutablePointer<DomainSlot>
+    /// The flat interrupt array ``virq(domain:index:)`` reads for each domain id, copied from
+    /// the store whenever it moves (grows, reset, store swap) or the multi-MSI view changes.
+    /// Always ``maxLookupTables`` entries; ids past ``domainCount`` have an empty one, so a
+    /// lookup needs no separate domain check on its fast path.
+    @usableFromInline let lookupTables: UnsafeMutablePointer<StoreLookup>
+    /// Entries of ``lookupTables``: the largest `maxDeviceDomains` a platform accepts.
+    @inlinable static var maxLookupTables: Int { 8 }
+    /// The device's own stores, one per slot (used unless a slot has an external store).
+    let ownStores: UnsafeMutablePointer<DescriptorStore>
+    /// Which store a domain created without an explicit one gets.
+    let storeLayout: MSIStoreLayout
+    /// While PCI MSI is enabled, the multi-MSI view the default slot's lookup points at.
+    var multiMSIView: MultiMSIView? {
+        didSet { hasMultiMSIView = multiMSIView != nil }
+    }
+    /// `multiMSIView != nil`, readable from inlinable code.
+    @usableFromInline var hasMultiMSIView = false
+    /// `__iter_idx`. Set it through ``setCursor(_:)`` (which drops the page-word cache).
+    @usableFromInline var iterIndex = Int.max - 1
+    /// The cursor's cached page word: the bits matching the last filter above the cursor in
+    /// its page, valid while ``iterStamp`` matches the store's generation, domain and filter.
+    /// `next` then takes the next index from a register-sized word instead of re-reading the
+    /// store, which keeps its dependency chain to a bit scan.
+    @usableFromInline var iterWord: UInt64 = 0
+    @usableFromInline var iterWordBase = 0
+    @usableFromInline var iterStamp: UInt64 = 0
+    /// The WARNs recorded for this device (by reference: see ``DeviceWarnings``).
+    @usableFromInline let warningLog = DeviceWarnings()
     /// The PCI flags (plain values: cheap to read on hot paths).
     var pci: PCIState?
+    /// `desc->write_msi_msg` of default-domain descriptors, by index (only those whose
+    /// ``PackedDescriptor/hasWriteCallback`` flag is set are called).
+    var writeCallbacks: [Int: MSIMessageWrittenCallback] = [:]
     /// The PCI hardware (existentials: kept apart so reading a flag copies no references).
     let pciHardware: PCIFunctionHardware?
 
-    init(name: String, id: UInt32, platform: MSIPlatform, hasMSIParent: Bool, pci: PCIFunctionHardware?) {
-        lookup0 = store0.lookup
-        lookup1 = store1.lookup
+    init(name: String, id: UInt32, platform: MSIPlatform, hasMSIParent: Bool, pci: PCIFunctionHardware?,
+         storeLayout: MSIStoreLayout = .device) {
+        let n = platform.configuration.maxDeviceDomains
+        domainCount = n
+        ownStores = .allocate(capacity: n)
+        slots = .allocate(capacity: n)
+        lookupTables = .allocate(capacity: Self.maxLookupTables)
+        lookupTables.initialize(repeating: .empty, count: Self.maxLookupTables)
+        for i in 0..<n {
+            (ownStores + i).initialize(to: DescriptorStore())
+            (slots + i).initialize(to: DomainSlot(
+                store: ownStores + i, external: nil, domain: nil,
+                hasDomain: false, hwsize: MSILimits.domainSize))
+        }
+        self.storeLayout = storeLayout
         deviceName = name
         deviceID = id
         self.platform = platform
@@ -78,128 +131,153 @@ public struct MSIDeviceData: ~Copyable {
         pciHardware = pci
     }
 
-    mutating func warn(_ fn: String, _ message: String) { warningLog.warn(fn, message) }
+    deinit {
+        for i in 0..<domainCount { slots[i].external?.detach() }
+        slots.deinitialize(count: domainCount)
+        slots.deallocate()
+        ownStores.deinitialize(count: domainCount)
+        ownStores.deallocate()
+        lookupTables.deallocate()
+    }
+
+    func warn(_ fn: String, _ message: String) { warningLog.log.warn(fn, message) }
 
     /// The device's name (`dev_name()`).
     public var name: String { deviceName }
 
     /// Warnings recorded so far (WARN_ON splats the kernel would have printed).
-    public var warnings: [MSIWarning] { warningLog.entries }
+    public var warnings: [MSIWarning] { warningLog.log.entries }
 
-    // MARK: store access
+    /// `MSI_MAX_DEVICE_IRQDOMAINS` on this device's platform: valid domain ids are below it.
+    public var maxDeviceDomains: Int { domainCount }
 
-    func domain(_ d: MSIDomainID) -> DeviceDomain? {
-        switch d.rawValue {
-        case 0: domain0
-        case 1: domain1
-        default: nil
-        }
+    // MARK: store access (every per-domain operation goes through the slot array)
+
+    /// True for a domain id this device has a slot for.
+    @inlinable @inline(__always)
+    func isValidDomain(_ d: MSIDomainID) -> Bool { UInt(bitPattern: d.rawValue) < UInt(bitPattern: domainCount) }
+
+    /// The store of a valid domain id, nil for an invalid one.
+    @inlinable @inline(__always)
+    func store(_ d: MSIDomainID) -> UnsafeMutablePointer<DescriptorStore>? {
+        isValidDomain(d) ? slots[d.rawValue].store : nil
     }
 
+    func domain(_ d: MSIDomainID) -> DeviceDomain? { isValidDomain(d) ? slots[d.rawValue].domain : nil }
+
     mutating func setDomain(_ d: MSIDomainID, _ v: DeviceDomain?) {
-        let size = v?.info.hwsize ?? MSILimits.domainSize
-        switch d.rawValue {
-        case 0: domain0 = v; hwsize0 = size
-        case 1: domain1 = v; hwsize1 = size
-        default: break
-        }
+        guard isValidDomain(d) else { return }
+        slots[d.rawValue].domain = v
+        slots[d.rawValue].hasDomain = v != nil
+        slots[d.rawValue].hwsize = v?.info.hwsize ?? MSILimits.domainSize
     }
 
     /// Whether a device domain exists at `d` (without copying it).
-    func hasDomain(_ d: MSIDomainID) -> Bool {
-        switch d.rawValue {
-        case 0: domain0 != nil
-        case 1: domain1 != nil
-        default: false
-        }
-    }
+    func hasDomain(_ d: MSIDomainID) -> Bool { isValidDomain(d) && slots[d.rawValue].hasDomain }
 
     func slot(_ d: MSIDomainID, _ index: Int) -> UnsafeMutablePointer<PackedDescriptor>? {
-        switch d.rawValue {
-        case 0: store0.slot(index)
-        case 1: store1.slot(index)
-        default: nil
-        }
+        store(d)?.pointee.slot(index)
     }
 
     /// The lowest index in `from…last` holding a descriptor that matches `filter`.
     func storeNext(_ d: MSIDomainID, from: Int, _ filter: MSIDescriptorFilter, last: Int = MSILimits.maxIndex) -> Int? {
-        let s: UnsafeMutablePointer<PackedDescriptor>?
-        switch d.rawValue {
-        case 0: s = store0.nextSlot(from: from, matching: filter, last: last)
-        case 1: s = store1.nextSlot(from: from, matching: filter, last: last)
-        default: s = nil
-        }
-        return s.map { Int($0.pointee.index) }
+        store(d)?.pointee.nextSlot(from: from, matching: filter, last: last).map { Int($0.pointee.index) }
     }
 
-    func storeCount(_ d: MSIDomainID) -> Int {
-        switch d.rawValue {
-        case 0: store0.count
-        case 1: store1.count
-        default: 0
-        }
-    }
+    func storeCount(_ d: MSIDomainID) -> Int { store(d)?.pointee.count ?? 0 }
 
-    func storeLowestFree(_ d: MSIDomainID, below limit: Int) -> Int? {
-        switch d.rawValue {
-        case 0: store0.lowestFree(below: limit)
-        case 1: store1.lowestFree(below: limit)
-        default: nil
-        }
-    }
+    @inline(__always)
+    func storeLowestFree(_ d: MSIDomainID, below limit: Int) -> Int? { store(d)?.pointee.lowestFree(below: limit) }
 
+    /// The one insert path of every descriptor (``insertPacked(_:domain:at:)`` decides the index).
+    @inline(__always)
     mutating func storeInsert(_ d: MSIDomainID, _ desc: PackedDescriptor, at index: Int) {
-        switch d.rawValue {
-        case 0:
-            store0.insert(desc, at: index)
-            syncMultiMSIView()
-            refreshLookup0()  // the first insert replaces the shared empty table
-        case 1:
-            store1.insert(desc, at: index)
-            lookup1 = store1.lookup
-        default: break
-        }
+        guard let s = store(d) else { return }
+        s.pointee.insert(desc, at: index)
+        storeChanged(d, s)
     }
 
+    @inlinable @inline(__always)
     mutating func storeRemove(_ d: MSIDomainID, at index: Int) -> PackedDescriptor? {
-        switch d.rawValue {
-        case 0:
-            let old = store0.remove(at: index)
-            syncMultiMSIView()
-            return old
-        case 1: return store1.remove(at: index)
-        default: return nil
+        guard let s = store(d) else { return nil }
+        let old = s.pointee.remove(at: index)
+        storeChanged(d, s)
+        return old
+    }
+
+    /// Associates (or, with 0, disassociates) the descriptor at `index` with its first Linux
+    /// interrupt, keeping the store's ASSOCIATED mark and flat interrupt array in step.
+    mutating func storeSetVirq(_ d: MSIDomainID, _ index: Int, _ virq: Int) {
+        guard let s = store(d) else { return }
+        s.pointee.setVirq(UInt32(truncatingIfNeeded: virq), at: index)
+        storeChanged(d, s)
+    }
+
+    /// After a store change: copy its lookup again if the flat array moved, and keep the
+    /// multi-MSI view in step with the default store (only misuse changes it while MSI is on).
+    @inlinable @inline(__always)
+    mutating func storeChanged(_ d: MSIDomainID, _ s: UnsafeMutablePointer<DescriptorStore>) {
+        if s.pointee.lookupMoved {
+            s.pointee.lookupMoved = false
+            refreshLookup(d)
         }
+        if d == .default && hasMultiMSIView { syncMultiMSIView() }
     }
 
     mutating func storeAffinity(_ d: MSIDomainID, _ a: [IRQAffinityDescriptor]?) -> UInt32 {
-        switch d.rawValue {
-        case 0: store0.storeAffinity(a)
-        case 1: store1.storeAffinity(a)
-        default: 0
-        }
+        store(d)?.pointee.storeAffinity(a) ?? 0
     }
 
-    mutating func releaseAffinity(_ d: MSIDomainID, _ ref: UInt32) {
-        switch d.rawValue {
-        case 0: store0.releaseAffinity(ref)
-        case 1: store1.releaseAffinity(ref)
-        default: break
-        }
-    }
+    mutating func releaseAffinity(_ d: MSIDomainID, _ ref: UInt32) { store(d)?.pointee.releaseAffinity(ref) }
 
-    func affinity(_ d: MSIDomainID, _ ref: UInt32) -> [IRQAffinityDescriptor]? {
-        switch d.rawValue {
-        case 0: store0.affinity(ref)
-        case 1: store1.affinity(ref)
-        default: nil
-        }
-    }
+    func affinity(_ d: MSIDomainID, _ ref: UInt32) -> [IRQAffinityDescriptor]? { store(d)?.pointee.affinity(ref) }
 
     func publicDescriptor(_ d: MSIDomainID, _ p: PackedDescriptor) -> MSIDescriptor {
-        d.rawValue == 1 ? store1.publicDescriptor(p) : store0.publicDescriptor(p)
+        store(d)?.pointee.publicDescriptor(p) ?? MSIDescriptor(packed: p)
     }
+
+    /// Points the domain's lookup at its store's flat array, or at the multi-MSI view for the
+    /// default domain while PCI MSI is on.
+    @usableFromInline
+    mutating func refreshLookup(_ d: MSIDomainID) {
+        guard isValidDomain(d) else { return }
+        let table = slots[d.rawValue].store.pointee.lookup
+        lookupTables[d.rawValue] = d == .default ? (multiMSIView?.lookup ?? table) : table
+    }
+
+    /// Gives slot `d` the store a new domain there must use: `requested`, else (external
+    /// layout) the slot's current external store or a fresh one, else the device's own.
+    /// - Throws: EBUSY when the slot must change stores but its current one still holds
+    ///   descriptors, or when `requested` is attached elsewhere. Nothing changes on failure.
+    mutating func placeStore(_ d: MSIDomainID, _ requested: MSIDescriptorStore?, _ fn: String) throws(MSIError) {
+        let i = d.rawValue
+        let current = slots[i].external
+        let wanted = requested ?? (storeLayout == .external ? (current ?? MSIDescriptorStore()) : nil)
+        if wanted === current { return }
+        guard slots[i].store.pointee.isEmpty else {
+            throw MSIError(.EBUSY, fn, "the \(d) store still holds \(slots[i].store.pointee.count) descriptors")
+        }
+        if let wanted, !wanted.attach() {
+            throw MSIError(.EBUSY, fn, "the descriptor store is already attached to another domain")
+        }
+        current?.detach()
+        iterStamp = 0
+        slots[i].external = wanted
+        slots[i].store = wanted?.storage ?? ownStores + i
+        refreshLookup(d)
+    }
+
+    /// Detaches an empty external store from slot `d` (the slot falls back to the device's own).
+    mutating func detachEmptyStore(_ d: MSIDomainID) {
+        guard isValidDomain(d), let ext = slots[d.rawValue].external, ext.storage.pointee.isEmpty else { return }
+        ext.detach()
+        slots[d.rawValue].external = nil
+        slots[d.rawValue].store = ownStores + d.rawValue
+        refreshLookup(d)
+    }
+
+    /// Whether slot `d` keeps its descriptors in an external ``MSIDescriptorStore``.
+    public func usesExternalStore(_ d: MSIDomainID) -> Bool { isValidDomain(d) && slots[d.rawValue].external != nil }
 
     // MARK: msi_device_data
 
@@ -209,7 +287,7 @@ public struct MSIDeviceData: ~Copyable {
         if !isSetUp {
             isSetUp = true
             generation &+= 1
-            iterIndex = Self.parkedCursor
+            setCursor(Self.parkedCursor)
         }
         return generation
     }
@@ -219,33 +297,40 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_device_data_release()` (devres, on device removal): removes every device domain and
     /// WARNs for each store that is not empty. Descriptors left behind are leaked with their
-    /// interrupts, as in the kernel.
+    /// interrupts, as in the kernel; every store is emptied (`xa_destroy`), and external stores
+    /// are detached.
     public mutating func releaseDeviceData() {
         guard isSetUp else { return }
-        for id in [MSIDomainID.default, .secondary] {
+        for i in 0..<domainCount {
+            let id = MSIDomainID(rawValue: i)
             removeDomain(id)
             if storeCount(id) != 0 {
                 warn("msi_device_data_release", "\(deviceName): \(storeCount(id)) descriptors left in the \(id) store")
             }
+            slots[i].store.pointee = DescriptorStore()
+            detachEmptyStore(id)
+            refreshLookup(id)
         }
-        store0 = DescriptorStore()
-        store1 = DescriptorStore()
-        refreshLookup0()
-        lookup1 = store1.lookup
         isSetUp = false
-        iterIndex = Self.parkedCursor
+        setCursor(Self.parkedCursor)
     }
 
+    @inlinable @inline(__always)
     func requireData(_ fn: String) throws(MSIError) {
-        guard isSetUp else { throw MSIError(.EINVAL, fn, "\(deviceName) has no MSI device data (msi_setup_device_data not called)") }
+        guard isSetUp else { throw noDataError(fn) }
+    }
+
+    @usableFromInline @inline(never)
+    func noDataError(_ fn: String) -> MSIError {
+        MSIError(.EINVAL, fn, "\(deviceName) has no MSI device data (msi_setup_device_data not called)")
     }
 
     // MARK: domains and hwsize
 
     /// `msi_get_device_domain()`: the device domain at `d`, WARN for a bad id.
     mutating func deviceDomain(_ d: MSIDomainID, _ fn: String) -> DeviceDomain? {
-        guard d.isValid else {
-            warn(fn, "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS")
+        guard isValidDomain(d) else {
+            warn(fn, "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS (\(domainCount))")
             return nil
         }
         return domain(d)
@@ -253,11 +338,7 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_domain_get_hwsize()`: the domain's `hwsize`, 65536 without a domain.
     public func hwsize(_ d: MSIDomainID) -> Int {
-        switch d.rawValue {
-        case 0: hwsize0
-        case 1: hwsize1
-        default: MSILimits.domainSize
-        }
+        isValidDomain(d) ? slots[d.rawValue].hwsize : MSILimits.domainSize
     }
 
     /// The device domain at `d`, nil if none.
@@ -265,32 +346,50 @@ public struct MSIDeviceData: ~Copyable {
 
     /// `msi_ctrl_valid()`: WARN and EINVAL for a bad domain id, a missing domain on a device
     /// with an MSI parent, `first > last`, or an index past `hwsize`.
-    mutating func checkControl(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
-        guard d.isValid, !hasMSIParent || hasDomain(d) else {
-            warn("msi_ctrl_valid", "\(fn): no device domain \(d.rawValue)")
-            throw MSIError(.EINVAL, fn, d.isValid ? "no device domain \(d) on \(deviceName)" : "domain id \(d.rawValue) out of range")
-        }
+    @inlinable @inline(__always)
+    func checkControl(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) throws(MSIError) {
+        guard isValidDomain(d), !hasMSIParent || slots[d.rawValue].hasDomain else { throw controlDomainError(d, fn) }
+        let size = slots[d.rawValue].hwsize
+        guard first <= last, first >= 0, last < size else { throw controlRangeError(d, first, last, fn) }
+    }
+
+    /// `msi_ctrl_valid()`'s WARN and error for a bad domain id or a missing domain.
+    @usableFromInline @inline(never)
+    func controlDomainError(_ d: MSIDomainID, _ fn: String) -> MSIError {
+        warn("msi_ctrl_valid", "\(fn): no device domain \(d.rawValue)")
+        return MSIError(.EINVAL, fn, isValidDomain(d) ? "no device domain \(d) on \(deviceName)" : "domain id \(d.rawValue) out of range")
+    }
+
+    /// `msi_ctrl_valid()`'s WARN and error for a bad range.
+    @usableFromInline @inline(never)
+    func controlRangeError(_ d: MSIDomainID, _ first: Int, _ last: Int, _ fn: String) -> MSIError {
         let size = hwsize(d)
-        guard first <= last, first >= 0, first < size, last < size else {
-            warn("msi_ctrl_valid", "\(fn): range \(first)…\(last) invalid for hwsize \(size)")
-            throw MSIError(.EINVAL, fn, "range \(first)…\(last) is invalid (hwsize \(size))")
-        }
+        warn("msi_ctrl_valid", "\(fn): range \(first)…\(last) invalid for hwsize \(size)")
+        return MSIError(.EINVAL, fn, "range \(first)…\(last) is invalid (hwsize \(size))")
     }
 
     /// `msi_create_device_irq_domain(dev, domid, template, hwsize)` with the descriptor lock
     /// held. The kernel returns false on failure; the model throws: ENODEV (no MSI parent),
     /// EINVAL (bad id, `hwsize` > 65536, template the default chip ops cannot use), EEXIST (a
     /// domain already exists at `domid`, WARN), ENOTSUPP (the parent's `init_dev_msi_info`
-    /// rejects the bus token). `hwsize` 0 means 65536.
-    public mutating func createDomain(_ d: MSIDomainID, template: MSIDomainTemplate, hwsize: Int) throws(MSIError) {
+    /// rejects the bus token), EBUSY (the store cannot be placed: see below). `hwsize` 0 means
+    /// 65536.
+    ///
+    /// `store` chooses where the domain's descriptors live: nil for the device's layout (see
+    /// ``MSIStoreLayout``), or a consumer's ``MSIDescriptorStore``. Changing a slot's store
+    /// needs the old one empty, and a store serves one slot at a time (EBUSY otherwise).
+    public mutating func createDomain(_ d: MSIDomainID, template: MSIDomainTemplate, hwsize: Int,
+                                      store: MSIDescriptorStore? = nil) throws(MSIError) {
         let fn = "msi_create_device_irq_domain"
         guard hasMSIParent else { throw MSIError(.ENODEV, fn, "\(deviceName) has no MSI parent domain") }
-        guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS") }
+        guard isValidDomain(d) else {
+            throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS (\(domainCount))")
+        }
         guard hwsize >= 0, hwsize <= MSILimits.domainSize else {
             throw MSIError(.EINVAL, "__msi_create_irq_domain", "hwsize \(hwsize) exceeds \(MSILimits.domainSize)")
         }
         _ = setupDeviceData()
-        guard domain(d) == nil else {
+        guard !hasDomain(d) else {
             warn(fn, "\(deviceName): a domain already exists at id \(d.rawValue)")
             throw MSIError(.EEXIST, fn, "\(deviceName) already has a \(d) domain")
         }
@@ -311,6 +410,7 @@ public struct MSIDeviceData: ~Copyable {
         guard template.chipOperations.isSuperset(of: [.mask, .unmask]) else {
             throw MSIError(.EINVAL, "msi_domain_update_chip_ops", "the chip has no irq_mask/irq_unmask")
         }
+        try placeStore(d, store, fn)
         let flags = template.flags.intersection(platform.supportedFlags).union(platform.requiredFlags)
         let info = MSIDeviceDomainInfo(
             id: d, name: platform.parentPrefix + template.chipName + "-" + deviceName, busToken: template.busToken,
@@ -318,10 +418,13 @@ public struct MSIDeviceData: ~Copyable {
         setDomain(d, DeviceDomain(info: info, chip: template.chip))
     }
 
-    /// `msi_remove_device_irq_domain()`: no-op without a domain; does not free descriptors.
+    /// `msi_remove_device_irq_domain()`: no-op without a domain; does not free descriptors. An
+    /// external store left empty is detached (the consumer gets it back); one still holding
+    /// descriptors stays with the slot, as those descriptors stay in the kernel's device data.
     public mutating func removeDomain(_ d: MSIDomainID) {
-        guard d.isValid else { return }
+        guard isValidDomain(d) else { return }
         setDomain(d, nil)
+        detachEmptyStore(d)
     }
 
     /// `msi_match_device_irq_domain()`.
@@ -334,28 +437,48 @@ public struct MSIDeviceData: ~Copyable {
     /// `msi_insert_desc()`: inserts a zeroed-and-initialised descriptor at `index` or at the
     /// lowest free index. Returns the index used.
     /// - Throws: ERANGE (`index >= hwsize`), EBUSY (occupied, or no free index).
+    @inlinable @inline(__always)
     mutating func insertPacked(_ desc: PackedDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest) throws(MSIError) -> Int {
-        let size = hwsize(d)
+        guard isValidDomain(d) else { throw insertDomainError(d) }
+        let s = slots[d.rawValue].store
+        let size = slots[d.rawValue].hwsize
+        let index: Int
         switch request {
         case .any:
-            guard let index = storeLowestFree(d, below: size) else {
-                throw MSIError(.EBUSY, "msi_insert_desc", "no free index below \(size) in the \(d) store")
-            }
-            storeInsert(d, desc, at: index)
-            return index
-        case .index(let index):
-            guard index >= 0, index < size else {
-                throw MSIError(.ERANGE, "msi_insert_desc", "index \(index) outside 0…\(size - 1)")
-            }
-            guard slot(d, index) == nil else {
-                throw MSIError(.EBUSY, "msi_insert_desc", "index \(index) is occupied")
-            }
-            storeInsert(d, desc, at: index)
-            return index
+            guard let free = s.pointee.lowestFree(below: size) else { throw insertFullError(d, size) }
+            index = free
+        case .index(let i):
+            guard i >= 0, i < size else { throw insertRangeError(i, size) }
+            guard s.pointee.slot(i) == nil else { throw insertBusyError(i) }
+            index = i
         }
+        s.pointee.insert(desc, at: index)
+        storeChanged(d, s)
+        return index
+    }
+
+    @usableFromInline @inline(never)
+    func insertDomainError(_ d: MSIDomainID) -> MSIError {
+        MSIError(.EINVAL, "msi_insert_desc", "domain id \(d.rawValue) out of range")
+    }
+
+    @usableFromInline @inline(never)
+    func insertFullError(_ d: MSIDomainID, _ size: Int) -> MSIError {
+        MSIError(.EBUSY, "msi_insert_desc", "no free index below \(size) in the \(d) store")
+    }
+
+    @usableFromInline @inline(never)
+    func insertRangeError(_ index: Int, _ size: Int) -> MSIError {
+        MSIError(.ERANGE, "msi_insert_desc", "index \(index) outside 0…\(size - 1)")
+    }
+
+    @usableFromInline @inline(never)
+    func insertBusyError(_ index: Int) -> MSIError {
+        MSIError(.EBUSY, "msi_insert_desc", "index \(index) is occupied")
     }
 
     /// What `msi_domain_insert_msi_desc` copies: `nvec_used` and the PCI attributes.
+    @inlinable @inline(__always)
     func pack(_ desc: MSIDescriptor) -> PackedDescriptor {
         var p = PackedDescriptor()
         p.nvecUsed = desc.packed.nvecUsed
@@ -369,24 +492,9 @@ public struct MSIDeviceData: ~Copyable {
     /// `msi_domain_insert_msi_desc(dev, domid, init_desc)`: a new descriptor at
     /// `initializer.index`, copying only `vectorCount`, `affinity` and the PCI attributes.
     /// - Throws: EINVAL (bad domain id or no data), ERANGE, EBUSY.
+    @inlinable
     public mutating func insertDescriptor(_ initializer: MSIDescriptor, domain d: MSIDomainID = .default) throws(MSIError) {
-        let fn = "msi_domain_insert_msi_desc"
-        try requireData(fn)
-        guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
-        guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
-            throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
-        }
-        guard initializer.index >= 0, initializer.index <= MSILimits.maxIndex else {
-            throw MSIError(.ERANGE, "msi_insert_desc", "index \(initializer.index) outside 0…\(hwsize(d) - 1)")
-        }
-        var p = pack(initializer)
-        p.affinityRef = storeAffinity(d, initializer.affinity)
-        do throws(MSIError) {
-            _ = try insertPacked(p, domain: d, at: .index(initializer.index))
-        } catch {
-            releaseAffinity(d, p.affinityRef)
-            throw error
-        }
+        _ = try insertInitialized(initializer, domain: d, at: .index(initializer.requestedIndex), "msi_domain_insert_msi_desc")
     }
 
     /// `msi_insert_desc()` itself (the core's insert, which PCI reaches through
@@ -394,44 +502,72 @@ public struct MSIDeviceData: ~Copyable {
     /// a descriptor initialised like ``insertDescriptor(_:domain:)`` at `request` — a fixed index
     /// or the lowest free one. Returns the index used.
     /// - Throws: EINVAL (no data, bad domain id), ERANGE, EBUSY.
-    @discardableResult
+    @discardableResult @inlinable @inline(__always)
     public mutating func insertDescriptor(_ initializer: MSIDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest) throws(MSIError) -> Int {
-        let fn = "msi_insert_desc"
+        try insertInitialized(initializer, domain: d, at: request, "msi_insert_desc")
+    }
+
+    /// The one path both public inserts take: validate, pack, park the affinity, insert.
+    @inlinable @inline(__always)
+    mutating func insertInitialized(_ initializer: MSIDescriptor, domain d: MSIDomainID, at request: MSIIndexRequest,
+                                    _ fn: String) throws(MSIError) -> Int {
         try requireData(fn)
-        guard d.isValid else { throw MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
-        guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
-            throw MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
+        guard isValidDomain(d) else { throw insertArgumentError(initializer, d, request, fn) }
+        guard UInt(bitPattern: initializer.requestedVectorCount &- 1) < UInt(UInt16.max) else {
+            throw insertArgumentError(initializer, d, request, fn)
         }
-        if case .index(let i) = request, i < 0 || i > MSILimits.maxIndex {
-            throw MSIError(.ERANGE, fn, "index \(i) outside 0…\(hwsize(d) - 1)")
+        if case .index(let i) = request, UInt(bitPattern: i) > UInt(MSILimits.maxIndex) {
+            throw insertArgumentError(initializer, d, request, fn)
         }
         var p = pack(initializer)
-        p.affinityRef = storeAffinity(d, initializer.affinity)
-        do throws(MSIError) {
-            return try insertPacked(p, domain: d, at: request)
-        } catch {
-            releaseAffinity(d, p.affinityRef)
-            throw error
+        p.affinityRef = initializer.packed.affinityRef  // already interned
+        return try insertPacked(p, domain: d, at: request)
+    }
+
+    /// What ``insertInitialized(_:domain:at:_:)`` refuses before touching the store.
+    @usableFromInline @inline(never)
+    func insertArgumentError(_ initializer: MSIDescriptor, _ d: MSIDomainID, _ request: MSIIndexRequest, _ fn: String) -> MSIError {
+        guard isValidDomain(d) else { return MSIError(.EINVAL, fn, "domain id \(d.rawValue) out of range") }
+        guard initializer.vectorCount >= 1, initializer.vectorCount <= Int(UInt16.max) else {
+            return MSIError(.EINVAL, fn, "nvec_used \(initializer.vectorCount) is invalid")
         }
+        if case .index(let i) = request { return insertRangeError(i, hwsize(d)) }
+        return MSIError(.EINVAL, fn, "invalid insert")
     }
 
     /// `msi_domain_free_descs()` on a range: erases every descriptor; one still associated with
     /// an interrupt is WARNed about and leaked (gone from the store, interrupt not freed).
+    @inlinable @inline(__always)
     mutating func freeDescs(_ d: MSIDomainID, _ first: Int, _ last: Int) {
+        if first == last {  // one index (pci_ims_free_irq, a single-entry range): no scan
+            if let old = storeRemove(d, at: first), old.virq != 0 { leakWarning(first, old.virq) }
+            return
+        }
+        freeDescRange(d, first, last)
+    }
+
+    @usableFromInline @inline(never)
+    mutating func freeDescRange(_ d: MSIDomainID, _ first: Int, _ last: Int) {
         var i = first
         while let index = storeNext(d, from: i, .all, last: last) {
             i = index + 1
             guard let old = storeRemove(d, at: index) else { continue }
             if old.virq != 0 {
-                warn("msi_domain_free_descs", "\(deviceName): descriptor \(index) still has irq \(old.virq): leaked")
+                leakWarning(index, old.virq)
             } else {
                 releaseAffinity(d, old.affinityRef)
             }
         }
     }
 
+    @usableFromInline @inline(never)
+    func leakWarning(_ index: Int, _ virq: UInt32) {
+        warn("msi_domain_free_descs", "\(deviceName): descriptor \(index) still has irq \(virq): leaked")
+    }
+
     /// `msi_domain_free_msi_descs_range(dev, domid, first, last)`.
     /// - Throws: EINVAL for what `msi_ctrl_valid()` rejects (the kernel WARNs and returns).
+    @inlinable @inline(__always)
     public mutating func freeDescriptors(domain d: MSIDomainID = .default, first: Int = 0, last: Int = MSILimits.maxIndex) throws(MSIError) {
         try requireData("msi_domain_free_msi_descs_range")
         try checkControl(d, first, last, "msi_domain_free_msi_descs_range")
@@ -459,63 +595,112 @@ public struct MSIDeviceData: ~Copyable {
     }
 
     // MARK: iteration (msi_domain_first_desc / msi_next_desc)
+    //
+    // Inlinable: a caller's loop compiles down to the store's bitmap walk (the kernel's
+    // msi_for_each_desc is an xa_for_each_marked-style walk in the caller).
 
-    /// `msi_find_desc()`: from the cursor, the first match; parks the cursor when none.
+    /// `msi_find_desc()`: from the cursor, the first match; parks the cursor when none. `d`
+    /// must be valid.
+    @inlinable @inline(__always)
     mutating func findDesc(_ d: MSIDomainID, _ filter: MSIDescriptorFilter) -> MSIDescriptor? {
-        let s: UnsafeMutablePointer<PackedDescriptor>?
-        switch d.rawValue {
-        case 0: s = store0.nextSlot(from: iterIndex, matching: filter)
-        case 1: s = store1.nextSlot(from: iterIndex, matching: filter)
-        default: s = nil
+        let store = slots[d.rawValue].store
+        let stamp = cursorStamp(d, filter)
+        let index: Int
+        if iterStamp == stamp && iterWord != 0 {
+            let w = iterWord
+            index = iterWordBase &+ w.trailingZeroBitCount
+            iterWord = w & (w &- 1)
+        } else {
+            let m = store.pointee.nextMatch(from: iterIndex, matching: filter)
+            guard m.index >= 0 else {
+                setCursor(Self.parkedCursor)
+                return nil
+            }
+            index = m.index
+            iterWord = m.rest
+            iterWordBase = m.index & ~63
+            iterStamp = stamp
         }
-        if let s {
-            iterIndex = Int(s.pointee.index)
-            return publicDescriptor(d, s.pointee)
-        }
-        iterIndex = Self.parkedCursor
-        return nil
+        iterIndex = index
+        return store.pointee.publicDescriptor(store.pointee.occupied(index))
+    }
+
+    /// Moves the cursor (first, park) and drops the cached page word.
+    @inlinable @inline(__always)
+    mutating func setCursor(_ index: Int) {
+        iterIndex = index
+        iterStamp = 0
     }
 
     /// `msi_domain_first_desc()`: resets the cursor to 0 and returns the first matching
     /// descriptor in ascending index order.
     /// - Throws: EINVAL without device data or for a bad domain id (the kernel WARNs, NULL).
+    @inlinable
     public mutating func first(domain d: MSIDomainID = .default, _ filter: MSIDescriptorFilter = .all) throws(MSIError) -> MSIDescriptor? {
-        guard isSetUp, d.isValid else {
-            warn("msi_domain_first_desc", "no device data or domain id \(d.rawValue) out of range")
-            throw MSIError(.EINVAL, "msi_domain_first_desc", isSetUp ? "domain id \(d.rawValue) out of range" : "no MSI device data")
-        }
-        iterIndex = 0
+        guard isSetUp, isValidDomain(d) else { throw iteratorArgumentError("msi_domain_first_desc", d) }
+        setCursor(0)
         return findDesc(d, filter)
     }
 
     /// `msi_next_desc()`: the next matching descriptor after the cursor. Returns nil when the
     /// cursor is parked (iteration ended, or the lock was dropped since ``first(domain:_:)``).
     /// Removing the current descriptor between calls is allowed.
+    @inlinable
     public mutating func next(domain d: MSIDomainID = .default, _ filter: MSIDescriptorFilter = .all) throws(MSIError) -> MSIDescriptor? {
-        guard isSetUp, d.isValid else {
-            warn("msi_next_desc", "no device data or domain id \(d.rawValue) out of range")
-            throw MSIError(.EINVAL, "msi_next_desc", isSetUp ? "domain id \(d.rawValue) out of range" : "no MSI device data")
-        }
+        guard isSetUp, isValidDomain(d) else { throw iteratorArgumentError("msi_next_desc", d) }
         guard iterIndex < MSILimits.maxIndex else { return nil }
-        iterIndex += 1
+        iterIndex &+= 1
         return findDesc(d, filter)
+    }
+
+    /// The WARN and error of `msi_domain_first_desc()` / `msi_next_desc()` for a bad call.
+    @usableFromInline
+    mutating func iteratorArgumentError(_ fn: String, _ d: MSIDomainID) -> MSIError {
+        warn(fn, "no device data or domain id \(d.rawValue) out of range")
+        return MSIError(.EINVAL, fn, isSetUp ? "domain id \(d.rawValue) out of range" : "no MSI device data")
     }
 
     /// `msi_domain_for_each_desc()`: calls `body` for each matching descriptor in ascending
     /// order, through the cursor, so `body` may free the current descriptor.
+    @inlinable @inline(__always)
     public mutating func forEachDescriptor<E: Error>(
         domain d: MSIDomainID = .default, _ filter: MSIDescriptorFilter = .all,
         _ body: (inout MSIDeviceData, MSIDescriptor) throws(E) -> Void
     ) throws(E) {
-        guard isSetUp, d.isValid else { return }
-        iterIndex = 0
-        var current = findDesc(d, filter)
-        while let desc = current {
-            try body(&self, desc)
-            guard iterIndex < MSILimits.maxIndex else { break }
-            iterIndex += 1
-            current = findDesc(d, filter)
+        guard isSetUp, isValidDomain(d) else { return }
+        let store = slots[d.rawValue].store
+        setCursor(0)  // no cached page word while the loop runs: a `next` in the body rescans
+        var m = store.pointee.nextMatch(from: 0, matching: filter)
+        while m.index >= 0 {
+            // The matching bits of the page are kept here, in registers; only the cursor
+            // itself is stored (a `next` or a free in the body needs it). When the body leaves
+            // the cursor and the store alone, the next match is a bit scan of that word.
+            var index = m.index
+            var word = m.rest
+            let base = index & ~63
+            while true {
+                iterIndex = index
+                let generation = store.pointee.generation
+                try body(&self, store.pointee.publicDescriptor(store.pointee.occupied(index)))
+                guard iterIndex == index, iterStamp == 0, slots[d.rawValue].store == store,
+                      store.pointee.generation == generation else { break }
+                guard word != 0 else { break }
+                index = base &+ word.trailingZeroBitCount
+                word &= word &- 1
+            }
+            // Like msi_next_desc: on from the cursor, wherever the body left it.
+            guard iterIndex < MSILimits.maxIndex, slots[d.rawValue].store == store else { break }
+            iterStamp = 0
+            m = store.pointee.nextMatch(from: iterIndex &+ 1, matching: filter)
         }
+        setCursor(Self.parkedCursor)
+    }
+
+    /// What ``iterStamp`` holds while the cached page word is valid for `d` and `filter`.
+    @inlinable @inline(__always)
+    func cursorStamp(_ d: MSIDomainID, _ filter: MSIDescriptorFilter) -> UInt64 {
+        let f: UInt64 = filter == .all ? 1 : filter == .associated ? 2 : 3
+        return slots[d.rawValue].store.pointee.generation &<< 8 | UInt64(truncatingIfNeeded: d.rawValue) &<< 2 | f
     }
 
     // MARK: virq lookup
@@ -525,26 +710,33 @@ public struct MSIDeviceData: ~Copyable {
     /// enabled, `index` selects a vector of the single multi-MSI descriptor at index 0.
     /// - Throws: EINVAL for `index > 65535` or a bad domain id (the kernel WARNs and returns 0).
     @inlinable
-    public mutating func virq(domain d: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
-        // Without device data the stores are empty (their tables all-zero), so a valid index
-        // gives 0 as in the kernel; only the argument check needs to look at isSetUp.
-        if UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(MSIDomainID.maxDomains) {
-            if !isSetUp { return 0 }
-            throw virqArgumentError(d, index)
+    public func virq(domain d: MSIDomainID = .default, index: Int) throws(MSIError) -> Int {
+        // One bounds check and two loads, as in a C array: ``lookupTables`` holds each
+        // store's flat array of associated interrupts. Everything else (an index past the
+        // array, a bad argument) takes the out-of-line path, which gets plain values and the
+        // warnings log, never `self`: nothing in a caller's loop of lookups can write the
+        // device data, so the table stays in registers.
+        if UInt(bitPattern: d.rawValue) < UInt(Self.maxLookupTables) {
+            let t = lookupTables[d.rawValue]
+            if UInt(bitPattern: index) < UInt(bitPattern: t.capacity) { return Int(t.virqs[index]) }
         }
-        if d.rawValue == 0 {
-            return Int(lookup0.virq(at: index))
-        }
-        return Int(lookup1.virq(at: index))
+        return try Self.virqPastTable(d, index, isSetUp: isSetUp, domainCount: domainCount, warnings: warningLog)
     }
 
-    /// Points ``lookup0`` at the default store, or at the multi-MSI view while PCI MSI is on.
-    mutating func refreshLookup0() {
-        lookup0 = multiMSIView?.lookup ?? store0.lookup
+    /// ``virq(domain:index:)`` past its store's flat array: 0 for a valid index (absent or
+    /// not associated), EINVAL with a WARN for `index > 65535` or a bad domain id, and 0
+    /// without device data (the kernel returns 0 before it looks at the arguments).
+    @usableFromInline @inline(never)
+    static func virqPastTable(_ d: MSIDomainID, _ index: Int, isSetUp: Bool, domainCount: Int,
+                              warnings: DeviceWarnings) throws(MSIError) -> Int {
+        guard UInt(bitPattern: index) > UInt(MSILimits.maxIndex) || UInt(bitPattern: d.rawValue) >= UInt(bitPattern: domainCount),
+              isSetUp else { return 0 }
+        throw virqArgumentError(warnings, d, index, domainCount: domainCount)
     }
 
     /// Rebuilds the multi-MSI view after the default store changed while MSI is enabled (only
     /// misuse gets there; the view must still say what the store says).
+    @usableFromInline
     mutating func syncMultiMSIView() {
         if multiMSIView != nil { setPCIMSIEnabled(true) }
     }
@@ -552,36 +744,29 @@ public struct MSIDeviceData: ~Copyable {
     /// Sets `dev->msi_enabled` and switches the default domain's lookup accordingly.
     mutating func setPCIMSIEnabled(_ on: Bool) {
         pci?.msiEnabled = on
-        if on, let s = store0.slot(0) {
+        if on, let s = slot(.default, 0) {
             multiMSIView = MultiMSIView(base: Int(s.pointee.virq), count: s.pointee.virq == 0 ? 0 : Int(s.pointee.nvecUsed))
         } else {
             multiMSIView = nil
         }
-        refreshLookup0()
+        refreshLookup(.default)
     }
 
     /// The WARN and error of `msi_domain_get_virq()` for a bad index or domain id.
-    @usableFromInline
-    mutating func virqArgumentError(_ d: MSIDomainID, _ index: Int) -> MSIError {
-        warn("msi_domain_get_virq", "index \(index) / domain id \(d.rawValue) out of range")
+    @usableFromInline @inline(never)
+    static func virqArgumentError(_ warnings: DeviceWarnings, _ d: MSIDomainID, _ index: Int, domainCount: Int) -> MSIError {
+        warnings.log.warn("msi_domain_get_virq", "index \(index) / domain id \(d.rawValue) out of range")
         return MSIError(.EINVAL, "msi_domain_get_virq", index < 0 || index > MSILimits.maxIndex
-                        ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range")
+                        ? "index \(index) exceeds MSI_MAX_INDEX" : "domain id \(d.rawValue) out of range (\(domainCount) domains)")
     }
-
-    /// PCI multi-MSI: one descriptor at index 0 covers `nvec_used` consecutive interrupts.
-    @usableFromInline
-    func multiMSIVirq(_ index: Int) -> Int {
-        guard let s = store0.slot(0), s.pointee.virq != 0, index < Int(s.pointee.nvecUsed) else { return 0 }
-        return Int(s.pointee.virq) + index
-    }
-
 }
 
 extension MSIDeviceData {
-    /// Structural checks of both stores (property tests): nil when consistent.
+    /// Structural checks of every store (property tests): nil when consistent.
     func checkStoreInvariants() -> String? {
-        if let e = store0.checkInvariants() { return "default store: \(e)" }
-        if let e = store1.checkInvariants() { return "secondary store: \(e)" }
+        for i in 0..<domainCount {
+            if let e = slots[i].store.pointee.checkInvariants() { return "\(MSIDomainID(rawValue: i)) store: \(e)" }
+        }
         return nil
     }
 }

@@ -153,7 +153,7 @@ extension MSIDeviceData {
     mutating func msixSetupInterrupts(entries: [Int]?, nvec: Int, affinity: IRQAffinity?) throws(MSIError) -> Int {
         let masks = affinity.flatMap {
             IRQAffinitySpreading.createMasks(vectors: nvec, affinity: $0, cpus: .first(platform.cpuCount),
-                                             defaultAffinity: .first(platform.cpuCount))
+                                             defaultAffinity: .first(platform.cpuCount), nodes: platform.nodeCPUs)
         }
         if let affinity, (affinity.calculateSets?(Swift.max(0, nvec - affinity.preVectors - affinity.postVectors)).count ?? 1) > IRQAffinity.maxSets {
             warn("irq_create_affinity_masks", "more than IRQ_AFFINITY_MAX_SETS sets")
@@ -286,7 +286,7 @@ extension MSIDeviceData {
         try msiSetEnable(false)
         let masks = affinity.flatMap {
             IRQAffinitySpreading.createMasks(vectors: nvec, affinity: $0, cpus: .first(platform.cpuCount),
-                                             defaultAffinity: .first(platform.cpuCount))
+                                             defaultAffinity: .first(platform.cpuCount), nodes: platform.nodeCPUs)
         }
         try msiSetupDescriptor(nvec: nvec, masks: masks)
         guard let s = slot(.default, 0) else { return 0 }
@@ -508,8 +508,9 @@ extension MSIDeviceData {
     /// write_msg and without set_affinity; creates the secondary domain. The kernel returns
     /// false; the model throws EINVAL for a bad template (ENODEV without an MSI parent, and the
     /// errors of ``createDomain(_:template:hwsize:)``). IMS was removed from Linux in v6.10; this
-    /// model keeps it.
-    public mutating func createIMSDomain(template: MSIDomainTemplate, hwsize: Int) throws(MSIError) {
+    /// model keeps it. `store`: where the domain's descriptors live (see
+    /// ``createDomain(_:template:hwsize:store:)``).
+    public mutating func createIMSDomain(template: MSIDomainTemplate, hwsize: Int, store: MSIDescriptorStore? = nil) throws(MSIError) {
         let fn = "pci_create_ims_domain"
         _ = try pciHW(fn)
         guard hasMSIParent else { throw MSIError(.ENODEV, fn, "\(deviceName) has no MSI parent domain") }
@@ -523,9 +524,10 @@ extension MSIDeviceData {
         }
         guard !ops.contains(.setAffinity) else { throw MSIError(.EINVAL, fn, "an IMS chip must not have irq_set_affinity") }
         if case .device(let chip) = template.chip, let slots = chip.slotCount, hwsize == 0 || hwsize > slots {
-            throw MSIError(.EINVAL, fn, "hwsize \(hwsize) exceeds the chip's \(slots) slots")
+            let asked = hwsize == 0 ? "hwsize 0 means the whole index space (\(MSILimits.domainSize)), more than" : "hwsize \(hwsize) exceeds"
+            throw MSIError(.EINVAL, fn, "\(asked) the chip's \(slots) slots")
         }
-        try createDomain(.secondary, template: template, hwsize: hwsize)
+        try createDomain(.secondary, template: template, hwsize: hwsize, store: store)
     }
 
     /// `pci_ims_alloc_irq(pdev, icookie, affdesc)`: an interrupt at the lowest free IMS index

@@ -55,6 +55,13 @@ public struct MSIPlatformConfiguration: Sendable {
     public var maxIRQs: Int
     /// False models `pci=nomsi` (`pci_msi_enable = false`).
     public var msiEnabled: Bool
+    /// `MSI_MAX_DEVICE_IRQDOMAINS` of the modelled kernel, 1…8: how many per-device domains
+    /// (and descriptor stores) every device has. 2 as in v6.2…v6.9 (MSI/MSI-X and IMS); 1
+    /// models v6.10 and later, where IMS is gone; more gives a device extra domain ids (for
+    /// example one IMS domain per consumer).
+    public var maxDeviceDomains: Int
+    /// The NUMA node of each CPU (`cpu_to_node`); nil means one node, 0, holding every CPU.
+    public var cpuNodes: [Int]?
 
     /// A configuration; every parameter has the x86 default described on its property.
     public init(cpuCount: Int = 2, onlineCPUs: CPUMask? = nil, apicIDs: [UInt32]? = nil,
@@ -62,7 +69,8 @@ public struct MSIPlatformConfiguration: Sendable {
                 interruptRemapping: InterruptRemappingConfiguration? = nil, allowIMSWithoutRemapping: Bool = true,
                 reservationMode: Bool = true, firstSystemVector: Int = X86Vectors.localTimer,
                 systemVectors: [Int] = [X86Vectors.syscall], legacyIRQs: Int = 16, firstDynamicIRQ: Int = 24,
-                maxIRQs: Int = 73_728, msiEnabled: Bool = true) {
+                maxIRQs: Int = 73_728, msiEnabled: Bool = true, maxDeviceDomains: Int = MSIDomainID.maxDomains,
+                cpuNodes: [Int]? = nil) {
         self.cpuCount = cpuCount
         self.onlineCPUs = onlineCPUs
         self.apicIDs = apicIDs
@@ -77,6 +85,8 @@ public struct MSIPlatformConfiguration: Sendable {
         self.firstDynamicIRQ = firstDynamicIRQ
         self.maxIRQs = maxIRQs
         self.msiEnabled = msiEnabled
+        self.maxDeviceDomains = maxDeviceDomains
+        self.cpuNodes = cpuNodes
     }
 
     /// The x86 vector domain as MSI parent (no remapping), `cpus` CPUs.
@@ -132,6 +142,9 @@ public struct IRQDescription: Hashable, Sendable, CustomStringConvertible {
     public var irteIndex: Int?
     /// Interrupts handled, per CPU (kstat_irqs).
     public var perCPUCount: [UInt64]
+    /// The NUMA node of the interrupt descriptor (`/proc/irq/N/node`): the node of the first CPU
+    /// of its affinity descriptor's mask, else the device's node; -1 (`NUMA_NO_NODE`) for none.
+    public var node: Int = -1
     /// Interrupts handled on all CPUs.
     public var count: UInt64 { perCPUCount.reduce(0, +) }
 
@@ -159,10 +172,14 @@ public final class MSIPlatform: Sendable, MessageSink {
     let table: DeliveryTable
     /// APIC ID → CPU (-1: none), indexed by APIC ID.
     let apicToCPU: [Int16]
+    /// Number of CPUs (``configuration``'s, kept apart for the delivery path).
+    public let cpuCount: Int
     let cpuAPIC: [UInt32]
     let irteCount: Int
     let remapping: Bool
     let extendedDestinationID: Bool
+    /// 0x7F00 with the extended destination ID, else 0: where address bits 11:5 land in it.
+    let extendedDestinationBits: UInt32
     let logicalMode: Bool
 
     /// Builds the machine: matrix set up as x86 boots it, CPUs brought online.
@@ -174,6 +191,11 @@ public final class MSIPlatform: Sendable, MessageSink {
         guard n >= 1, n <= CPUMask.capacity else { throw MSIError(.EINVAL, fn, "cpuCount must be 1…\(CPUMask.capacity)") }
         let apics = configuration.apicIDs ?? (0..<n).map { UInt32($0) }
         guard apics.count == n else { throw MSIError(.EINVAL, fn, "apicIDs must list one ID per CPU") }
+        if let nodes = configuration.cpuNodes {
+            guard nodes.count == n, nodes.allSatisfy({ $0 >= 0 && $0 < n }) else {
+                throw MSIError(.EINVAL, fn, "cpuNodes must give each CPU a node 0…\(n - 1)")
+            }
+        }
         guard Set(apics).count == n else { throw MSIError(.EINVAL, fn, "APIC IDs must be unique") }
         let remapping = configuration.interruptRemapping != nil
         let maxAPIC = apics.max() ?? 0
@@ -194,6 +216,9 @@ public final class MSIPlatform: Sendable, MessageSink {
               configuration.maxIRQs <= 1 << 20 else {
             throw MSIError(.EINVAL, fn, "need 1 ≤ firstDynamicIRQ < maxIRQs ≤ 2^20")
         }
+        guard configuration.maxDeviceDomains >= 1, configuration.maxDeviceDomains <= 8 else {
+            throw MSIError(.EINVAL, fn, "maxDeviceDomains must be 1…8")
+        }
         let irteEntries = configuration.interruptRemapping?.tableEntries ?? 0
         guard !remapping || (irteEntries >= 1 && irteEntries <= 65536) else {
             throw MSIError(.EINVAL, fn, "the remapping table has 1…65536 entries")
@@ -203,9 +228,11 @@ public final class MSIPlatform: Sendable, MessageSink {
         self.configuration = configuration
         self.remapping = remapping
         self.extendedDestinationID = configuration.extendedDestinationID
+        extendedDestinationBits = configuration.extendedDestinationID ? 0x7F00 : 0
         self.logicalMode = configuration.destinationMode == .logical
         self.irteCount = irteEntries
         cpuAPIC = apics
+        cpuCount = n
         var map = Array(repeating: Int16(-1), count: Int(maxAPIC) + 1)
         for (cpu, id) in apics.enumerated() { map[Int(id)] = Int16(cpu) }
         apicToCPU = map
@@ -243,8 +270,27 @@ public final class MSIPlatform: Sendable, MessageSink {
     /// Whether interrupt remapping is on.
     public var hasInterruptRemapping: Bool { remapping }
 
-    /// Number of CPUs.
-    public var cpuCount: Int { configuration.cpuCount }
+
+    /// The NUMA node of `cpu` (`cpu_to_node`).
+    public func node(ofCPU cpu: Int) -> Int {
+        guard let nodes = configuration.cpuNodes, cpu >= 0, cpu < nodes.count else { return 0 }
+        return nodes[cpu]
+    }
+
+    /// The CPUs of each NUMA node, indexed by node id (`cpumask_of_node`).
+    public var nodeCPUs: [CPUMask] {
+        guard let nodes = configuration.cpuNodes else { return [.first(configuration.cpuCount)] }
+        var masks = Array(repeating: CPUMask(), count: (nodes.max() ?? 0) + 1)
+        for (cpu, n) in nodes.enumerated() { masks[n].insert(cpu) }
+        return masks
+    }
+
+    /// `irq_matrix_assign()` of `vector` on `cpu` for a user the model does not know: a real
+    /// kernel's own interrupts, copied in so the model picks only vectors that kernel left free.
+    /// Out-of-range or already-set vectors are recorded as warnings, as the kernel WARNs.
+    public func assignVector(_ vector: Int, onCPU cpu: Int) {
+        state.withLock { $0.matrix.assign(vector, on: cpu) }
+    }
 
     /// The APIC ID of `cpu`.
     public func apicID(ofCPU cpu: Int) -> UInt32? { cpu >= 0 && cpu < cpuAPIC.count ? cpuAPIC[cpu] : nil }
@@ -305,10 +351,8 @@ public final class MSIPlatform: Sendable, MessageSink {
     /// Interrupts handled by `virq` on each CPU.
     public func interruptCounts(virq: Int) -> [UInt64] {
         let n = configuration.cpuCount
-        return table.state.withLock { t in
-            guard virq >= 0, (virq + 1) * n <= t.counts.count else { return Array(repeating: 0, count: n) }
-            return Array(t.counts[(virq * n)..<((virq + 1) * n)])
-        }
+        _ = n
+        return table.state.withLock { t in t.counts(of: virq) }
     }
 
     // MARK: delivery
@@ -317,75 +361,131 @@ public final class MSIPlatform: Sendable, MessageSink {
     /// the IRTE table), finds CPU and vector, maps them to the Linux interrupt, counts it and
     /// calls its handler (outside every lock). Never allocates; safe from any thread.
     public func deliver(_ message: MSIMessage) -> DeliveryResult {
-        let lo = message.addressLo
-        guard message.addressHi == 0, lo & 0xFFF0_0000 == X86Vectors.msiBaseAddressLow else {
-            return .dropped(.badAddress(message.address))
-        }
-        let remappable = lo & (1 << 4) != 0
+        let r = deliverCore(lo: message.addressLo, hi: message.addressHi, data: message.data)
+        guard r.code > 0 else { return .dropped(dropReason(r, message)) }
+        return .delivered(virq: r.code, cpu: r.cpu, vector: r.vector)
+    }
+
+    /// What ``deliverCore(lo:hi:data:)`` found: `code` is the Linux interrupt when delivered,
+    /// else a drop code (≤ 0) that ``dropReason(_:_:)`` turns into words.
+    @usableFromInline
+    struct CoreResult {
+        var code: Int
+        var cpu: Int
+        var vector: Int
+        var irte: Int
+    }
+
+    /// The delivery itself, in plain values: decode outside the lock, then under it the IRTE
+    /// (remapped), online check, vector → irq, requested check, count and the action with its
+    /// in-flight count taken; the handler runs after the lock is dropped.
+    @inline(__always)
+    func deliverCore(lo: UInt32, hi: UInt32, data: UInt32) -> CoreResult {
+        guard hi == 0, lo & 0xFFF0_0000 == X86Vectors.msiBaseAddressLow else { return CoreResult(code: Self.dropAddress, cpu: 0, vector: 0, irte: -1) }
         var cpu = 0
         var vector = 0
-        var irteIndex = -1
-        if remappable {
-            guard remapping else { return .dropped(.remappingFault(.remappingDisabled)) }
-            let handle = Int((lo >> 5) & 0x7FFF) | Int((lo >> 2) & 1) << 15
-            irteIndex = lo & (1 << 3) != 0 ? handle + Int(message.data & 0xFFFF) : handle
-            guard irteIndex < irteCount else { return .dropped(.remappingFault(.indexOutOfRange(irteIndex))) }
+        var irte = -1
+        if lo & (1 << 4) != 0 {
+            guard remapping else { return CoreResult(code: Self.dropRemappingOff, cpu: 0, vector: 0, irte: -1) }
+            let handle = Int((lo &>> 5) & 0x7FFF) | Int((lo &>> 2) & 1) &<< 15
+            irte = lo & (1 << 3) != 0 ? handle &+ Int(data & 0xFFFF) : handle
+            guard irte < irteCount else { return CoreResult(code: Self.dropIRTERange, cpu: 0, vector: 0, irte: irte) }
         } else {
-            guard !remapping else { return .dropped(.remappingFault(.compatibilityFormatBlocked)) }
-            let mode = Int((message.data >> 8) & 7)
-            guard mode <= 1 else { return .dropped(.unsupportedDeliveryMode(mode)) }
-            vector = Int(message.data & 0xFF)
-            var dest = (lo >> 12) & 0xFF
+            guard !remapping else { return CoreResult(code: Self.dropCompatibility, cpu: 0, vector: 0, irte: -1) }
+            guard (data &>> 8) & 7 <= 1 else { return CoreResult(code: Self.dropMode, cpu: 0, vector: 0, irte: -1) }
+            vector = Int(data & 0xFF)
+            var dest = (lo &>> 12) & 0xFF
             if lo & (1 << 2) != 0 {
-                guard logicalMode, dest != 0 else { return .dropped(.noSuchDestination(dest)) }
+                guard logicalMode, dest != 0, dest.trailingZeroBitCount < cpuCount else {
+                    return CoreResult(code: Self.dropDestination, cpu: 0, vector: 0, irte: -1)
+                }
                 cpu = dest.trailingZeroBitCount
-                guard cpu < cpuAPIC.count else { return .dropped(.noSuchDestination(dest)) }
             } else {
-                if extendedDestinationID { dest |= ((lo >> 5) & 0x7F) << 8 }
-                let id = Int(dest)
-                guard id < apicToCPU.count, apicToCPU[id] >= 0 else { return .dropped(.noSuchDestination(dest)) }
-                cpu = Int(apicToCPU[id])
+                dest |= (lo &<< 3) & extendedDestinationBits  // bits 11:5 → 14:8, with virt_ext_dest_id
+                guard Int(dest) < apicToCPU.count, apicToCPU[Int(dest)] >= 0 else {
+                    return CoreResult(code: Self.dropDestination, cpu: 0, vector: 0, irte: -1)
+                }
+                cpu = Int(apicToCPU[Int(dest)])
             }
         }
-        let cpus = configuration.cpuCount
-        let outcome: (DeliveryResult, Unmanaged<IRQAction>?) = table.state.withLock { t in
-            if irteIndex >= 0 {
-                let e = t.irte[irteIndex]
-                guard e & DeliveryTable.irtePresent != 0 else {
-                    return (.dropped(.remappingFault(.entryNotPresent(irteIndex))), nil)
-                }
+        let cpus = cpuCount
+        let (code, action): (Int, Unmanaged<IRQAction>?) = table.state.withLock { t in
+            if irte >= 0 {
+                let e = t.irte[irte]
+                guard e & DeliveryTable.irtePresent != 0 else { return (Self.dropIRTE, nil) }
                 vector = Int(e & 0xFF)
-                cpu = Int((e >> 16) & 0xFFFF)
+                cpu = Int((e &>> 16) & 0xFFFF)
             }
-            guard t.online.contains(cpu) else { return (.dropped(.cpuOffline(cpu)), nil) }
-            guard vector >= X86Vectors.firstExternal else { return (.dropped(.invalidVector(vector)), nil) }
-            let virq = Int(t.routes[cpu << 8 | vector])
-            guard virq != 0 else {
-                if vector == X86Vectors.managedShutdown { return (.dropped(.shutdownVector(cpu: cpu)), nil) }
-                if vector >= configuration.firstSystemVector || vector == X86Vectors.syscall {
-                    return (.dropped(.systemVector(cpu: cpu, vector: vector)), nil)
-                }
-                return (.dropped(.noIRQ(cpu: cpu, vector: vector)), nil)
-            }
-            guard virq < t.requested.count, t.requested[virq] else {
-                return (.dropped(.notRequested(virq: virq, cpu: cpu, vector: vector)), nil)
-            }
+            guard cpu < cpus, t.isOnline[cpu] else { return (Self.dropOffline, nil) }
+            guard vector >= X86Vectors.firstExternal else { return (Self.dropVector, nil) }
+            let virq = Int(t.routes[cpu &<< 8 | vector])
+            guard virq != 0 else { return (Self.dropNoIRQ, nil) }
+            guard virq < t.capacity, t.requested[virq] else { return (-virq, nil) }
             t.counts[virq &* cpus &+ cpu] &+= 1
-            // One retain taken under the lock keeps the action alive past a concurrent free_irq.
-            return (.delivered(virq: virq, cpu: cpu, vector: vector), t.handlers[virq].map { Unmanaged.passRetained($0) })
+            let a = t.actions[virq]
+            a?._withUnsafeGuaranteedRef { $0.inFlight.wrappingAdd(1, ordering: .relaxed) }
+            return (virq, a)
         }
-        if let action = outcome.1 {
-            if case .delivered(let virq, _, _) = outcome.0 { action._withUnsafeGuaranteedRef { $0.fire(virq) } }
-            action.release()
+        if let action {
+            action._withUnsafeGuaranteedRef { a in
+                a.handler(code)
+                a.inFlight.wrappingSubtract(1, ordering: .releasing)
+            }
         }
-        return outcome.0
+        return CoreResult(code: code, cpu: cpu, vector: vector, irte: irte)
+    }
+
+    // Drop codes of ``deliverCore(lo:hi:data:)`` (a negative virq means "not requested").
+    private static var dropAddress: Int { Int.min }
+    private static var dropRemappingOff: Int { Int.min + 1 }
+    private static var dropIRTERange: Int { Int.min + 2 }
+    private static var dropCompatibility: Int { Int.min + 3 }
+    private static var dropMode: Int { Int.min + 4 }
+    private static var dropDestination: Int { Int.min + 5 }
+    private static var dropIRTE: Int { Int.min + 6 }
+    private static var dropOffline: Int { Int.min + 7 }
+    private static var dropVector: Int { Int.min + 8 }
+    private static var dropNoIRQ: Int { Int.min + 9 }
+
+    /// Why ``deliverCore(lo:hi:data:)`` dropped `message`.
+    @inline(never)
+    func dropReason(_ r: CoreResult, _ message: MSIMessage) -> DeliveryDropReason {
+        let lo = message.addressLo
+        switch r.code {
+        case Self.dropAddress: return .badAddress(message.address)
+        case Self.dropRemappingOff: return .remappingFault(.remappingDisabled)
+        case Self.dropIRTERange: return .remappingFault(.indexOutOfRange(r.irte))
+        case Self.dropCompatibility: return .remappingFault(.compatibilityFormatBlocked)
+        case Self.dropMode: return .unsupportedDeliveryMode(Int((message.data >> 8) & 7))
+        case Self.dropDestination:
+            var dest = (lo >> 12) & 0xFF
+            if lo & (1 << 2) == 0 && extendedDestinationID { dest |= ((lo >> 5) & 0x7F) << 8 }
+            return .noSuchDestination(dest)
+        case Self.dropIRTE: return .remappingFault(.entryNotPresent(r.irte))
+        case Self.dropOffline: return .cpuOffline(r.cpu)
+        case Self.dropVector: return .invalidVector(r.vector)
+        case Self.dropNoIRQ:
+            if r.vector == X86Vectors.managedShutdown { return .shutdownVector(cpu: r.cpu) }
+            if r.vector >= configuration.firstSystemVector || r.vector == X86Vectors.syscall {
+                return .systemVector(cpu: r.cpu, vector: r.vector)
+            }
+            return .noIRQ(cpu: r.cpu, vector: r.vector)
+        default: return .notRequested(virq: -r.code, cpu: r.cpu, vector: r.vector)
+        }
+    }
+
+    /// `MessageSink` conformance, the plain-values form: `deliver(_:)` without words.
+    public func deliverStatus(_ message: EmittedMessage) -> DeliveryStatus {
+        let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
+                            data: message.data)
+        return r.code > 0 ? .delivered(virq: r.code, cpu: r.cpu, vector: r.vector) : .dropped
     }
 
     /// ``MessageSink`` conformance: the mock device hands its message writes here.
     public func deliver(_ message: EmittedMessage) -> DeliveryOutcome {
-        switch deliver(MSIMessage(address: message.address, data: message.data)) {
-        case let .delivered(virq, cpu, vector): .delivered(virq: virq, cpu: cpu, vector: vector)
-        case .dropped(let why): .dropped(why.description)
-        }
+        let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
+                            data: message.data)
+        guard r.code > 0 else { return .dropped(dropReason(r, MSIMessage(address: message.address, data: message.data)).description) }
+        return .delivered(virq: r.code, cpu: r.cpu, vector: r.vector)
     }
 }

@@ -11,10 +11,16 @@ struct IRQRecord: Sendable {
     var domain: MSIDomainID
     var hwirq: Int
     var msiIndex: Int
-    var domainName: String
+    /// Index into ``PlatformState/domainNames`` (a plain value, so copying a record retains
+    /// nothing).
+    var domainNameRef: Int
     var affinity: CPUMask
+    /// The descriptor's NUMA node, -1 for none.
+    var node = -1
     /// IRQD_AFFINITY_MANAGED.
     var managed: Bool
+    /// IRQD_AFFINITY_SET: `irq_set_affinity()` chose ``affinity``; `irq_setup_affinity()` keeps it.
+    var affinitySet = false
     /// IRQD_ACTIVATED.
     var activated = false
     /// IRQD_IRQ_STARTED.
@@ -55,6 +61,8 @@ struct PlatformState: Sendable {
     let table: DeliveryTable
     let apics: [UInt32]
     var irqs: [IRQRecord?] = []
+    /// The names of the domains interrupts were allocated from, interned.
+    var domainNames: [String] = []
     var irqBitmap: [UInt64]
     /// Every dynamic irq below this is allocated.
     var irqHint: Int
@@ -64,6 +72,8 @@ struct PlatformState: Sendable {
     var failAfter: Int?
     var failTimes = 1
     var nextDeviceID: UInt32 = 1
+    /// Each device's NUMA node (`dev_to_node`), by device id; absent means none.
+    var deviceNodes: [UInt32: Int] = [:]
 
     init(config: MSIPlatformConfiguration, matrix: VectorMatrix, online: CPUMask, table: DeliveryTable,
          apics: [UInt32], irteEntries: Int) {
@@ -93,6 +103,17 @@ struct PlatformState: Sendable {
     mutating func warn(_ fn: String, _ msg: String) { warnings.warn(fn, msg) }
 
     var firstOnlineCPU: Int { online.first ?? 0 }
+
+    func cpuNode(_ cpu: Int) -> Int {
+        guard let nodes = config.cpuNodes, cpu >= 0, cpu < nodes.count else { return 0 }
+        return nodes[cpu]
+    }
+
+    /// `cpumask_of_node(node)`.
+    func nodeMask(_ node: Int) -> CPUMask {
+        guard let nodes = config.cpuNodes else { return node == 0 ? .first(config.cpuCount) : CPUMask() }
+        return CPUMask(nodes.indices.filter { nodes[$0] == node })
+    }
 
     // MARK: CPUs
 
@@ -170,12 +191,17 @@ struct PlatformState: Sendable {
         }
         if irqs.count < base + n { irqs.append(contentsOf: repeatElement(nil, count: base + n - irqs.count)) }
         let all = CPUMask.first(config.cpuCount)
+        let nameRef = internDomainName(domainName)
         for i in 0..<n {
             let a = affinity.map { $0[min(i, $0.count - 1)] }
             let managed = a?.isManaged ?? false
             irqs[base + i] = IRQRecord(
-                owner: owner, domain: domain, hwirq: msiIndex + i, msiIndex: msiIndex, domainName: domainName,
+                owner: owner, domain: domain, hwirq: msiIndex + i, msiIndex: msiIndex, domainNameRef: nameRef,
                 affinity: (a?.mask).map { $0.isEmpty ? all : $0 } ?? all, managed: managed, managedShutdown: managed)
+            // alloc_descs: an affinity descriptor puts the descriptor on its first CPU's node.
+            let first = (a?.mask).flatMap { $0.isEmpty ? nil : $0.first }
+            let node = first.map { cpuNode($0) } ?? (deviceNodes[owner] ?? -1)
+            update(base + i) { $0.node = node }
         }
         markIRQs(base, n, allocated: true)
         // x86_vector_alloc_irqs
@@ -205,9 +231,15 @@ struct PlatformState: Sendable {
                 }
             }
         }
-        let cpus = config.cpuCount
-        table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i, cpus: cpus) } }
+        table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i) } }
         return base
+    }
+
+    /// The index of `name` in ``domainNames``, adding it the first time.
+    mutating func internDomainName(_ name: String) -> Int {
+        if let i = domainNames.lastIndex(of: name) { return i }
+        domainNames.append(name)
+        return domainNames.count - 1
     }
 
     mutating func releaseRecords(_ base: Int, _ n: Int) {
@@ -220,16 +252,11 @@ struct PlatformState: Sendable {
     mutating func freeBlock(_ base: Int, _ n: Int) {
         if remapping, let r = record(base), r.irteBase >= 0 {
             let size = 1 << r.irteMask
-            table.state.withLock { t in for e in r.irteBase..<(r.irteBase + size) where e < t.irte.count { t.irte[e] = 0 } }
+            table.state.withLock { t in for e in r.irteBase..<(r.irteBase + size) where e < t.irteCount { t.irte[e] = 0 } }
             for e in r.irteBase..<(r.irteBase + size) { irteBitmap[e >> 6] &= ~(1 << UInt64(e & 63)) }
         }
         for v in base..<(base + n) where record(v) != nil { vectorFree(v) }
-        table.state.withLock { t in
-            for v in base..<(base + n) where v < t.requested.count {
-                t.requested[v] = false
-                t.handlers[v] = nil
-            }
-        }
+        table.state.withLock { t in for v in base..<(base + n) { t.uninstall(v) } }
         releaseRecords(base, n)
     }
 
@@ -319,14 +346,38 @@ struct PlatformState: Sendable {
         updateVector(v, vector: vector, cpu: cpu)
     }
 
-    /// `assign_irq_vector_any_locked()`: the affinity mask's online CPUs, else any online CPU.
+    /// `assign_irq_vector_any_locked()`: the descriptor's node within its affinity, the
+    /// affinity's online CPUs, the node, then any online CPU.
     mutating func assignAny(_ v: Int) throws(MSIError) {
         guard let r = record(v) else { return }
-        let first = r.affinity.intersection(online)
-        if !first.isEmpty {
-            do throws(MSIError) { try assignVectorLocked(v, first); return } catch {}
+        let node = r.node >= 0 ? nodeMask(r.node) : nil
+        var tries: [CPUMask] = []
+        if let node { tries.append(node.intersection(r.affinity)) }
+        tries.append(r.affinity.intersection(online))
+        if let node { tries.append(node) }
+        for mask in tries where !mask.isEmpty {
+            do throws(MSIError) { try assignVectorLocked(v, mask); return } catch {}
         }
         try assignVectorLocked(v, online)
+    }
+
+    /// `irq_setup_affinity()` at startup: a managed interrupt keeps its mask, and so does one
+    /// whose mask `irq_set_affinity()` set (IRQD_AFFINITY_SET) while it has an online CPU; any
+    /// other gets the default affinity (every CPU); either is cut to the online CPUs and, where that leaves
+    /// some, to the descriptor's node. The vector stays where activation put it (activation
+    /// searched the same node first); the mask becomes what `/proc/irq/N/smp_affinity` shows.
+    mutating func setupAffinity(_ v: Int) {
+        guard let r = record(v) else { return }
+        let keep = (r.managed || r.affinitySet) && r.affinity.intersects(online)
+        if r.affinitySet && !keep { update(v) { $0.affinitySet = false } }
+        let set = keep ? r.affinity : CPUMask.first(config.cpuCount)
+        var mask = set.intersection(online)
+        if mask.isEmpty { mask = online }
+        if r.node >= 0 {
+            let node = nodeMask(r.node)
+            if mask.intersects(node) { mask = mask.intersection(node) }
+        }
+        update(v) { $0.affinity = mask }
     }
 
     /// `x86_vector_activate()`.
@@ -395,6 +446,36 @@ struct PlatformState: Sendable {
         }
     }
 
+    // MARK: affinity (apic_set_affinity, intel_ir_set_affinity)
+
+    /// `apic_set_affinity()` for an activated, non-managed interrupt: `assign_vector_locked()`
+    /// with `dest` ∩ online — nothing to do when the current CPU is online and in `dest`,
+    /// otherwise a vector from the matrix on the least loaded CPU of `dest` and the old one
+    /// released (the kernel releases it after the first interrupt on the new vector; the model
+    /// at once). Under remapping, `intel_ir_set_affinity()` then rewrites the IRTE. Returns the
+    /// configuration before the move.
+    /// - Throws: EIO when not activated (the kernel WARNs), ENOSPC when `dest` has no free
+    ///   vector (nothing changed).
+    mutating func apicSetAffinity(_ v: Int, _ dest: CPUMask) throws(MSIError) -> (cpu: Int, vector: Int) {
+        guard let r = record(v), r.activated else {
+            warn("apic_set_affinity", "irq \(v) is not activated")
+            throw MSIError(.EIO, "apic_set_affinity", "irq \(v) is not activated")
+        }
+        let old = (r.cfgCPU, r.cfgVector)
+        try assignVectorLocked(v, dest.intersection(online))
+        if remapping { remappingActivate(v) }
+        return old
+    }
+
+    /// `__irq_msi_compose_msg()` for an arbitrary (cpu, vector): the intermediate message of
+    /// `msi_set_affinity()` (the new vector on the old CPU).
+    func composeCompatibility(cpu: Int, vector: Int) throws(MSIError) -> MSIMessage {
+        var dest = apics[min(max(cpu, 0), apics.count - 1)]
+        if config.destinationMode == .logical { dest = 1 << UInt32(cpu) }
+        return try X86MSIFormat.compose(vector: vector, destinationAPICID: dest, mode: config.destinationMode,
+                                        extendedDestinationID: config.extendedDestinationID)
+    }
+
     // MARK: activation (irq_domain_activate_irq below the MSI level)
 
     /// Activates the parents of `v` (vector, then remapping) and returns the message the MSI
@@ -441,16 +522,15 @@ struct PlatformState: Sendable {
     // MARK: snapshots
 
     func describe(_ virq: Int, _ r: IRQRecord, _ t: DeliveryTable.State, cpus: Int) -> IRQDescription {
-        let counts = (virq + 1) * cpus <= t.counts.count ? Array(t.counts[(virq * cpus)..<((virq + 1) * cpus)])
-            : Array(repeating: 0, count: cpus)
+        let counts = t.counts(of: virq)
         return IRQDescription(
-            virq: virq, hwirq: r.hwirq, domainName: r.domainName, domain: r.domain, msiIndex: r.msiIndex,
+            virq: virq, hwirq: r.hwirq, domainName: domainNames[r.domainNameRef], domain: r.domain, msiIndex: r.msiIndex,
             affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
             assignedVector: r.vector != 0 ? r.vector : nil, assignedCPU: r.vector != 0 ? r.cpu : nil,
             hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,
-            isRequested: virq < t.requested.count && t.requested[virq], isMasked: r.masked, disableDepth: r.depth,
+            isRequested: t.isRequested(virq), isMasked: r.masked, disableDepth: r.depth,
             isManagedShutdown: r.managedShutdown, irteIndex: r.irteBase >= 0 ? r.irteBase + r.irteSub : nil,
-            perCPUCount: counts)
+            perCPUCount: counts, node: r.node)
     }
 }
 

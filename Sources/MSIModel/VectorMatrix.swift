@@ -339,11 +339,21 @@ public struct VectorMatrix: Hashable, Sendable {
         guard !mask.isEmpty else { throw MSIError(.EINVAL, "irq_matrix_alloc", "empty CPU mask") }
         var best = -1
         var most = 0
-        for cpu in mask where cpu < maps.count {
-            let m = maps[cpu]
-            if !m.online || m.available <= most { continue }
-            best = cpu
-            most = m.available
+        // matrix_find_best_cpu: one pass over the mask's set bits, reading the two counters in
+        // place (this runs for every vector taken).
+        maps.withUnsafeBufferPointer { m in
+            for wi in 0..<4 {
+                var w = mask.word(wi)
+                while w != 0 {
+                    let c = wi << 6 | w.trailingZeroBitCount
+                    w &= w &- 1
+                    guard c < m.count else { return }
+                    if m[c].online && m[c].available > most {
+                        best = c
+                        most = m[c].available
+                    }
+                }
+            }
         }
         guard best >= 0 else { throw MSIError(.ENOSPC, "irq_matrix_alloc", "no online CPU with a free vector in \(mask)") }
         let bit = allocArea(cpu: best, managed: false)

@@ -4,7 +4,8 @@
 /// The id of a per-device MSI domain (`MSI_DEFAULT_DOMAIN`, `MSI_SECONDARY_DOMAIN`).
 ///
 /// Any integer can be spelled so that misuse is expressible; operations on an id at or above
-/// ``MSIDomainID/maxDomains`` fail with EINVAL as `msi_ctrl_valid()` would.
+/// the platform's ``MSIPlatformConfiguration/maxDeviceDomains`` (by default
+/// ``MSIDomainID/maxDomains``) fail with EINVAL as `msi_ctrl_valid()` would.
 public struct MSIDomainID: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The domain id as the kernel numbers it (`domid`).
     public let rawValue: Int
@@ -15,10 +16,12 @@ public struct MSIDomainID: RawRepresentable, Hashable, Sendable, Comparable, Cus
     @inlinable public static var `default`: MSIDomainID { MSIDomainID(rawValue: 0) }
     /// `MSI_SECONDARY_DOMAIN` (1): IMS. Only v6.2…v6.9 kernels had it; this model keeps it.
     @inlinable public static var secondary: MSIDomainID { MSIDomainID(rawValue: 1) }
-    /// `MSI_MAX_DEVICE_IRQDOMAINS`: 2 (the v6.2…v6.9 value; 1 since v6.10).
+    /// `MSI_MAX_DEVICE_IRQDOMAINS`: 2 (the v6.2…v6.9 value; 1 since v6.10). The default of
+    /// ``MSIPlatformConfiguration/maxDeviceDomains``, which sizes every device's domain array.
     @inlinable public static var maxDomains: Int { 2 }
 
-    /// True for an id below ``maxDomains``.
+    /// True for an id below the default ``maxDomains`` (a platform configured with another
+    /// ``MSIPlatformConfiguration/maxDeviceDomains`` checks against that).
     public var isValid: Bool { rawValue >= 0 && rawValue < Self.maxDomains }
 
     /// Orders ids numerically.

@@ -2,7 +2,7 @@
 // ConfigSpaceAccess (a dump snapshot, libpci, sysfs, VFIO or the mock).
 
 /// One entry of a capability list.
-public struct PCICapability: Hashable, Sendable, Codable {
+public struct PCICapability: Hashable, Sendable {
     /// Capability ID (8-bit standard, 16-bit extended).
     public var id: UInt16
     /// Config-space offset of the capability header.
@@ -12,6 +12,7 @@ public struct PCICapability: Hashable, Sendable, Codable {
     /// Version nibble of an extended capability header (0 for standard ones).
     public var version: UInt8
 
+    /// A capability entry; `version` is 0 for standard capabilities.
     public init(id: UInt16, offset: Int, extended: Bool, version: UInt8 = 0) {
         self.id = id
         self.offset = offset
@@ -22,7 +23,7 @@ public struct PCICapability: Hashable, Sendable, Codable {
 
 /// How a capability walk ended. lspci prints the last three as `<chain looped>`,
 /// `<chain broken>` and `<access denied>`.
-public enum CapabilityChainStatus: Hashable, Sendable, Codable {
+public enum CapabilityChainStatus: Hashable, Sendable {
     /// The list ended with a zero next pointer.
     case complete
     /// A next pointer revisited an offset already seen.
@@ -34,11 +35,13 @@ public enum CapabilityChainStatus: Hashable, Sendable, Codable {
     /// readers see 64 bytes: capabilities need root).
     case accessDenied(at: Int)
 
+    /// True when the walk reached the end of the list.
     public var isComplete: Bool { self == .complete }
 }
 
 /// A walked capability list.
 public struct CapabilityList: Hashable, Sendable {
+    /// Every capability found, standard ones first, each list in walk order.
     public var capabilities: [PCICapability]
     /// How the standard list ended.
     public var standardStatus: CapabilityChainStatus
@@ -100,9 +103,12 @@ extension ConfigSpaceAccess {
 }
 
 /// The MSI capability decoded field by field (the fields `lspci -vv` prints).
-public struct MSICapability: Hashable, Sendable, Codable {
+public struct MSICapability: Hashable, Sendable {
+    /// Config-space offset of the capability header.
     public var capOffset: Int
+    /// Message Control as read.
     public var control: UInt16
+    /// MSI Enable.
     public var enabled: Bool { control & PCIReg.MSI.enable != 0 }
     /// log2 of Multiple Message Capable (MMC).
     public var multipleCapableLog2: Int { Int((control & PCIReg.MSI.qmask) >> 1) }
@@ -112,7 +118,9 @@ public struct MSICapability: Hashable, Sendable, Codable {
     public var countCapable: Int { 1 << multipleCapableLog2 }
     /// Vectors software enabled: `1 << MME` (lspci's first Count number).
     public var countEnabled: Int { 1 << multipleEnabledLog2 }
+    /// Per-vector masking: the capability has Mask and Pending registers.
     public var maskable: Bool { control & PCIReg.MSI.perVectorMask != 0 }
+    /// 64-bit address capable: the capability has an upper address register.
     public var is64Bit: Bool { control & PCIReg.MSI.is64Bit != 0 }
     /// Message address (upper half is 0 for a 32-bit capability).
     public var address: UInt64
@@ -125,7 +133,9 @@ public struct MSICapability: Hashable, Sendable, Codable {
 
     /// Offsets of the registers that depend on the 64-bit flag.
     public var dataOffset: Int { capOffset + (is64Bit ? PCIReg.MSI.data64 : PCIReg.MSI.data32) }
+    /// Config-space offset of the Mask Bits register (meaningful when ``maskable``).
     public var maskOffset: Int { capOffset + (is64Bit ? PCIReg.MSI.mask64 : PCIReg.MSI.mask32) }
+    /// Config-space offset of the Pending Bits register (meaningful when ``maskable``).
     public var pendingOffset: Int { capOffset + (is64Bit ? PCIReg.MSI.pending64 : PCIReg.MSI.pending32) }
 
     /// Reads and decodes the MSI capability at `offset`.
@@ -148,20 +158,29 @@ public struct MSICapability: Hashable, Sendable, Codable {
 }
 
 /// The MSI-X capability decoded field by field.
-public struct MSIXCapability: Hashable, Sendable, Codable {
+public struct MSIXCapability: Hashable, Sendable {
+    /// Config-space offset of the capability header.
     public var capOffset: Int
+    /// Message Control as read.
     public var control: UInt16
+    /// The Table Offset/BIR register as read.
     public var tableRegister: UInt32
+    /// The PBA Offset/BIR register as read.
     public var pbaRegister: UInt32
 
+    /// MSI-X Enable.
     public var enabled: Bool { control & PCIReg.MSIX.enable != 0 }
+    /// Function Mask: every vector is masked, whatever its entry says.
     public var functionMasked: Bool { control & PCIReg.MSIX.functionMask != 0 }
     /// Number of table entries, 1…2048.
     public var tableSize: Int { Int(control & PCIReg.MSIX.tableSizeMask) + 1 }
     /// BAR indicator of the table (0…5 valid; 6 and 7 are reserved).
     public var tableBIR: Int { Int(tableRegister & PCIReg.MSIX.birMask) }
+    /// Offset of the table inside its BAR (8-byte aligned).
     public var tableOffset: UInt32 { tableRegister & ~PCIReg.MSIX.birMask }
+    /// BAR indicator of the Pending Bit Array (0…5 valid).
     public var pbaBIR: Int { Int(pbaRegister & PCIReg.MSIX.birMask) }
+    /// Offset of the Pending Bit Array inside its BAR (8-byte aligned).
     public var pbaOffset: UInt32 { pbaRegister & ~PCIReg.MSIX.birMask }
     /// Bytes the table occupies: 16 per entry.
     public var tableLength: Int { tableSize * PCIReg.MSIX.entrySize }
@@ -178,15 +197,24 @@ public struct MSIXCapability: Hashable, Sendable, Codable {
 }
 
 /// PCI Express device/port type (bits 7:4 of the PCIe capabilities register).
-public enum PCIExpressType: Int, Hashable, Sendable, Codable, CustomStringConvertible {
+public enum PCIExpressType: Int, Hashable, Sendable, CustomStringConvertible {
+    /// PCI Express Endpoint.
     case endpoint = 0
+    /// Legacy PCI Express Endpoint.
     case legacyEndpoint = 1
+    /// Root Port of a Root Complex.
     case rootPort = 4
+    /// Upstream Port of a Switch.
     case upstreamPort = 5
+    /// Downstream Port of a Switch.
     case downstreamPort = 6
+    /// PCI Express to PCI/PCI-X Bridge.
     case pcieToPCIBridge = 7
+    /// PCI/PCI-X to PCI Express Bridge.
     case pciToPCIeBridge = 8
+    /// Root Complex Integrated Endpoint.
     case rootComplexIntegratedEndpoint = 9
+    /// Root Complex Event Collector.
     case rootComplexEventCollector = 10
 
     /// The words lspci prints.
@@ -206,16 +234,21 @@ public enum PCIExpressType: Int, Hashable, Sendable, Codable, CustomStringConver
 }
 
 /// The part of the PCI Express capability this package reports.
-public struct PCIExpressCapability: Hashable, Sendable, Codable {
+public struct PCIExpressCapability: Hashable, Sendable {
+    /// Config-space offset of the capability header.
     public var capOffset: Int
+    /// The PCI Express Capabilities register as read.
     public var flags: UInt16
+    /// Capability version (1 or 2).
     public var version: Int { Int(flags & PCIReg.Express.versionMask) }
     /// Raw type nibble; ``type`` is nil for reserved values.
     public var typeCode: Int { Int((flags & PCIReg.Express.typeMask) >> 4) }
+    /// The device/port type; nil for a reserved type code.
     public var type: PCIExpressType? { PCIExpressType(rawValue: typeCode) }
     /// Interrupt Message Number (bits 13:9): which MSI/MSI-X vector PCIe events use.
     public var interruptMessageNumber: Int { Int((flags >> 9) & 0x1F) }
 
+    /// Reads the PCI Express capability at `offset`.
     public init(config: some ConfigSpaceAccess, at offset: Int) throws {
         capOffset = offset
         flags = try config.read16(offset + PCIReg.Express.flags)

@@ -21,11 +21,17 @@ public protocol ConfigSpaceAccess: Sendable {
     /// Whether write calls may reach the device (see the type's documentation).
     var isWritable: Bool { get }
 
+    /// Reads the byte at `offset`.
     func read8(_ offset: Int) throws -> UInt8
+    /// Reads the 16-bit register at `offset` (2-byte aligned).
     func read16(_ offset: Int) throws -> UInt16
+    /// Reads the 32-bit register at `offset` (4-byte aligned).
     func read32(_ offset: Int) throws -> UInt32
+    /// Writes the byte at `offset`; throws unless ``isWritable``.
     func write8(_ offset: Int, _ value: UInt8) throws
+    /// Writes the 16-bit register at `offset`; throws unless ``isWritable``.
     func write16(_ offset: Int, _ value: UInt16) throws
+    /// Writes the 32-bit register at `offset`; throws unless ``isWritable``.
     func write32(_ offset: Int, _ value: UInt32) throws
 }
 
@@ -43,9 +49,13 @@ public protocol MMIORegion: Sendable {
     /// Whether write calls may reach the device (see ``ConfigSpaceAccess``).
     var isWritable: Bool { get }
 
+    /// One 32-bit load at `offset` (4-byte aligned), like the kernel's `readl`.
     func read32(_ offset: Int) throws -> UInt32
+    /// One 64-bit load at `offset` (8-byte aligned), like `readq`.
     func read64(_ offset: Int) throws -> UInt64
+    /// One 32-bit store at `offset`, like `writel`; throws unless ``isWritable``.
     func write32(_ offset: Int, _ value: UInt32) throws
+    /// One 64-bit store at `offset`, like `writeq`; throws unless ``isWritable``.
     func write64(_ offset: Int, _ value: UInt64) throws
 }
 
@@ -90,8 +100,7 @@ public enum DeviceAccessError: ErrnoCarrying, Equatable, Sendable, CustomStringC
         case let .truncated(r, offset, size):
             "\(r): backing object is now \(size) bytes, access at 0x\(hex(offset, width: 1)) would fault"
         case let .system(r, op, e):
-            "\(r): \(op) failed: \(KernelErrno(code: e).map { "\($0.name) (\($0.message))" } ?? "errno \(e)")"
-                + (e == KernelErrno.EACCES.rawValue || e == KernelErrno.EPERM.rawValue ? "; run as root" : "")
+            "\(r): \(op) failed: \(KernelErrno.describeWithReason(e))"
         case let .unsupported(r, what):
             "\(r): \(what) is not supported"
         }
@@ -99,10 +108,12 @@ public enum DeviceAccessError: ErrnoCarrying, Equatable, Sendable, CustomStringC
 }
 
 extension DeviceAccessError {
-    /// Checks `offset`/`width` against `size` and natural alignment; the shared guard of
-    /// every backend.
+    /// Checks `offset`/`width` against `size` and natural alignment; the one guard every
+    /// backend uses (typed, so helpers that throw only ``DeviceAccessError`` can call it too).
     @inlinable
-    public static func check(_ region: @autoclosure () -> String, offset: Int, width: Int, size: Int) throws {
+    public static func check(
+        _ region: @autoclosure () -> String, offset: Int, width: Int, size: Int
+    ) throws(DeviceAccessError) {
         guard offset >= 0, width <= size, offset <= size - width else {
             throw DeviceAccessError.outOfBounds(region(), offset: offset, width: width, size: size)
         }

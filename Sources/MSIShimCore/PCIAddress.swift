@@ -1,6 +1,8 @@
 /// The address of a PCI function: `domain:bus:device.function`, printed as `0000:00:03.0`.
-public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertible, Codable {
+public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// PCI domain (segment), 0 on most machines.
     public var domain: UInt32
+    /// Bus number.
     public var bus: UInt8
     /// Device (slot) number, 0…31.
     public var device: UInt8
@@ -65,22 +67,11 @@ public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
     public static func < (a: PCIAddress, b: PCIAddress) -> Bool {
         (a.domain, a.bus, a.device, a.function) < (b.domain, b.bus, b.device, b.function)
     }
-
-    public init(from decoder: any Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        do { try self.init(parsing: text) } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.description))
-        }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
-    }
 }
 
 /// Why a PCI address string was rejected.
 public enum PCIAddressError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The text, and why it is not an address.
     case malformed(String, String)
 
     public var description: String {

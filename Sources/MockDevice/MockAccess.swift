@@ -67,6 +67,11 @@ extension MockState {
 
     mutating func configRead(_ offset: Int, width: Int) throws -> UInt32 {
         counters.configReads += 1
+        return try peekConfig(offset, width: width)
+    }
+
+    /// A config read without the bus: not counted (inspection, `show`).
+    func peekConfig(_ offset: Int, width: Int) throws -> UInt32 {
         try DeviceAccessError.check(name + " config", offset: offset, width: width, size: config.count)
         if gone { return width == 4 ? 0xFFFF_FFFF : (1 << UInt32(8 * width)) - 1 }
         var v: UInt32 = 0
@@ -156,7 +161,7 @@ extension MockState {
         }
         do {
             try DeviceAccessError.check("\(name) BAR\(bar)", offset: offset, width: width, size: b.size)
-        } catch let e as DeviceAccessError {
+        } catch let e {
             if case .unaligned = e {
                 violations.append(MockViolation(rule: 9, message: "unaligned \(width)-byte access at BAR\(bar)+0x\(hex(offset, width: 1))"))
             }
@@ -192,6 +197,19 @@ extension MockState {
     mutating func mmioRead(bar: Int, _ offset: Int, width: Int) throws -> UInt64 {
         counters.mmioReads += 1
         _ = try mmioCheck(bar: bar, offset, width: width)
+        return peekMMIO(bar: bar, offset, width: width)
+    }
+
+    /// An MMIO read without the bus: not counted, no violation recorded (inspection, `show`).
+    func peekMMIOChecked(bar: Int, _ offset: Int, width: Int) throws -> UInt64 {
+        guard bar >= 0, bar < bars.count, let b = bars[bar] else {
+            throw DeviceAccessError.unsupported("\(name) BAR\(bar)", what: "an unimplemented BAR")
+        }
+        try DeviceAccessError.check("\(name) BAR\(bar)", offset: offset, width: width, size: b.size)
+        return peekMMIO(bar: bar, offset, width: width)
+    }
+
+    func peekMMIO(bar: Int, _ offset: Int, width: Int) -> UInt64 {
         if gone { return width == 8 ? UInt64.max : 0xFFFF_FFFF }
         let lo = inPBA(bar: bar, offset) ? pbaDword(offset) : mem32(bar, offset)
         guard width == 8 else { return UInt64(lo) }

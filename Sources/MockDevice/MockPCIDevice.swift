@@ -40,9 +40,8 @@ public struct MockIMSLayout: Hashable, Sendable {
 /// A spec-faithful PCI function with MSI, MSI-X and an optional IMS slot array, behind the
 /// same ``ConfigSpaceAccess`` and ``MMIORegion`` protocols the hardware backends implement.
 ///
-/// It honours the rules a real MSI-X device must (reference: userspace-pci-anchors.md part
-/// (b)): only Enable and Function Mask are writable in Message Control; reset leaves every
-/// entry masked; the effective mask is `!Enable ∨ FunctionMask ∨ entry.Mask`; an event while
+/// It honours the rules a real MSI-X device must (`Docs/mock-device-rules.md`): only Enable
+/// and Function Mask are writable in Message Control; reset leaves every entry masked; the effective mask is `!Enable ∨ FunctionMask ∨ entry.Mask`; an event while
 /// masked sets the pending bit and sends nothing; every masked→unmasked transition with a
 /// pending bit sends exactly once; the PBA is read-only; only aligned DWORD/QWORD accesses
 /// reach the table. Misuse that real hardware would tolerate silently (rewriting a live
@@ -109,8 +108,35 @@ public final class MockPCIDevice: Sendable {
     /// The device wants to signal MSI-X vector `index` (a device event such as a completed
     /// queue entry).
     public func fireMSIX(_ index: Int) -> FireResult {
-        let (raise, sink) = state.withLock { s in (s.raiseMSIX(index), s.sinkRef) }
+        let (raise, sink) = raisedMSIX(index)
+        // The common case spelled out here (a message sent to an attached sink), so this
+        // stays one straight path instead of a shared helper called through a closure.
+        if case .send(let message) = raise, let sink {
+            return .sent(message, sink._withUnsafeGuaranteedRef { $0.sink.deliver(message) })
+        }
         return finish(raise, sink) { $0.msixDropReason(index) }
+    }
+
+    /// ``fireMSIX(_:)`` as plain values: the same raise and the same delivery, no words for a
+    /// drop (ask ``fireMSIX(_:)`` for those). The path a load generator uses.
+    public func signalMSIX(_ index: Int) -> SignalStatus {
+        let (raise, sink) = raisedMSIX(index)
+        switch raise {
+        case .send(let message):
+            guard let sink else { return .sentNotDelivered }
+            switch sink._withUnsafeGuaranteedRef({ $0.sink.deliverStatus(message) }) {
+            case let .delivered(virq, cpu, vector): return .delivered(virq: virq, cpu: cpu, vector: vector)
+            case .dropped: return .sentNotDelivered
+            }
+        case .pending: return .pending
+        case .dropped: return .dropped
+        }
+    }
+
+    /// The raise itself, under the device lock: what to send (or why not) and where to.
+    @inline(__always)
+    private func raisedMSIX(_ index: Int) -> (Raise, Unmanaged<SinkBox>?) {
+        state.withLock { s in (s.raiseMSIX(index), s.sinkRef) }
     }
 
     /// The device wants to signal MSI vector `vector` (0 ≤ vector < enabled count).

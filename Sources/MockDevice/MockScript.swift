@@ -53,6 +53,14 @@ public enum MockCommand: Hashable, Sendable {
     case show
     /// `counters` → MMIO and config accesses since the last `counters`.
     case counters
+    /// `ntb …` → drivers/ntb/msi.c (see ``NTBCommand``).
+    case ntb(NTBCommand)
+    /// `affinity msix|msi|ims INDEX CPU` → irq_set_affinity, as /proc/irq/N/smp_affinity_list.
+    case affinity(InterruptKind, index: Int, cpu: Int)
+    /// `cpu N online|offline` → CPU hotplug (irq_matrix_online/offline).
+    case cpu(Int, online: Bool)
+    /// `queue …` → work queues shared by consumers (see ``QueueCommand``).
+    case queue(QueueCommand)
 }
 
 /// A script line that could not be parsed.
@@ -165,9 +173,13 @@ public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, M
     case "mask": return kindAndIndex("mask msix|msi|ims INDEX") { .mask($0, index: $1) }
     case "unmask": return kindAndIndex("unmask msix|msi|ims INDEX") { .unmask($0, index: $1) }
     case "fire": return kindAndIndex("fire msix|msi|ims INDEX") { .fire($0, index: $1) }
+    case "queue": return parseQueueCommand(args, line: line)
     case "function-mask":
         guard args.count == 1, args[0] == "on" || args[0] == "off" else { return fail("usage: function-mask on|off") }
         return .success(.functionMask(args[0] == "on"))
+    case "ntb": return parseNTBCommand(args, line: line)
+    case "affinity": return parseAffinityCommand(args, line: line)
+    case "cpu": return parseCPUCommand(args, line: line)
     default:
         return fail("unknown command '\(q(verb))'")
     }

@@ -7,6 +7,7 @@ public import MSIModel
 public import MSIShimCore
 public import PCIAccess
 import InterruptTables
+import WorkQueues
 
 /// Where `msictl mock` runs.
 public struct MockSessionOptions: Sendable {
@@ -81,7 +82,10 @@ public final class MockSession {
     let handled = HandlerCounts()
     var imsStorage: IMSStorage?
     var softwareStore: IMSSoftwareStore?
+    var queueDevice: WorkQueueDevice?
     var lastCounters: MockCounters
+    /// The NTB client of `ntb` commands (created by the first of them).
+    var ntbClient: NTBMSIClient?
 
     /// Wires `device` to a new platform and model device.
     public init(device: MockPCIDevice, options: MockSessionOptions = MockSessionOptions()) throws {
@@ -160,6 +164,7 @@ public final class MockSession {
             return .object([("freed", .int(index))])
         case let .imsCreate(hwsize, storage):
             let chip: any IMSChip
+            var store: IMSSoftwareStore?
             switch storage {
             case .device:
                 guard let layout = device.imsLayout, let region = device.bar(layout.bar) else {
@@ -167,22 +172,23 @@ public final class MockSession {
                 }
                 chip = IMSDeviceChip(table: try IMSDeviceTable(region: region, offset: layout.offset, slots: layout.slots))
             case .software:
-                let store = IMSSoftwareStore(sink: sink)
-                softwareStore = store
-                chip = IMSSoftwareChip(store: store)
+                let created = IMSSoftwareStore(sink: sink)
+                store = created
+                chip = IMSSoftwareChip(store: created)
             }
             try model.createIMSDomain(template: .ims(chip: chip), hwsize: hwsize)
             imsStorage = storage
+            softwareStore = store
             let info = model.domainInfo(.secondary)
             return .object([
                 ("domain", .string(info?.name ?? "")), ("hwsize", .int(info?.hwsize ?? hwsize)),
                 ("storage", .string(storage.rawValue)),
             ])
         case .allocIMS(let cookie):
-            let map = try model.imsAllocIRQ(cookie: cookie ?? 0)
+            let map = try allocIMS(cookie: cookie)
             return .object([("index", .int(map.index)), ("virq", .int(map.virq))])
         case .freeIMS(let index):
-            try model.imsFreeIRQ(MSIMap(index: index, virq: try associatedVirq(.secondary, index, kind: "IMS")))
+            try freeIMS(index: index)
             return .object([("freed", .int(index))])
         case let .request(kind, index):
             let virq = try virq(kind, index)
@@ -205,12 +211,7 @@ public final class MockSession {
             switch kind {
             case .msix: result = device.fireMSIX(index)
             case .msi: result = device.fireMSI(index)
-            case .ims:
-                switch imsStorage {
-                case .software?: result = softwareStore?.raise(index) ?? .dropped("no IMS store")
-                case .device?: result = device.fireIMS(index)
-                case nil: throw MockCommandError(.ENODEV, "no IMS domain: run 'ims create HWSIZE [software|device]' first")
-                }
+            case .ims: result = try fireIMS(index: index)
             }
             // The fire's own message is reported here, not again under "sent".
             _ = sink.take()
@@ -226,6 +227,15 @@ public final class MockSession {
             return .object([("control", .int(Int(try device.config.read16(at))))])
         case .show:
             return try show()
+        case .ntb(let c):
+            return try executeNTB(c)
+        case let .affinity(kind, index, cpu):
+            return try executeAffinity(kind, index: index, cpu: cpu)
+        case let .cpu(cpu, online):
+            try platform.setCPUOnline(cpu, online)
+            return .object([("cpu", .int(cpu)), ("online", .bool(online))])
+        case .queue(let q):
+            return try executeQueue(q)
         case .counters:
             let now = device.counters
             let delta = now - lastCounters
@@ -289,36 +299,44 @@ public final class MockSession {
 
     // MARK: show
 
+    /// What `show` reports. It reads the device through the inspection views, so its reads
+    /// do not show up in `counters`.
     func show() throws -> JSONValue {
         var out: [(String, JSONValue)] = []
         out.append(("mode", .string(model.isMSIXEnabled ? "msix" : model.isMSIEnabled ? "msi" : "none")))
         for (name, domain) in [("descriptors", MSIDomainID.default), ("imsDescriptors", .secondary)] {
             let descs = model.descriptors(domain: domain)
             out.append((name, .array(descs.map { d in
-                .object([
+                var pairs: [(String, JSONValue)] = [
                     ("index", .int(d.index)), ("virq", .int(d.virq)), ("vectors", .int(d.vectorCount)),
                     ("addressLo", .int(Int(d.message.addressLo))), ("addressHi", .int(Int(d.message.addressHi))),
                     ("data", .int(Int(d.message.data))),
-                ])
+                ]
+                if domain == .secondary { pairs.append(("cookie", .string("0x" + hex(d.instanceCookie, width: 1)))) }
+                return .object(pairs)
             })))
         }
-        let caps = try device.config.capabilityList()
+        let config = device.inspectionConfig
+        let caps = try config.capabilityList()
+        let counts = handlerCounts
         if let cap = caps.first(PCICapabilityID.msix) {
-            let table = try MSIXTable(config: device.config, capOffset: cap.offset) { [device] bir in
-                guard let r = device.bar(bir) else {
+            let table = try MSIXTable(config: config, capOffset: cap.offset) { [device] bir in
+                guard let r = device.inspectionBAR(bir) else {
                     throw DeviceAccessError.unsupported("\(device.address) BAR\(bir)", what: "an unimplemented BAR")
                 }
                 return r
             }
             let control = try table.readControl()
             var entries: [JSONValue] = []
-            let programmed = Set(model.descriptors(domain: .default).map(\.index))
+            let programmed = Dictionary(model.descriptors(domain: .default).map { ($0.index, $0.virq) }, uniquingKeysWith: { a, _ in a })
             for i in 0..<table.tableSize {
                 let e = try table.readEntry(i)
-                guard programmed.contains(i) || e.addressLo != 0 || e.data != 0 || !e.masked else { continue }
+                guard programmed[i] != nil || e.addressLo != 0 || e.data != 0 || !e.masked else { continue }
+                let virq = programmed[i].flatMap { $0 != 0 ? $0 : nil }
                 entries.append(.object([
                     ("index", .int(i)), ("addressLo", .int(Int(e.addressLo))), ("addressHi", .int(Int(e.addressHi))),
                     ("data", .int(Int(e.data))), ("masked", .bool(e.masked)), ("pending", .bool(device.msixPending(i))),
+                    ("virq", virq.map { .int($0) } ?? .null), ("count", .int(virq.map { counts[$0] ?? 0 } ?? 0)),
                 ]))
             }
             var pending: [JSONValue] = []
@@ -332,13 +350,14 @@ public final class MockSession {
             ])))
         }
         if let cap = caps.first(PCICapabilityID.msi) {
-            let m = try MSICapability(config: device.config, at: cap.offset)
+            let m = try MSICapability(config: config, at: cap.offset)
             out.append(("msi", .object([
                 ("enabled", .bool(m.enabled)), ("countEnabled", .int(m.countEnabled)),
                 ("address", .int(Int(truncatingIfNeeded: m.address))), ("data", .int(Int(m.data))),
                 ("mask", m.mask.map { .int(Int($0)) } ?? .null), ("pending", m.pending.map { .int(Int($0)) } ?? .null),
             ])))
         }
+        out.append(("ims", try imsView()?.json(includeReset: false) ?? .null))
         let violations = device.violations
         out.append(("violations", .array(violations.map { .string($0.description) })))
         return .object(out)

@@ -42,6 +42,14 @@ struct MockState {
     var memory: [UInt32]
     var barBase: [Int]
     var msix: MSIXGeometry?
+    /// Where the raise path finds MSI-X: the table's first DWORD in ``memory`` and the Message
+    /// Control offset in ``config`` (fixed by the layout validated at construction), and the
+    /// table size (0 without MSI-X).
+    var msixTableWord = 0
+    var msixControlAt = 0
+    var msixEntries = 0
+    /// Entries that can raise: ``msixEntries``, or 0 while the device is gone.
+    var msixRaisable = 0
     var msixPending: Bitmap
     var msi: MSIGeometry?
     var ims: MockIMSLayout?
@@ -49,7 +57,9 @@ struct MockState {
     var counters = MockCounters()
     var violations: [MockViolation] = []
     var released: [(EmittedMessage, DeliveryOutcome)] = []
-    var gone = false
+    var gone = false {
+        didSet { msixRaisable = gone ? 0 : msixEntries }
+    }
     var stuckPending: Set<Int> = []
     /// The interrupt controller. Every sink ever attached stays alive in `sinkOwners` until
     /// the device goes away, so the hot path may use `sinkRef` without retaining it.
@@ -101,6 +111,10 @@ struct MockState {
                 pbaBAR: x.pbaBIR, pbaOffset: Int(x.pbaOffset))
             try Self.validate(g, bars: bars)
             msix = g
+            msixTableWord = barBase[g.tableBAR] + g.tableOffset / 4
+            msixControlAt = g.capOffset + PCIReg.MSIX.flags
+            msixEntries = g.tableSize
+            msixRaisable = g.tableSize
             msixPending = Bitmap(count: g.tableSize)
             wmask[cap.offset + 3] = UInt8(truncatingIfNeeded: (PCIReg.MSIX.enable | PCIReg.MSIX.functionMask) >> 8)
         }
@@ -163,7 +177,7 @@ struct MockState {
     // MARK: Raw little-endian helpers (no counting, no semantics)
 
     @inline(__always)
-    func cfg16(_ o: Int) -> UInt16 { UInt16(config[o]) | UInt16(config[o + 1]) << 8 }
+    func cfg16(_ o: Int) -> UInt16 { UInt16(config[o]) | UInt16(config[o &+ 1]) &<< 8 }
     @inline(__always)
     func cfg32(_ o: Int) -> UInt32 { UInt32(cfg16(o)) | UInt32(cfg16(o + 2)) << 16 }
     mutating func setCfg16(_ o: Int, _ v: UInt16) {
@@ -271,12 +285,20 @@ struct MockState {
 
     @inline(__always)
     mutating func raiseMSIX(_ index: Int) -> Raise {
-        guard !gone, let g = msix, index >= 0, index < g.tableSize else { return .dropped }
-        if msixFunctionMasked || entryMasked(index) {
+        guard UInt(bitPattern: index) < UInt(bitPattern: msixRaisable) else { return .dropped }
+        // The entry's four DWORDs and Message Control, read unchecked: the layout was validated
+        // at construction (the table lies inside its BAR, the capability inside config space).
+        let control = config.withUnsafeBufferPointer { c in UInt16(c[msixControlAt]) | UInt16(c[msixControlAt &+ 1]) &<< 8 }
+        let entry = msixTableWord &+ index &<< 2
+        let (lo, hi, data, vectorControl) = memory.withUnsafeBufferPointer { m in
+            (m[entry], m[entry &+ 1], m[entry &+ 2], m[entry &+ 3])
+        }
+        if control & PCIReg.MSIX.enable == 0 || control & PCIReg.MSIX.functionMask != 0
+            || vectorControl & PCIReg.MSIX.vectorControlMask != 0 {
             msixPending.set(index)
             return .pending
         }
-        return .send(msixMessage(g, index))
+        return .send(EmittedMessage(source: .msix(index), address: UInt64(hi) &<< 32 | UInt64(lo), data: data))
     }
 
     func msixDropReason(_ index: Int) -> String {

@@ -3,7 +3,7 @@ public import MSIShimCore
 /// A spec rule the software driving the mock broke. Recorded, never thrown: real hardware
 /// would silently misbehave, and a test wants to see exactly what was done wrong.
 public struct MockViolation: Hashable, Sendable, CustomStringConvertible {
-    /// Rule number in the reference list (userspace-pci-anchors.md part (b)), 0 for others.
+    /// Rule number in `Docs/mock-device-rules.md`, 0 for others.
     public var rule: Int
     public var message: String
 

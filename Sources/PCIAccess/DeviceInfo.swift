@@ -10,8 +10,11 @@ public struct PCIBar: Hashable, Sendable {
     public var base: UInt64
     /// Region size; nil when unknown (dumps carry no sizes).
     public var size: UInt64?
+    /// A 64-bit memory BAR (it also takes the next register).
     public var is64Bit: Bool
+    /// A prefetchable memory BAR.
     public var prefetchable: Bool
+    /// An I/O-space BAR (not mappable as memory).
     public var isIO: Bool
     /// Reported by the OS but not by the device's register (lspci's "[virtual]").
     public var isVirtual: Bool
@@ -137,6 +140,7 @@ public struct PCIBar: Hashable, Sendable {
 public struct DeviceIRQ: Hashable, Sendable {
     /// Linux IRQ number (the `msi_irqs/<irq>` file name).
     public var irq: Int
+    /// MSI or MSI-X (the content of the `msi_irqs/<irq>` file).
     public var kind: MSIKind
     /// MSI-X table entry or MSI vector, from /proc/interrupts; nil when the IRQ has no row
     /// there (allocated but never requested).
@@ -145,6 +149,8 @@ public struct DeviceIRQ: Hashable, Sendable {
     public var counts: [UInt64]?
     /// The names the requesting driver gave (e.g. "virtio2-input.0").
     public var actions: String?
+    /// Where the kernel placed it (`/proc/irq/<irq>/`); fields are nil where unreadable.
+    public var placement = IRQPlacement()
 }
 
 /// Something that kept a device from being decoded fully.
@@ -195,26 +201,41 @@ public enum DeviceProblem: Hashable, Sendable, CustomStringConvertible {
 
 /// Everything `msictl probe` reports about one PCI function.
 public struct PCIDeviceInfo: Hashable, Sendable {
+    /// The function's address.
     public var address: PCIAddress
+    /// Vendor ID.
     public var vendorID: UInt16
+    /// Device ID.
     public var deviceID: UInt16
     /// Base class << 8 | subclass.
     public var classCode: UInt16
+    /// Programming interface byte of the class code.
     public var programmingInterface: UInt8
+    /// Revision ID.
     public var revision: UInt8
     /// Low 7 bits of the header type register.
     public var headerType: UInt8
+    /// The vendor's name from libpci's database; nil when it has none.
     public var vendorName: String?
+    /// The device's name from libpci's database; nil when it has none.
     public var deviceName: String?
+    /// The class's name from libpci's database; nil when it has none.
     public var className: String?
     /// Config bytes readable (4096, 256, 64 for a non-root reader, or what a dump holds).
     public var configSize: Int
+    /// Implemented BARs, in register order.
     public var bars: [PCIBar] = []
+    /// Standard then extended capabilities, in list order.
     public var capabilities: [PCICapability] = []
+    /// How the walk of the standard capability list ended.
     public var standardChain: CapabilityChainStatus = .complete
+    /// How the walk of the extended capability list ended.
     public var extendedChain: CapabilityChainStatus = .complete
+    /// The MSI capability, decoded; nil when absent.
     public var msi: MSICapability?
+    /// The MSI-X capability, decoded; nil when absent.
     public var msix: MSIXCapability?
+    /// The PCI Express capability; nil for conventional PCI.
     public var express: PCIExpressCapability?
     /// Bound kernel driver (live only; nil when unbound or unknown).
     public var driver: String?
@@ -222,6 +243,7 @@ public struct PCIDeviceInfo: Hashable, Sendable {
     public var iommuGroup: Int?
     /// The kernel's MSI/MSI-X IRQs; nil when not known (dumps), empty when none.
     public var irqs: [DeviceIRQ]?
+    /// What could not be read or made no sense, in the order found.
     public var problems: [DeviceProblem] = []
     /// Line of the device in its dump file (dumps only).
     public var dumpLine: Int?

@@ -8,24 +8,30 @@ public import MSIShimCore
 
 /// Where devices come from.
 public enum ProbeSource: Hashable, Sendable {
-    /// The running system (libpci's sysfs method); paths are overridable for tests.
+    /// The running system (libpci's sysfs method); paths are overridable for tests. Each
+    /// irq's placement is read from the `irq` directory beside `procInterrupts`
+    /// (`/proc/irq`; see ``IRQPlacement/root(besideInterrupts:)``).
     case live(sysfsRoot: String = "/sys", procInterrupts: String = "/proc/interrupts")
     /// An `lspci -x/-xxx/-xxxx` dump.
-    case dump(path: String, reader: DumpReader = .libpci)
+    case dump(path: String, reader: DumpReader = .native)
 }
 
 /// How a dump's bytes are read.
 public enum DumpReader: String, Hashable, Sendable, CaseIterable {
     /// libpci's dump method, exactly what `lspci -F` reads (after a validation pass).
     case libpci
-    /// This package's one-pass reader of the same grammar (``LSPCIDump``): same bytes,
-    /// about 10× faster on large dumps; names still come from libpci.
+    /// This package's one-pass reader of the same grammar (``LSPCIDump``), the default: the
+    /// same bytes as libpci's (the tests compare every fixture and damaged dump), several
+    /// times faster on large dumps, since libpci parses each byte with `sscanf`; names still
+    /// come from libpci's database.
     case native
 }
 
 /// What to probe.
 public struct ProbeOptions: Hashable, Sendable {
+    /// Which slots to report (lspci's `-s`).
     public var slots: PCISlotFilter
+    /// Which vendor/device/class IDs to report (lspci's `-d`).
     public var ids: PCIIDFilter
     /// Look up vendor/device/class names in libpci's database.
     public var lookupNames: Bool
@@ -43,7 +49,9 @@ public struct ProbeOptions: Hashable, Sendable {
 
 /// Why probing failed as a whole (per-device trouble is in ``PCIDeviceInfo/problems``).
 public enum ProbeError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
+    /// The dump file could not be read or is malformed.
     case dump(DumpFileError)
+    /// libpci reported an error (its session is closed).
     case libpci(LibPCIError)
 
     public var errno: KernelErrno? {
@@ -71,15 +79,19 @@ public struct ProbeReport: Hashable, Sendable {
     public var warnings: [String]
     /// CPU ids of the IRQ count columns (live, when /proc/interrupts was read).
     public var cpus: [Int]?
+    /// True for the live system, false for a dump.
     public var isLive: Bool
 }
 
 /// Runs probes.
 public enum PCIProbe {
     /// Probes `source`.
-    /// - Parameter names: the name database to use (pass one whose
-    ///   ``PCINameDatabase/preloadInBackground()`` started early to overlap its loading with
-    ///   the probe); nil opens one when `options.lookupNames` is set.
+    /// - Parameters:
+    ///   - source: the live system or a dump file.
+    ///   - options: which devices, and whether to look up names and ask libudev for drivers.
+    ///   - names: the name database to use (pass one whose
+    ///     ``PCINameDatabase/preloadInBackground()`` started early to overlap its loading with
+    ///     the probe); nil opens one when `options.lookupNames` is set.
     public static func run(
         _ source: ProbeSource, options: ProbeOptions = .init(), names: PCINameDatabase? = nil
     ) throws(ProbeError) -> ProbeReport {
@@ -102,7 +114,8 @@ public enum PCIProbe {
         }
         if let database {
             do {
-                for i in report.devices.indices { try addNames(&report.devices[i], database) }
+                var memo = NameMemo()
+                for i in report.devices.indices { try memo.addNames(&report.devices[i], database) }
             } catch { throw .libpci(error) }
             report.warnings += database.takeWarnings()
         }
@@ -116,6 +129,7 @@ public enum PCIProbe {
         let sysfs = SysfsPCI(root: sysfsRoot)
         let udev = options.useUdev && sysfsRoot == "/sys" ? try? UdevContext() : nil
         var interrupts: ProcInterrupts? = nil
+        let irqRoot = IRQPlacement.root(besideInterrupts: procInterrupts)
         var devices: [PCIDeviceInfo] = []
         var privileged: Bool? = nil
         for address in session.addresses where options.slots.matches(address) {
@@ -151,7 +165,8 @@ public enum PCIProbe {
                     let kind = source?.kind ?? info.enabledMSIKind
                         ?? sysfs.msiIRQKind(of: address, irq: irq).flatMap(MSIKind.init(rawValue:)) ?? .msi
                     return DeviceIRQ(
-                        irq: irq, kind: kind, index: source?.index, counts: row?.counts, actions: row.map { $0.actions })
+                        irq: irq, kind: kind, index: source?.index, counts: row?.counts, actions: row.map { $0.actions },
+                        placement: IRQPlacement.read(irq: irq, root: irqRoot))
                 }
             }
             devices.append(info)
@@ -261,9 +276,27 @@ public enum PCIProbe {
         return info
     }
 
-    static func addNames(_ info: inout PCIDeviceInfo, _ names: PCINameDatabase) throws(LibPCIError) {
-        info.vendorName = try names.vendorName(info.vendorID)
-        info.deviceName = try names.deviceName(vendor: info.vendorID, device: info.deviceID)
-        info.className = try names.className(info.classCode)
+    /// Names already looked up in this probe: a big dump repeats a few IDs thousands of times,
+    /// and each database call takes its lock and clears its error and warning buffers.
+    struct NameMemo {
+        var vendors: [UInt16: String?] = [:]
+        var devices: [UInt32: String?] = [:]
+        var classes: [UInt16: String?] = [:]
+
+        mutating func addNames(_ info: inout PCIDeviceInfo, _ names: PCINameDatabase) throws(LibPCIError) {
+            let deviceKey = UInt32(info.vendorID) << 16 | UInt32(info.deviceID)
+            if let known = vendors[info.vendorID] { info.vendorName = known } else {
+                info.vendorName = try names.vendorName(info.vendorID)
+                vendors[info.vendorID] = info.vendorName
+            }
+            if let known = devices[deviceKey] { info.deviceName = known } else {
+                info.deviceName = try names.deviceName(vendor: info.vendorID, device: info.deviceID)
+                devices[deviceKey] = info.deviceName
+            }
+            if let known = classes[info.classCode] { info.className = known } else {
+                info.className = try names.className(info.classCode)
+                classes[info.classCode] = info.className
+            }
+        }
     }
 }

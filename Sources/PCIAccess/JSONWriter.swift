@@ -3,8 +3,9 @@
 // sort dictionaries for each.
 
 /// Appends JSON to `bytes`. Commas are inserted automatically; the caller pairs
-/// begin/end calls and puts a ``key(_:)`` before every value inside an object.
+/// begin/end calls and puts a `key(_:)` before every value inside an object.
 public struct JSONWriter: Sendable {
+    /// The JSON written so far, UTF-8.
     public private(set) var bytes: [UInt8] = []
     /// Per open container: whether the next element needs a comma first.
     private var needsComma: [Bool] = [false]
@@ -15,10 +16,13 @@ public struct JSONWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
-    /// `{`, `}`, `[`, `]`: open and close containers (pair them).
+    /// Opens an object: `{` (pair it with ``endObject()``).
     public mutating func beginObject() { separate(); bytes.append(UInt8(ascii: "{")); needsComma.append(false) }
+    /// Closes the innermost object: `}`.
     public mutating func endObject() { needsComma.removeLast(); bytes.append(UInt8(ascii: "}")) }
+    /// Opens an array: `[` (pair it with ``endArray()``).
     public mutating func beginArray() { separate(); bytes.append(UInt8(ascii: "[")); needsComma.append(false) }
+    /// Closes the innermost array: `]`.
     public mutating func endArray() { needsComma.removeLast(); bytes.append(UInt8(ascii: "]")) }
 
     /// An object key; the next call writes its value.
@@ -42,6 +46,17 @@ public struct JSONWriter: Sendable {
     public mutating func string(_ value: String) {
         separate()
         bytes.append(UInt8(ascii: "\""))
+        // Most strings (names, slots) need no escape: append them whole.
+        var text = value
+        let plain = text.withUTF8 { utf8 -> Bool in
+            for c in utf8 where c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if plain {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for c in value.utf8 {
             switch c {
             case UInt8(ascii: "\""): bytes.append(UInt8(ascii: "\\")); bytes.append(c)
@@ -64,7 +79,7 @@ public struct JSONWriter: Sendable {
         if let value { string(value) } else { null() }
     }
 
-    /// A number value (integers only: this package has no fractions to print).
+    /// A number value.
     public mutating func number(_ value: UInt64) {
         separate()
         appendDigits(value)
@@ -85,6 +100,31 @@ public struct JSONWriter: Sendable {
     /// A number value, or `null`.
     public mutating func number(_ value: Int?) {
         if let value { number(value) } else { null() }
+    }
+
+    /// A fraction rounded to `decimals` places (at most 6), without an exponent and without
+    /// trailing zeros (`12.5`, `0.333`, `4`); `null` when not finite (JSON has no NaN/inf).
+    public mutating func number(_ value: Double, decimals: Int = 3) {
+        guard value.isFinite, value.magnitude < 1e15 else { return null() }
+        let places = min(max(decimals, 0), 6)
+        var scale: UInt64 = 1
+        for _ in 0..<places { scale *= 10 }
+        let scaled = (value.magnitude * Double(scale)).rounded()
+        let whole = UInt64(scaled) / scale
+        var fraction = UInt64(scaled) % scale
+        separate()
+        if value < 0 && scaled != 0 { bytes.append(UInt8(ascii: "-")) }
+        appendDigits(whole)
+        guard fraction != 0 else { return }
+        var width = places
+        while fraction % 10 == 0 { fraction /= 10; width -= 1 }
+        bytes.append(UInt8(ascii: "."))
+        var digits: [UInt8] = []
+        for _ in 0..<width {
+            digits.append(UInt8(ascii: "0") + UInt8(fraction % 10))
+            fraction /= 10
+        }
+        bytes.append(contentsOf: digits.reversed())
     }
 
     private mutating func appendDigits(_ value: UInt64) {
@@ -157,11 +197,19 @@ extension UInt {
 /// A JSON value built in memory, for results whose shape depends on the data (the mock
 /// session's command results). Object keys keep their insertion order.
 public indirect enum JSONValue: Hashable, Sendable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// A signed number.
     case int(Int)
+    /// An unsigned 64-bit number (addresses): written as is, never as a negative `Int`.
+    case uint(UInt64)
+    /// A string (escaped when written).
     case string(String)
+    /// An array.
     case array([JSONValue])
+    /// An object whose keys keep their order.
     case object([(String, JSONValue)])
 
     public static func == (a: JSONValue, b: JSONValue) -> Bool {
@@ -169,6 +217,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case (.null, .null): true
         case let (.bool(x), .bool(y)): x == y
         case let (.int(x), .int(y)): x == y
+        case let (.uint(x), .uint(y)): x == y
         case let (.string(x), .string(y)): x == y
         case let (.array(x), .array(y)): x == y
         case let (.object(x), .object(y)): x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
@@ -181,6 +230,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case .null: h.combine(0)
         case .bool(let v): h.combine(v)
         case .int(let v): h.combine(v)
+        case .uint(let v): h.combine(v)
         case .string(let v): h.combine(v)
         case .array(let v): h.combine(v)
         case .object(let v): for (k, x) in v { h.combine(k); h.combine(x) }
@@ -199,6 +249,7 @@ public indirect enum JSONValue: Hashable, Sendable {
         case .null: w.null()
         case .bool(let v): w.bool(v)
         case .int(let v): w.number(v)
+        case .uint(let v): w.number(v)
         case .string(let v): w.string(v)
         case .array(let items):
             w.beginArray()

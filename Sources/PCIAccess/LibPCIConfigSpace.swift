@@ -12,15 +12,16 @@ import Glibc
 public import MSIShimCore
 import Synchronization
 
-/// ``ConfigSpaceAccess`` backed by a ``LibPCISession``.
+/// `ConfigSpaceAccess` backed by a ``LibPCISession``.
 ///
 /// Reads go through libpci (`pci_read_block`) and are cached per dword; call
 /// ``invalidate()`` to read the device again. **Writes** are refused with
-/// ``DeviceAccessError/notWritable(_:reason:)`` unless the object was created with
+/// `DeviceAccessError.notWritable` unless the object was created with
 /// `allowWrites: true`; the DeviceIO layer decides when that is allowed (never for a device
 /// a kernel driver owns). Dump sessions are never writable.
 public final class LibPCIConfigSpace: ConfigSpaceAccess {
     public let name: String
+    /// The function read.
     public let address: PCIAddress
     /// Bytes libpci can read (see ``LibPCISession/readableConfigSize(_:)``).
     public let readableSize: Int
@@ -40,6 +41,8 @@ public final class LibPCIConfigSpace: ConfigSpaceAccess {
 
     /// Opens `address` in `session`.
     /// - Parameters:
+    ///   - session: the libpci session that scanned the device.
+    ///   - address: the function to read.
     ///   - allowWrites: let writes reach the device through libpci (default false).
     ///   - readableSize: skip the size probe when the caller knows it.
     ///   - prefetch: bytes to read at once from offset 0 (the 64-byte header by default).

@@ -52,11 +52,15 @@ public enum LibPCIError: ErrnoCarrying, Hashable, Sendable, CustomStringConverti
 
 /// What `pci_fill_info` reports about one function.
 public struct LibPCIDeviceFields: Hashable, Sendable {
+    /// Vendor ID.
     public var vendorID: UInt16
+    /// Device ID.
     public var deviceID: UInt16
     /// Base class << 8 | subclass (`device_class`).
     public var classCode: UInt16
+    /// Programming interface byte of the class code.
     public var programmingInterface: UInt8
+    /// Revision ID.
     public var revision: UInt8
     /// BAR values as libpci holds them (`base_addr[]`: address with the flag bits, the
     /// 64-bit value in the lower register's slot).
@@ -72,6 +76,7 @@ public struct LibPCIDeviceFields: Hashable, Sendable {
 ///
 /// Thread-safe: all access to libpci is serialised by a Mutex (libpci itself is not).
 public final class LibPCISession: Sendable {
+    /// How this session reads devices (live sysfs or a dump file).
     public let method: LibPCIMethod
     /// Every function libpci found, sorted by address.
     public let addresses: [PCIAddress]

@@ -11,7 +11,9 @@ public import MSIShimCore
 
 /// MSI or MSI-X, as the kernel's `msi_irqs/<irq>` files and chip names say.
 public enum MSIKind: String, Hashable, Sendable, CustomStringConvertible {
+    /// MSI (the `msi` content, `PCI-MSI` chips).
     case msi
+    /// MSI-X (the `msix` content, `PCI-MSIX` chips).
     case msix
 
     public var description: String { rawValue }
@@ -19,6 +21,7 @@ public enum MSIKind: String, Hashable, Sendable, CustomStringConvertible {
 
 /// The PCI vector a /proc/interrupts row belongs to.
 public struct MSIVectorSource: Hashable, Sendable {
+    /// The function the vector belongs to.
     public var address: PCIAddress
     /// nil for the older global PCI-MSI domain, whose rows do not tell MSI from MSI-X.
     public var kind: MSIKind?
@@ -35,10 +38,13 @@ public struct MSIVectorSource: Hashable, Sendable {
 
 /// One numbered row of /proc/interrupts.
 public struct InterruptRow: Hashable, Sendable {
+    /// The Linux interrupt number (the row's label).
     public var irq: Int
     /// Per-CPU counts, in the order of ``ProcInterrupts/cpus``.
     public var counts: [UInt64]
+    /// The irq chip's name, e.g. `IR-PCI-MSIX-0000:00:03.0`.
     public var chip: String
+    /// The hardware irq number of its domain; nil when the row has none.
     public var hwirq: UInt64?
     /// Flow handler name after the hwirq ("edge", "fasteoi").
     public var handler: String?

@@ -8,7 +8,9 @@ public import MSIShimCore
 public struct PCISelectorError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The option the text came from: `-s` or `-d`.
     public var option: String
+    /// The text given.
     public var text: String
+    /// lspci's reason, e.g. `Invalid slot number`.
     public var reason: String
 
     /// An error for `text` given to `option`.
@@ -25,9 +27,13 @@ public struct PCISelectorError: Error, Hashable, Sendable, CustomStringConvertib
 
 /// `-s [[[[domain]:]bus]:][slot][.[func]]`: which slots to show. Nil fields match anything.
 public struct PCISlotFilter: Hashable, Sendable {
+    /// Domain to match; nil matches any.
     public var domain: UInt32?
+    /// Bus to match; nil matches any.
     public var bus: UInt8?
+    /// Device (slot) number to match; nil matches any.
     public var slot: UInt8?
+    /// Function number to match; nil matches any.
     public var function: UInt8?
 
     /// Matches every device.
@@ -74,16 +80,22 @@ public struct PCISlotFilter: Hashable, Sendable {
 
 /// `-d [vendor]:[device][:class[:progif]]`: which IDs to show. Nil fields match anything.
 public struct PCIIDFilter: Hashable, Sendable {
+    /// Vendor ID to match; nil matches any.
     public var vendor: UInt16?
+    /// Device ID to match; nil matches any.
     public var device: UInt16?
     /// Class code (base class << 8 | subclass); `classMask` has 0 nibbles where `x` was given.
     public var classCode: UInt16?
+    /// Bits of ``classCode`` that must match (0 nibbles where `x` was given).
     public var classMask: UInt32 = ~0
+    /// Programming interface to match; nil matches any.
     public var programmingInterface: UInt8?
 
     /// Matches every device.
     public init() {}
 
+    /// Parses lspci's ID syntax: `"8086:"` any Intel device, `"::02xx"` any network
+    /// controller, `"1af4:1041:0200:00"` one exact device and class.
     public init(parsing text: String) throws(PCISelectorError) {
         func fail(_ reason: String) -> PCISelectorError { PCISelectorError(option: "-d", text: text, reason: reason) }
         let fields: [Substring]
@@ -111,6 +123,7 @@ public struct PCIIDFilter: Hashable, Sendable {
         vendor == nil && device == nil && classCode == nil && programmingInterface == nil
     }
 
+    /// True when every given field equals the device's (class bits under ``classMask``).
     public func matches(vendor v: UInt16, device d: UInt16, classCode c: UInt16, programmingInterface p: UInt8) -> Bool {
         if let vendor, vendor != v { return false }
         if let device, device != d { return false }

@@ -13,6 +13,7 @@ public struct SysfsPCI: Sendable {
     /// The sysfs mount point, `/sys` on a live system.
     public var root: String
 
+    /// A reader of the sysfs tree mounted at `root`.
     public init(root: String = "/sys") {
         self.root = root
     }
@@ -102,12 +103,17 @@ public struct SysfsPCI: Sendable {
     }
 }
 
-/// A failed sysfs write, with the path and errno (`EACCES` means "run as root").
+/// A failed sysfs write, with the path and errno; the message tells `EACCES` (not root) from
+/// `EPERM` (refused even to root).
 public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
+    /// The file written.
     public var path: String
+    /// What was being done (`open`, `write`…).
     public var operation: String
+    /// The errno the kernel returned.
     public var code: Int32
 
+    /// An error for `operation` on `path`.
     public init(path: String, operation: String, errno code: Int32) {
         self.path = path
         self.operation = operation
@@ -117,9 +123,7 @@ public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
     public var errno: KernelErrno? { KernelErrno(code: code) }
 
     public var description: String {
-        let name = errno.map { "\($0.name) (\($0.message))" } ?? "errno \(code)"
-        let hint = code == EACCES || code == EPERM ? "; run as root" : ""
-        return "\(operation) \(path): \(name)\(hint)"
+        "\(operation) \(path): \(KernelErrno.describeWithReason(code))"
     }
 }
 

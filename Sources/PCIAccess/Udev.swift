@@ -13,24 +13,30 @@ import Synchronization
 
 /// A failed libudev call.
 public struct UdevError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
+    /// The libudev call that failed.
     public var operation: String
+    /// The errno it left.
     public var code: Int32
 
+    /// An error for `operation` with `code`.
     public init(operation: String, code: Int32) {
         self.operation = operation
         self.code = code
     }
 
     public var errno: KernelErrno? { KernelErrno(code: code) }
-    public var description: String { "libudev: \(operation) failed: \(errnoText(code))" }
+    public var description: String { "libudev: \(operation) failed: \(KernelErrno.describe(code))" }
 }
 
 /// A PCI device as udev sees it.
 public struct UdevPCIDevice: Hashable, Sendable {
+    /// The function's address.
     public var address: PCIAddress
+    /// The device's path in sysfs.
     public var syspath: String
     /// Bound driver, nil when unbound.
     public var driver: String?
+    /// The `MODALIAS` the kernel matches drivers against.
     public var modalias: String?
 }
 
@@ -44,6 +50,7 @@ private struct UdevHandle: @unchecked Sendable {
 public final class UdevContext: Sendable {
     private let udev: Mutex<UdevHandle>
 
+    /// A new libudev context (`udev_new`).
     public init() throws(UdevError) {
         guard let u = udev_new() else { throw UdevError(operation: "udev_new", code: errno == 0 ? ENOMEM : errno) }
         udev = Mutex(UdevHandle(pointer: u))
@@ -84,9 +91,26 @@ public final class UdevContext: Sendable {
 
 /// What happened to a device.
 public enum UdevAction: Hashable, Sendable, CustomStringConvertible {
-    case add, remove, change, move, bind, unbind, online, offline
+    /// A device appeared.
+    case add
+    /// A device went away.
+    case remove
+    /// A device's attributes changed.
+    case change
+    /// A device was renamed or moved in the tree.
+    case move
+    /// A driver bound to the device.
+    case bind
+    /// The device's driver unbound.
+    case unbind
+    /// A device was brought online.
+    case online
+    /// A device was taken offline.
+    case offline
+    /// An action this type does not name.
     case other(String)
 
+    /// The action a uevent's `ACTION` text names.
     public init(_ text: String) {
         switch text {
         case "add": self = .add
@@ -118,10 +142,13 @@ public enum UdevAction: Hashable, Sendable, CustomStringConvertible {
 
 /// One PCI uevent.
 public struct UdevPCIEvent: Hashable, Sendable {
+    /// What happened.
     public var action: UdevAction
     /// nil when the device name is not a PCI address.
     public var address: PCIAddress?
+    /// The device's path in sysfs.
     public var syspath: String
+    /// The bound driver after the event, when the event carries one.
     public var driver: String?
 }
 
@@ -129,7 +156,9 @@ public struct UdevPCIEvent: Hashable, Sendable {
 public final class UdevPCIMonitor: Sendable {
     /// `.udev`: events after udevd processed them (needs udevd). `.kernel`: raw kernel uevents.
     public enum Source: String, Sendable {
+        /// Events after udevd processed them.
         case udev
+        /// The kernel's own uevents, without udevd.
         case kernel
     }
 
@@ -138,6 +167,7 @@ public final class UdevPCIMonitor: Sendable {
     /// The monitor's socket, for callers that poll several descriptors.
     public let fileDescriptor: Int32
 
+    /// Starts listening for PCI events from `source` (with a new context unless one is given).
     public init(context: UdevContext? = nil, source: Source = .udev) throws(UdevError) {
         let ctx: UdevContext
         if let context { ctx = context } else { ctx = try UdevContext() }

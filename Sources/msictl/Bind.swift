@@ -18,7 +18,7 @@ struct SystemRootOptions: ParsableArguments {
     @Option(help: .hidden) var stateDir: String?
 
     func environment() -> DeviceIOEnvironment {
-        var env = DeviceIOEnvironment.live
+        var env = DeviceIOEnvironment.msictl
         if let sysfsRoot { env.sysfs = SysfsPCI(root: sysfsRoot) }
         if let procRoot { env.procRoot = procRoot }
         if let stateDir { env.stateDirectory = stateDir }
@@ -57,7 +57,7 @@ func runPlan(
     do {
         plan = try make(binder, address)
     } catch {
-        printError("\(error)", command: command)
+        printError(ErrorAdvice.message(for: error), command: command)
         throw ExitCode(1)
     }
     let root = binder.environment.sysfs.root
@@ -68,7 +68,7 @@ func runPlan(
         let why: BindError = plan.blockers.isEmpty
             ? .inUse(plan.address, driver: plan.currentDriver ?? "?", reasons: plan.inUse)
             : .blocked(plan.address, reasons: plan.blockers)
-        printError((dryRun ? "would refuse: " : "refused: ") + why.description, command: command)
+        printError((dryRun ? "would refuse: " : "refused: ") + ErrorAdvice.message(for: why), command: command)
         throw ExitCode(1)
     }
     if dryRun || plan.isEmpty { return }
@@ -83,7 +83,7 @@ func runPlan(
             throw ExitCode(1)
         }
     } catch let error as BindError {
-        printError(error.description, command: command)
+        printError(ErrorAdvice.message(for: error), command: command)
         throw ExitCode(1)
     }
 }

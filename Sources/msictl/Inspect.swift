@@ -12,7 +12,8 @@ struct Inspect: ParsableCommand {
         discussion: """
             Live (default): config space through sysfs, the table through the BAR's sysfs \
             resourceN mapping (UIO or VFIO when bound to them), each entry joined with the \
-            kernel's irq and per-CPU counts. Read-only: inspect never writes to a device. \
+            kernel's irq, per-CPU counts and effective CPU(s); an entry whose destination APIC is \
+            not that CPU is marked '!!'. Read-only: inspect never writes to a device. \
             --dump FILE: the capabilities of a dumped device (a dump holds no table). \
             --mock: a mock device (built-in, or from --dump), optionally after running a \
             'msictl mock' script (--script). Entries still in their reset state (zero, masked) \
@@ -54,7 +55,7 @@ struct Inspect: ParsableCommand {
             printError(e.message)
             throw ExitCode(2)
         } catch let e as DeviceIOError {
-            printError(e.description)
+            printError(ErrorAdvice.message(for: e))
             if case .noSuchDevice = e { throw ExitCode(1) }
             throw ExitCode(2)
         } catch {
@@ -105,9 +106,10 @@ struct Inspect: ParsableCommand {
                 }
             }
         }
-        var r = try InspectReport(address: address, source: "mock", config: device.config)
-        try r.readTable(config: device.config) { bir in
-            guard let region = device.bar(bir) else {
+        // Read through the inspection views: inspect's own reads are not device accesses.
+        var r = try InspectReport(address: address, source: "mock", config: device.inspectionConfig)
+        try r.readTable(config: device.inspectionConfig) { bir in
+            guard let region = device.inspectionBAR(bir) else {
                 throw DeviceAccessError.unsupported("mock BAR\(bir)", what: "an unimplemented BAR")
             }
             return region
@@ -119,11 +121,12 @@ struct Inspect: ParsableCommand {
                 r.entries[i].counts = session.platform.irq(d.virq)?.perCPUCount ?? []
             }
         }
+        r.ims = try session.imsView()
         return r
     }
 
     func gatherLive(_ address: PCIAddress) throws -> InspectReport {
-        let handle = try DeviceHandle.open(address, intent: .readOnly)
+        let handle = try DeviceHandle.open(address, intent: .readOnly, environment: .msictl)
         var r = try InspectReport(address: address, source: "live", config: handle.config)
         r.driver = handle.driver
         if r.msix != nil {
@@ -141,16 +144,25 @@ struct Inspect: ParsableCommand {
                 r.tableNote = "table not readable: \(error); " + Self.howToRead(address, driver: handle.driver)
             }
         }
-        // The kernel's view: msi_irqs and /proc/interrupts.
-        let sysfs = SysfsPCI()
-        let irqs = sysfs.msiIRQs(of: address)
+        // The kernel's view: msi_irqs, /proc/interrupts and /proc/irq/N (roots as DeviceIO's,
+        // MSICTL_SYSFS_ROOT / MSICTL_PROC_ROOT, as for the device).
+        let environment = DeviceIOEnvironment.msictl
+        let irqs = environment.sysfs.msiIRQs(of: address)
         r.kernelIRQs = irqs.map(\.irq)
-        if let proc = ProcInterrupts.read() {
+        for irq in r.kernelIRQs {
+            r.kernelPlacements[irq] = IRQPlacement.read(irq: irq, root: environment.procRoot + "/irq")
+        }
+        if let proc = ProcInterrupts.read(path: environment.procRoot + "/interrupts") {
             r.cpus = proc.cpus
+            let apics = APICMap.read(path: environment.procRoot + "/cpuinfo")
             for i in r.entries.indices {
                 if let row = proc.row(device: address, kind: .msix, index: r.entries[i].index) {
                     r.entries[i].irq = row.irq
                     r.entries[i].counts = row.counts
+                    let placement = r.kernelPlacements[row.irq]
+                        ?? IRQPlacement.read(irq: row.irq, root: environment.procRoot + "/irq")
+                    r.entries[i].placement = placement
+                    r.entries[i].check = Self.check(r.entries[i].entry, placement, apics)
                 }
             }
             if r.entries.isEmpty {
@@ -158,6 +170,16 @@ struct Inspect: ParsableCommand {
             }
         }
         return r
+    }
+
+    /// Compares a compatibility-format, physical-mode entry's APIC ID with the irq's
+    /// effective affinity (remapped and logical-mode entries are not compared).
+    static func check(_ entry: MSIXEntry, _ placement: IRQPlacement, _ apics: APICMap) -> PlacementCheck {
+        let message = MSIMessage(addressLo: entry.addressLo, addressHi: entry.addressHi, data: entry.data)
+        guard case .compatibility(let m) = X86MSIFormat.decode(message), m.destinationMode != .logical else {
+            return .notCompared
+        }
+        return PlacementCheck.compare(destinationAPIC: Int(m.destination), effective: placement.effectiveAffinity, map: apics)
     }
 
     static func howToRead(_ address: PCIAddress, driver: String?) -> String {
@@ -182,6 +204,9 @@ struct InspectReport {
         var pending: Bool
         var irq: Int?
         var counts: [UInt64] = []
+        /// The kernel's placement of the entry's irq (live only).
+        var placement: IRQPlacement?
+        var check = PlacementCheck.notCompared
         var isReset: Bool { entry.addressLo == 0 && entry.addressHi == 0 && entry.data == 0 && entry.masked && !pending }
     }
 
@@ -195,7 +220,11 @@ struct InspectReport {
     var tableNote: String?
     var kernelIRQs: [Int] = []
     var kernelRows: [InterruptRow] = []
+    /// `/proc/irq/N` placement of each kernel irq (live only).
+    var kernelPlacements: [Int: IRQPlacement] = [:]
     var cpus: [Int] = []
+    /// The IMS table (mock only).
+    var ims: IMSView?
 
     init(address: PCIAddress, source: String, config: some ConfigSpaceAccess) throws {
         self.address = address
@@ -238,6 +267,26 @@ struct InspectReport {
         }
     }
 
+    /// `true`/`false` when the table's destination was compared with the effective affinity,
+    /// null when it could not be.
+    static func differsJSON(_ check: PlacementCheck) -> JSONValue {
+        switch check {
+        case .agrees: .bool(false)
+        case .differs: .bool(true)
+        case .notCompared: .null
+        }
+    }
+
+    /// The effective CPU(s) of an entry's irq, and a mark when the table targets another.
+    static func placementText(_ e: Entry) -> String {
+        guard let effective = e.placement?.effectiveAffinity else { return "" }
+        var text = "  on CPU" + effective.text
+        if case .differs(let cpu, let apic) = e.check {
+            text += " !! table targets " + (cpu.map { "CPU\($0)" } ?? "no CPU") + " (APIC \(apic))"
+        }
+        return text
+    }
+
     static func decodeText(_ e: MSIXEntry) -> String {
         switch X86MSIFormat.decode(MSIMessage(addressLo: e.addressLo, addressHi: e.addressHi, data: e.data)) {
         case .compatibility(let m):
@@ -258,7 +307,7 @@ struct InspectReport {
             pairs.append(("msi", .object([
                 ("capOffset", .int(m.capOffset)), ("enabled", .bool(m.enabled)), ("countCapable", .int(m.countCapable)),
                 ("countEnabled", .int(m.countEnabled)), ("maskable", .bool(m.maskable)), ("is64Bit", .bool(m.is64Bit)),
-                ("address", .int(Int(truncatingIfNeeded: m.address))), ("data", .int(Int(m.data))),
+                ("address", .uint(m.address)), ("data", .int(Int(m.data))),
                 ("mask", m.mask.map { .int(Int($0)) } ?? .null), ("pending", m.pending.map { .int(Int($0)) } ?? .null),
             ])))
         } else {
@@ -277,6 +326,10 @@ struct InspectReport {
                         ("vectorControl", .int(Int(e.entry.vectorControl))), ("masked", .bool(e.entry.masked)),
                         ("pending", .bool(e.pending)), ("decoded", Self.decode(e.entry)),
                         ("irq", e.irq.map { .int($0) } ?? .null), ("counts", .array(e.counts.map { .int(Int($0)) })),
+                        ("smpAffinity", e.placement?.smpAffinity.map { .string($0.text) } ?? .null),
+                        ("effectiveAffinity", e.placement?.effectiveAffinity.map { .string($0.text) } ?? .null),
+                        ("node", e.placement?.node.map { .int($0) } ?? .null),
+                        ("placementDiffers", Self.differsJSON(e.check)),
                     ])
                 }) : .null),
                 ("pending", tableRead ? .array(entries.filter(\.pending).map { .int($0.index) }) : .null),
@@ -285,6 +338,16 @@ struct InspectReport {
             pairs.append(("msix", .null))
         }
         pairs.append(("kernelIRQs", .array(kernelIRQs.map { .int($0) })))
+        pairs.append(("kernelIRQPlacement", .array(kernelIRQs.compactMap { irq in
+            kernelPlacements[irq].map { p in
+                .object([
+                    ("irq", .int(irq)), ("smpAffinity", p.smpAffinity.map { .string($0.text) } ?? .null),
+                    ("effectiveAffinity", p.effectiveAffinity.map { .string($0.text) } ?? .null),
+                    ("node", p.node.map { .int($0) } ?? .null),
+                ])
+            }
+        })))
+        pairs.append(("ims", ims?.json(includeReset: true) ?? .null))
         return .object(pairs)
     }
 
@@ -300,7 +363,7 @@ struct InspectReport {
         guard let x = msix else {
             if msi == nil { out.append("  no MSI or MSI-X capability") }
             if let tableNote { out.append("  " + tableNote) }
-            return out.joined(separator: "\n")
+            return (out + imsText(all: all)).joined(separator: "\n")
         }
         out.append("  MSI-X [\(hex(x.capOffset, width: 2))] \(x.enabled ? "enabled" : "disabled"), function \(x.functionMasked ? "masked" : "unmasked"), "
             + "\(x.tableSize) entries, table BAR\(x.tableBIR)+0x\(hex(Int(x.tableOffset), width: 1)), PBA BAR\(x.pbaBIR)+0x\(hex(Int(x.pbaOffset), width: 1))")
@@ -308,7 +371,8 @@ struct InspectReport {
             out.append("  table: " + (tableNote ?? "not read"))
             if !kernelIRQs.isEmpty { out.append("  kernel irqs: " + kernelIRQs.map(String.init).joined(separator: " ")) }
             for row in kernelRows {
-                out.append("    irq \(row.irq)  \(row.chip) \(row.source.map { "index \($0.index)" } ?? "")  counts \(row.counts.map(String.init).joined(separator: " "))")
+                out.append("    irq \(row.irq)  \(row.chip) \(row.source.map { "index \($0.index)" } ?? "")  counts \(row.counts.map(String.init).joined(separator: " "))"
+                    + (kernelPlacements[row.irq]?.effectiveAffinity.map { "  on CPU" + $0.text } ?? ""))
             }
             return out.joined(separator: "\n")
         }
@@ -320,12 +384,13 @@ struct InspectReport {
                 + "  " + hex(Int(e.entry.vectorControl), width: 4) + "  " + ProbeText.pad(e.entry.masked ? "yes" : "no", 6)
                 + " " + ProbeText.pad(e.pending ? "yes" : "no", 7) + "  " + ProbeText.pad(Self.decodeText(e.entry), 32)
                 + "  " + ProbeText.pad(e.irq.map(String.init) ?? "-", 5) + " " + e.counts.map(String.init).joined(separator: " ")
+                + Self.placementText(e)
             out.append(line)
         }
         if hidden > 0 { out.append("  (\(hidden) entries in their reset state: address 0, data 0, masked, not pending; --all shows them)") }
         let pending = entries.filter(\.pending).map { String($0.index) }
         out.append("  PBA: " + (pending.isEmpty ? "nothing pending" : "pending " + pending.joined(separator: " ")))
-        return out.joined(separator: "\n")
+        return (out + imsText(all: all)).joined(separator: "\n")
     }
 
 }

@@ -9,7 +9,7 @@ struct MSICtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "msictl",
         abstract: "Probe PCI interrupt capabilities, inspect MSI/MSI-X tables, and drive a model of the Linux MSI store.",
-        subcommands: [Probe.self, Inspect.self, Mock.self, Bind.self, Unbind.self])
+        subcommands: [Probe.self, Inspect.self, Watch.self, Export.self, Mock.self, Bind.self, Unbind.self])
 
     /// ArgumentParser's entry point, except that a usage error prints one line on stderr
     /// and exits with status 2 (the house convention for usage/input errors; ArgumentParser

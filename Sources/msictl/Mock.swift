@@ -26,8 +26,20 @@ struct Mock: ParsableCommand {
               mask|unmask msix|msi|ims INDEX           disable_irq / enable_irq (nested; masks at once)
               fire msix|msi|ims INDEX                  the device raises the interrupt
               function-mask on|off                     MSI-X Function Mask
-              show                                     descriptors, table entries, PBA
+              affinity msix|msi|ims INDEX CPU          irq_set_affinity (smp_affinity_list) -> {virq, cpu, vector}
+              cpu N online|offline                     CPU hotplug of the platform
+              ntb setup [align=HEX] [max=HEX]          ntb_msi_setup_mws -> {base, end, translated}
+              ntb request                              ntbm_msi_request_threaded_irq -> {index, virq, offset, data}
+              ntb trigger INDEX [offset=HEX] [data=HEX]  the NTB peer writes what was published for INDEX
+              ntb free INDEX                           ntbm_msi_free_irq
+              show                                     descriptors, MSI-X entries, PBA, IMS slots
               counters                                 MMIO/config accesses since the last 'counters'
+              queue create kernel|vfio|cdev [pasid=HEX]  a work queue: IMS slot (cookie = PASID) or
+                                                       dynamic MSI-X -> {queue, consumer, pasid,
+                                                       interrupt, index, virq}
+              queue free|mask|unmask CONSUMER Q        free_irq + free / disable_irq / enable_irq
+              queue fire Q                             the device completes work on queue Q
+              queue list                               control block (MSI-X 0) and every queue
             The default device is a built-in PCIe endpoint (MSI 32 vectors 64-bit maskable, MSI-X \
             2048 entries in BAR0, 4096 IMS slots in BAR2) on an x86 platform without interrupt \
             remapping. Exit status: 0 when every command succeeded, 1 when any failed, 2 for \
@@ -125,7 +137,10 @@ struct Mock: ParsableCommand {
             print("> \(escapingControlCharacters(line.text))")
             switch outcome {
             case .success(let v): print("  " + v.transcript)
-            case .failure(let e): print("  error \(e.errno?.name ?? "-"): \(e.message)")
+            case .failure(let e):
+                // Parse errors already name their line; errors while running name it too.
+                let place = e.message.hasPrefix("line ") ? "" : "line \(line.number): "
+                print("  error \(e.errno?.name ?? "-"): " + place + e.message)
             }
         }
     }
@@ -158,9 +173,15 @@ extension JSONValue {
         case .null: "-"
         case .bool(let b): b ? "yes" : "no"
         case .int(let i): i > 0xFFFF ? "0x" + String(i, radix: 16) : String(i)
+        case .uint(let u): u > 0xFFFF ? "0x" + String(u, radix: 16) : String(u)
         case .string(let s): s
         case .array(let items): "[" + items.map(\.transcript).joined(separator: ", ") + "]"
-        case .object(let pairs): pairs.map { "\($0.0)=\($0.1.nestedTranscript)" }.joined(separator: " ")
+        case .object(let pairs):
+            pairs.map { key, value in
+                // A PASID reads as the hex the script wrote it in.
+                if key == "pasid", case .int(let p) = value { return "pasid=0x" + String(p, radix: 16) }
+                return "\(key)=\(value.nestedTranscript)"
+            }.joined(separator: " ")
         }
     }
 

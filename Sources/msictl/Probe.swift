@@ -1,4 +1,5 @@
 import ArgumentParser
+import DeviceIO
 import MSIShimCore
 import PCIAccess
 
@@ -17,7 +18,8 @@ struct Probe: ParsableCommand {
             Reads the live system through libpci (sysfs) or an lspci -x/-xxx/-xxxx dump (--dump, \
             exactly what lspci -F reads). MSI and MSI-X are decoded field by field as lspci -vvv \
             shows them; on the live system the bound driver, IOMMU group, the kernel's MSI/MSI-X \
-            IRQs and their per-CPU counts from /proc/interrupts are added. Capabilities need root \
+            IRQs with their per-CPU counts (/proc/interrupts) and placement (/proc/irq/N: affinity, \
+            effective CPUs, node) are added. Capabilities need root \
             (other users can read only the first 64 bytes of config space).
 
             Exit status: 0 devices listed, 1 no device matched, 2 usage/input error or a device \
@@ -36,8 +38,8 @@ struct Probe: ParsableCommand {
     @Flag(name: .customLong("json"), help: "Print a JSON array, one object per device.")
     var json = false
 
-    @Option(name: .customLong("dump-reader"), help: ArgumentHelp("How to read --dump: libpci (what lspci -F reads) or native (same grammar, much faster on big dumps).", valueName: "libpci|native"))
-    var dumpReader: DumpReader = .libpci
+    @Option(name: .customLong("dump-reader"), help: ArgumentHelp("How to read --dump: native (default; the same bytes libpci reads, much faster on big dumps) or libpci (libpci's own dump method, what lspci -F runs).", valueName: "native|libpci"))
+    var dumpReader: DumpReader = .native
 
     func run() throws {
         try Self.execute(Invocation(dump: dump, slot: slot, ids: ids, json: json, dumpReader: dumpReader))
@@ -49,7 +51,7 @@ struct Probe: ParsableCommand {
         var slot: String?
         var ids: String?
         var json = false
-        var dumpReader = DumpReader.libpci
+        var dumpReader = DumpReader.native
     }
 
     static func execute(_ invocation: Invocation) throws {
@@ -63,7 +65,7 @@ struct Probe: ParsableCommand {
         } catch {
             ProbeIO.fail("\(error)", status: 2)
         }
-        let source: ProbeSource = dump.map { .dump(path: $0, reader: dumpReader) } ?? .live()
+        let source: ProbeSource = dump.map { .dump(path: $0, reader: dumpReader) } ?? liveSource()
         let report: ProbeReport
         do { report = try PCIProbe.run(source, options: options, names: ProbeWarmup.names) } catch {
             ProbeIO.fail("\(error)", status: 2)
@@ -98,6 +100,13 @@ struct Probe: ParsableCommand {
 }
 
 extension DumpReader: ExpressibleByArgument {}
+
+/// The live system at msictl's roots (`MSICTL_SYSFS_ROOT`, `MSICTL_PROC_ROOT`), so
+/// every command can be pointed at a fake tree.
+func liveSource() -> ProbeSource {
+    let environment = DeviceIOEnvironment.msictl
+    return .live(sysfsRoot: environment.sysfs.root, procInterrupts: environment.procRoot + "/interrupts")
+}
 
 extension Probe {
     /// Parses the everyday spellings (`--json`, `--dump FILE`, `-s SEL`, `-d SEL`,

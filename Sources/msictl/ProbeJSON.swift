@@ -130,6 +130,9 @@ enum ProbeJSON {
                     w.null()
                 }
                 w.key("actions"); w.string(irq.actions)
+                w.key("smpAffinity"); w.string(irq.placement.smpAffinity?.text)
+                w.key("effectiveAffinity"); w.string(irq.placement.effectiveAffinity?.text)
+                w.key("node"); w.number(irq.placement.node)
                 w.endObject()
             }
             w.endArray()

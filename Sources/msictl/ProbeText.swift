@@ -125,9 +125,10 @@ enum ProbeText {
         return "\(x)T"
     }
 
-    /// IRQ rows: number, vector, per-CPU counts, total, the driver's name for it.
+    /// IRQ rows: number, vector, per-CPU counts, total, the CPU(s) the kernel targets
+    /// (effective affinity; "-" where unreadable), the driver's name for it.
     static func irqTable(_ irqs: [DeviceIRQ], cpus: [Int]) -> [String] {
-        var rows: [[String]] = [["IRQ", "Vector"] + cpus.map { "CPU\($0)" } + ["Total", "Name"]]
+        var rows: [[String]] = [["IRQ", "Vector"] + cpus.map { "CPU\($0)" } + ["Total", "On", "Name"]]
         for irq in irqs {
             var row = ["\(irq.irq)", irq.kind == .msix ? "MSI-X \(irq.index.map(String.init) ?? "?")" : "MSI \(irq.index.map(String.init) ?? "?")"]
             if let counts = irq.counts {
@@ -135,6 +136,7 @@ enum ProbeText {
             } else {
                 row += cpus.map { _ in "-" } + ["-"]
             }
+            row.append(irq.placement.effectiveAffinity.map { "CPU" + $0.text } ?? "-")
             row.append(irq.actions ?? (irq.counts == nil ? "(not requested)" : ""))
             rows.append(row)
         }

@@ -17,6 +17,7 @@ struct DifferentialScenario {
 
     enum Step: CustomStringConvertible {
         case enable(Int)
+        case enableMSI
         case request(Int)
         case release(Int)
         case mask(Int)
@@ -28,6 +29,7 @@ struct DifferentialScenario {
         var description: String {
             switch self {
             case .enable(let n): "enable msix \(n)"
+            case .enableMSI: "enable msi"
             case .request(let i): "request \(i)"
             case .release(let i): "release \(i)"
             case .mask(let i): "mask \(i)"
@@ -58,6 +60,9 @@ struct DifferentialScenario {
         .enable(3),
         .raise(2), .request(2), .raise(2),
         .release(2), .disable,
+        // MSI (the 82574's capability: 64-bit, one vector, no per-vector mask), then MSI-X again.
+        .enableMSI, .raise(0), .request(0), .raise(0), .raise(3), .release(0), .raise(0), .disable,
+        .raise(0), .enable(2), .request(1), .raise(1), .release(1), .disable,
     ]
 
     func run() {
@@ -93,8 +98,13 @@ struct DifferentialScenario {
         do {
             switch step {
             case .enable(let n):
+                E1000E.letThrottlingTimersExpire()
                 let got = try rig.model.allocIRQVectors(min: n, max: n, flags: .msix)
                 return ("enabled \(got)", "\(got) vectors")
+            case .enableMSI:
+                E1000E.letThrottlingTimersExpire()
+                let got = try rig.model.allocIRQVectors(min: 1, max: 1, flags: .msi)
+                return ("enabled msi \(got)", "\(got) MSI vector")
             case .request(let i):
                 try rig.model.requestIRQ(try rig.virq(i))
             case .release(let i):
@@ -109,6 +119,7 @@ struct DifferentialScenario {
             case .functionMask(let on):
                 try rig.setFunctionMask(on)
             case .disable:
+                E1000E.letThrottlingTimersExpire()
                 try rig.model.freeIRQVectors()
             }
             return ("ok", "ok")

@@ -45,6 +45,14 @@ enum E1000E {
         try bar0.write32(eiac, allCauses)
     }
 
+    /// QEMU 7.2's e1000e arms a 128 µs throttling timer whenever it sends an interrupt (the ITR
+    /// timer for INTx and MSI, one EITR timer per MSI-X vector) and asserts, when the timer
+    /// fires, that the device is still in the mode that armed it — QEMU aborts otherwise
+    /// (`e1000e_intrmgr_on_throttling_timer: Assertion !msix_enabled`, and the reverse for
+    /// EITR). A loaded host delays the callback far past 128 µs, so before the interrupt mode
+    /// changes (MSI-X or MSI enabled or disabled) the lab lets every armed timer run out.
+    static func letThrottlingTimersExpire() { sleepMs(50) }
+
     /// Makes the device raise the cause routed to `vector` (IMS then ICS).
     static func raise(_ bar0: some MMIORegion, vector: Int) throws {
         try bar0.write32(ims, causes[vector])

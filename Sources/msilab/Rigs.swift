@@ -30,12 +30,16 @@ struct MSIXSnapshot: Equatable, CustomStringConvertible {
     var control: UInt16
     var entries: [MSIXEntry]
     var pba: [UInt64]
+    /// The MSI capability's first four dwords (header + Message Control, address low, address
+    /// high, data), empty without one.
+    var msi: [UInt32] = []
 
     var description: String {
         let e = entries.enumerated().map { i, e in
             "\(i):\(hx(e.addressLo))/\(hx(e.data))\(e.masked ? "M" : "")"
         }.joined(separator: " ")
-        return "cmd \(hx(command)) ctrl \(hx(control)) pba \(pba.map(hx)) [\(e)]"
+        let m = msi.isEmpty ? "" : " msi [\(msi.map(hx).joined(separator: " "))]"
+        return "cmd \(hx(command)) ctrl \(hx(control)) pba \(pba.map(hx)) [\(e)]\(m)"
     }
 
     /// The differences from `other`, one phrase each.
@@ -44,6 +48,7 @@ struct MSIXSnapshot: Equatable, CustomStringConvertible {
         if command != other.command { out.append("Command \(hx(command)) vs \(hx(other.command))") }
         if control != other.control { out.append("Message Control \(hx(control)) vs \(hx(other.control))") }
         if pba != other.pba { out.append("PBA \(pba.map(hx)) vs \(other.pba.map(hx))") }
+        if msi != other.msi { out.append("MSI capability \(msi.map(hx)) vs \(other.msi.map(hx))") }
         for (i, (a, b)) in zip(entries, other.entries).enumerated() where a != b {
             out.append("entry \(i) \(hx(a.addressLo)):\(hx(a.addressHi)):\(hx(a.data)):\(hx(a.vectorControl)) vs "
                 + "\(hx(b.addressLo)):\(hx(b.addressHi)):\(hx(b.data)):\(hx(b.vectorControl))")
@@ -56,8 +61,11 @@ protocol ModelRig {
     var name: String { get }
     var model: MSIDevice { get }
     var table: MSIXTable { get }
-    /// Makes the function signal MSI-X vector `vector`; `detail` says more where the rig can.
+    /// Makes the function signal MSI-X vector `vector` (with MSI on: the cause routed to it,
+    /// which sends MSI vector 0); `detail` says more where the rig can.
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String)
+    /// The MSI capability's offset, nil without one.
+    var msiOffset: Int? { get }
 }
 
 extension ModelRig {
@@ -65,7 +73,8 @@ extension ModelRig {
     func snapshot() throws -> MSIXSnapshot {
         MSIXSnapshot(
             command: try table.config.read16(PCIReg.command), control: try table.readControl(),
-            entries: try table.readEntries(), pba: try table.readPBA())
+            entries: try table.readEntries(), pba: try table.readPBA(),
+            msi: try msiOffset.map { o in try (0..<4).map { try table.config.read32(o + 4 * $0) } } ?? [])
     }
 
     /// Sets or clears Function Mask in Message Control (a config write).
@@ -100,8 +109,11 @@ final class UIOE1000ERig: ModelRig {
     /// `/dev/uioX`: INTx events (a read returns the count).
     let uioFD: Int32
     let uioName: String
+    /// The MSI capability's offset, nil without one.
+    let msiOffset: Int?
 
-    init(_ address: PCIAddress) throws {
+    /// `platform`: the machine the model runs on (default: the lab's, with remapping).
+    init(_ address: PCIAddress, platform: MSIPlatform? = nil) throws {
         self.address = address
         handle = try DeviceHandle.open(address, intent: .allowWrites)
         guard case .uio(let uio) = handle.backend else {
@@ -128,10 +140,11 @@ final class UIOE1000ERig: ModelRig {
         }
         let irqLine = Int(readText("/sys/bus/pci/devices/\(address)/irq")?.trimmingWhitespace() ?? "") ?? 0
         let hardware = try PCIFunctionHardware.discover(config: config, intxIRQ: irqLine, region: region)
-        model = MSIDevice(name: address.description, platform: try labPlatform(), pci: hardware)
+        model = MSIDevice(name: address.description, platform: try platform ?? labPlatform(), pci: hardware)
         guard let cap = try config.capabilityList().first(PCICapabilityID.msix) else {
             throw DeviceIOError.barUnusable(address, bar: 0, reason: "no MSI-X capability")
         }
+        msiOffset = try config.capabilityList().first(PCICapabilityID.msi)?.offset
         table = try MSIXTable(config: config, capOffset: cap.offset, region: region)
         // As a driver's probe would: memory decoding and bus mastering (QEMU drops the
         // device's message writes while Bus Master is off), then the NIC's interrupt logic in
@@ -143,6 +156,14 @@ final class UIOE1000ERig: ModelRig {
 
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
         try E1000E.raise(bar0, vector: vector)
+        if try msiEnabled() {
+            // MSI (no per-vector mask on the 82574): the device sends vector 0's message at
+            // once. The cause stays in ICR until acknowledged, and QEMU sends no new message
+            // for a cause still pending, so acknowledge it as a driver would.
+            try bar0.write32(E1000E.icr, E1000E.causes[vector])
+            try bar0.write32(E1000E.imc, E1000E.causes[vector])
+            return (.notPending, "MSI sent (cause \(E1000E.causeNames[vector]) acknowledged)")
+        }
         if try table.readControl() & PCIReg.MSIX.enable == 0 {
             // MSI-X off: the 82574 signals through INTx (QEMU's e1000e never calls msix_notify
             // then), and uio_pci_generic's handler counts it and masks INTx (Command bit 10).
@@ -170,6 +191,12 @@ final class UIOE1000ERig: ModelRig {
 
     deinit { close(uioFD) }
 
+    /// MSI Enable in the function's MSI capability.
+    func msiEnabled() throws -> Bool {
+        guard let msiOffset else { return false }
+        return try table.config.read16(msiOffset + PCIReg.MSI.flags) & PCIReg.MSI.enable != 0
+    }
+
     /// The UIO event count (a 4-byte read), nil when nothing is there.
     func readUIOCount() -> UInt32? {
         var count: UInt32 = 0
@@ -193,10 +220,12 @@ final class MockRig: ModelRig {
     let device: MockPCIDevice
     let model: MSIDevice
     let table: MSIXTable
+    let msiOffset: Int?
 
-    init(config: [UInt8], address: PCIAddress) throws {
+    /// `platform`: the machine (default: the lab's, with remapping); `node`: the device's NUMA node.
+    init(config: [UInt8], address: PCIAddress, platform: MSIPlatform? = nil, node: Int = -1) throws {
         device = try MockPCIDevice.fromConfig(config, address: address)
-        let platform = try labPlatform()
+        let platform = try platform ?? labPlatform()
         device.attach(sink: platform)
         name = "mock \(address) (from \(config.count) config bytes)"
         let mock = device
@@ -210,11 +239,12 @@ final class MockRig: ModelRig {
         let hardware = try PCIFunctionHardware.discover(
             config: device.config, intxIRQ: pin != 0 ? Int(try device.config.read8(PCIReg.interruptLine)) : 0,
             region: region)
-        model = MSIDevice(name: "mock \(address)", platform: platform, pci: hardware)
+        model = MSIDevice(name: "mock \(address)", platform: platform, pci: hardware, node: node)
         guard let cap = try device.config.capabilityList().first(PCICapabilityID.msix) else {
             throw DeviceAccessError.unsupported("mock \(address)", what: "a function without MSI-X")
         }
         table = try MSIXTable(config: device.config, capOffset: cap.offset, region: region)
+        msiOffset = try device.config.capabilityList().first(PCICapabilityID.msi)?.offset
         // Same starting Command as the real rig after its probe.
         let command = try device.config.read16(PCIReg.command)
         try device.config.write16(PCIReg.command, command | PCIReg.Command.memory | PCIReg.Command.busMaster)
@@ -223,7 +253,15 @@ final class MockRig: ModelRig {
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
         // The device's own choice, above the MSI-X logic the mock models: with MSI-X off an
         // 82574 signals through INTx and never asks its MSI-X logic (which would latch the
-        // event as pending: !Enable counts as masked there, rule 5).
+        // event as pending: !Enable counts as masked there, rule 5). With MSI on, it sends
+        // MSI vector 0 whatever the cause.
+        if let o = msiOffset, try device.config.read16(o + PCIReg.MSI.flags) & PCIReg.MSI.enable != 0 {
+            switch device.fireMSI(0) {
+            case .sent(_, let delivery): return (.notPending, "MSI sent, \(delivery)")
+            case .pending: return (.pending, "MSI pending")
+            case .dropped(let why): return (.notPending, "MSI not signalled: \(why)")
+            }
+        }
         if try table.readControl() & PCIReg.MSIX.enable == 0 {
             return (.notPending, "INTx (MSI-X disabled; the mock's MSI-X logic is not asked)")
         }

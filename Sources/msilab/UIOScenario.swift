@@ -85,6 +85,7 @@ struct UIOScenario {
 
         // Disable: the model frees the vectors, the function leaves MSI-X mode.
         guard report.attempt("uio-model-disable", { () throws -> Bool in
+            E1000E.letThrottlingTimersExpire()
             for i in 0..<5 { try rig.model.freeIRQ(try rig.virq(i)) }
             try rig.model.freeIRQVectors()
             return true

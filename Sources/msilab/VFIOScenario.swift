@@ -19,7 +19,7 @@ struct VFIOScenario {
         report.info("vfio-e1000e on \(address), kernel \(kernelVersion().major).\(kernelVersion().minor)")
         cdevFlow()
         guard let device = report.attempt("vfio-group-open", {
-            try VFIODevice.open(address, flow: .group, intent: .allowWrites)
+            try VFIODevice.open(address, flow: .group, intent: .allowWrites, environment: .live)
         }) else { return }
         report.check(
             device.flow == .group && device.group == sysfs.iommuGroup(of: address), "vfio-group-open",
@@ -27,7 +27,7 @@ struct VFIOScenario {
                 + "\(sysfs.iommuGroup(of: address).map(String.init) ?? "nil"), IOMMU type \(device.iommuType.map(String.init) ?? "nil")")
         // A group can be open once: a second open (another process in real life) is refused.
         do {
-            _ = try VFIODevice.open(address, flow: .group, intent: .readOnly)
+            _ = try VFIODevice.open(address, flow: .group, intent: .readOnly, environment: .live)
             report.fail("vfio-group-busy", "a second open of group \(device.group ?? -1) succeeded")
         } catch {
             report.check(
@@ -50,7 +50,7 @@ struct VFIOScenario {
     /// The per-device cdev flow: used when the kernel has it, else a SKIP with the reason.
     func cdevFlow() {
         do {
-            let d = try VFIODevice.open(address, flow: .cdev, intent: .readOnly)
+            let d = try VFIODevice.open(address, flow: .cdev, intent: .readOnly, environment: .live)
             report.pass("vfio-cdev-open", "flow \(d.flow), \(d.info.regionCount) regions")
         } catch let DeviceIOError.noDeviceCdev(_, reason) {
             let config = readText("/lab/kernel.config") ?? ""

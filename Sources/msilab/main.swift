@@ -13,6 +13,9 @@ let args = Array(CommandLine.arguments.dropFirst())
 let scenarios: [(name: String, usage: String, run: ([String]) throws -> Void)] = [
     ("vfio-e1000e", "BDF", { a in VFIOScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
     ("uio", "BDF", { a in UIOScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
+    ("delivery", "BDF", { a in try DeliveryScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
+    ("remapped-compat", "BDF", { a in RemappingScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
+    ("model-vs-kernel", "TRACE DRIVER/LIMIT@BDF,...", { a in ModelVsKernelScenario(report: report).run(trace: a[0], devices: a[1]) }),
     ("differential", "BDF", { a in DifferentialScenario(address: try PCIAddress(parsing: a[0]), report: report).run() }),
     ("probe-agrees", "PROBE.json IRQS-BEFORE IRQS-AFTER", { a in
         ProbeInspectScenario(report: report).probeAgrees(json: a[0], before: a[1], after: a[2])

@@ -140,7 +140,7 @@ func msixEnableAccessCountMatchesKernel() throws {
         let before = s.device.counters
         _ = try s.run(.enable(.msix, min: n, max: n, affinity: false))
         let d = s.device.counters - before
-        // Kernel (reference §3): per entry, read vector control into the cache, write
+        // Kernel (Docs/kernel-msi-model.md §3): per entry, read vector control into the cache, write
         // lo/hi/data (early activation) and read data back (pci_write_msg_msix's flush); then
         // msix_mask_all writes vector control of the whole table (2048 entries here).
         #expect(d.mmioWrites == 3 * n + 2048, "n=\(n): \(d.mmioWrites) writes")

@@ -77,7 +77,7 @@ struct ProbeCLITests {
     func badDumps() throws {
         var r = try msictl("probe", "--dump", "/nonexistent.dump")
         #expect(r.status == 2)
-        expectOneLine(r.stderr, contains: "cannot open dump /nonexistent.dump: No such file or directory")
+        expectOneLine(r.stderr, contains: "cannot open dump /nonexistent.dump: ENOENT (no such file or directory)")
 
         let empty = try write("")
         r = try msictl("probe", "--dump", empty)

@@ -1,4 +1,4 @@
-// Conformance cases 22–44 of linux-msi-model.md §6: the PCI/MSI layer, the hardware
+// Conformance cases 22–44 of Docs/kernel-msi-model.md §6: the PCI/MSI layer, the hardware
 // programming order, x86 message composition, the vector matrix and IMS.
 import Testing
 @testable import MSIModel
@@ -6,10 +6,10 @@ import MSIShimCore
 
 @Suite("drivers/pci/msi, x86 vectors and formats, IMS")
 struct ConformancePCITests {
-    @Test("22 __pci_enable_msix_range: parent fails on the 3rd vector, min 1 → retry with 2 → 2")
-    func case22() throws {
+    @Test("22 __pci_enable_msix_range: parent fails on the 3rd vector, min 1 → retry with 2 → 2", arguments: MSIStoreLayout.allCases)
+    func case22(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, _) = pciDevice(p)
+        let (dev, _) = pciDevice(p, layout: layout)
         p.failIRQAllocations(after: 2)
         #expect(try dev.allocIRQVectors(min: 1, max: 4, flags: .msix) == 2)
         #expect(dev.descriptors().map(\.index) == [0, 1])
@@ -17,10 +17,10 @@ struct ConformancePCITests {
         #expect(p.allocatedIRQs.count == 2)
     }
 
-    @Test("23 __pci_enable_msix_range: same failure with min 3 → -ENOSPC, store empty")
-    func case23() throws {
+    @Test("23 __pci_enable_msix_range: same failure with min 3 → -ENOSPC, store empty", arguments: MSIStoreLayout.allCases)
+    func case23(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, hw) = pciDevice(p)
+        let (dev, hw) = pciDevice(p, layout: layout)
         p.failIRQAllocations(after: 2)
         expectErrno(.ENOSPC) { _ = try dev.allocIRQVectors(min: 3, max: 4, flags: .msix) }
         #expect(dev.descriptors().isEmpty)
@@ -29,43 +29,43 @@ struct ConformancePCITests {
         #expect(hw.msixControlRegister & (PCIReg.MSIX.enable | PCIReg.MSIX.functionMask) == 0)
     }
 
-    @Test("24 __pci_enable_msix_range: max < min gives -ERANGE")
-    func case24() throws {
-        let (dev, _) = pciDevice(try x86Platform())
+    @Test("24 __pci_enable_msix_range: max < min gives -ERANGE", arguments: MSIStoreLayout.allCases)
+    func case24(_ layout: MSIStoreLayout) throws {
+        let (dev, _) = pciDevice(try x86Platform(), layout: layout)
         expectErrno(.ERANGE) { _ = try dev.allocIRQVectors(min: 4, max: 2, flags: .msix) }
     }
 
-    @Test("25 pci_alloc_irq_vectors_affinity: (1, 0, ALL_TYPES) with an INTx irq falls back to INTx")
-    func case25() throws {
-        let (dev, hw) = pciDevice(try x86Platform(), intx: 11)
+    @Test("25 pci_alloc_irq_vectors_affinity: (1, 0, ALL_TYPES) with an INTx irq falls back to INTx", arguments: MSIStoreLayout.allCases)
+    func case25(_ layout: MSIStoreLayout) throws {
+        let (dev, hw) = pciDevice(try x86Platform(), layout: layout, intx: 11)
         try hw.writeCommand(hw.commandRegister | PCIReg.Command.intxDisable)
         #expect(try dev.allocIRQVectors(min: 1, max: 0, flags: .allTypes) == 1)
         #expect(hw.commandRegister & PCIReg.Command.intxDisable == 0, "pci_intx(dev, 1) re-enables INTx")
         #expect(try dev.irqVector(0) == 11)
         // Without INTx the last error (-ERANGE from the MSI attempt) is returned.
-        let (noPin, _) = pciDevice(try x86Platform(), intx: 0)
+        let (noPin, _) = pciDevice(try x86Platform(), layout: layout, intx: 0)
         expectErrno(.ERANGE) { _ = try noPin.allocIRQVectors(min: 1, max: 0, flags: .allTypes) }
     }
 
-    @Test("26 __pci_enable_msix_range: a 4-entry table gives 4 for (1, 8) and -ENOSPC for (8, 16)")
-    func case26() throws {
+    @Test("26 __pci_enable_msix_range: a 4-entry table gives 4 for (1, 8) and -ENOSPC for (8, 16)", arguments: MSIStoreLayout.allCases)
+    func case26(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, _) = pciDevice(p, msix: 4)
+        let (dev, _) = pciDevice(p, layout: layout, msix: 4)
         #expect(try dev.allocIRQVectors(min: 1, max: 8, flags: .msix) == 4)
-        let (dev2, _) = pciDevice(p, name: "0000:00:05.0", msix: 4)
+        let (dev2, _) = pciDevice(p, layout: layout, name: "0000:00:05.0", msix: 4)
         expectErrno(.ENOSPC) { _ = try dev2.allocIRQVectors(min: 8, max: 16, flags: .msix) }
     }
 
-    @Test("27 pci_msix_vec_count: no MSI-X capability gives -EINVAL")
-    func case27() throws {
-        let (dev, _) = pciDevice(try x86Platform(), msix: nil, msiMMC: 0)
+    @Test("27 pci_msix_vec_count: no MSI-X capability gives -EINVAL", arguments: MSIStoreLayout.allCases)
+    func case27(_ layout: MSIStoreLayout) throws {
+        let (dev, _) = pciDevice(try x86Platform(), layout: layout, msix: nil, msiMMC: 0)
         expectErrno(.EINVAL) { _ = try dev.allocIRQVectors(min: 1, max: 1, flags: .msix) }
     }
 
-    @Test("28 __pci_enable_msi[x]_range: MSI and MSI-X exclude each other with -EINVAL")
-    func case28() throws {
+    @Test("28 __pci_enable_msi[x]_range: MSI and MSI-X exclude each other with -EINVAL", arguments: MSIStoreLayout.allCases)
+    func case28(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, _) = pciDevice(p, msix: 8, msiMMC: 0)
+        let (dev, _) = pciDevice(p, layout: layout, msix: 8, msiMMC: 0)
         #expect(try dev.allocIRQVectors(min: 1, max: 1, flags: .msi) == 1)
         expectErrno(.EINVAL) { _ = try dev.allocIRQVectors(min: 1, max: 1, flags: .msix) }
         try dev.freeIRQVectors()
@@ -73,10 +73,10 @@ struct ConformancePCITests {
         expectErrno(.EINVAL) { _ = try dev.allocIRQVectors(min: 1, max: 1, flags: .msi) }
     }
 
-    @Test("29 msi_capability_init: the vector parent has no MULTI_PCI_MSI: (1,4) → 1, (2,4) → -ENOSPC")
-    func case29() throws {
+    @Test("29 msi_capability_init: the vector parent has no MULTI_PCI_MSI: (1,4) → 1, (2,4) → -ENOSPC", arguments: MSIStoreLayout.allCases)
+    func case29(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, hw) = pciDevice(p, msix: nil, msiMMC: 3)
+        let (dev, hw) = pciDevice(p, layout: layout, msix: nil, msiMMC: 3)
         #expect(try dev.allocIRQVectors(min: 1, max: 4, flags: .msi) == 1)
         #expect((hw.msiControlRegister & PCIReg.MSI.qsize) >> 4 == 0)
         try dev.freeIRQVectors()
@@ -84,10 +84,10 @@ struct ConformancePCITests {
         #expect(!dev.isMSIEnabled)
     }
 
-    @Test("30 msi_setup_msi_desc: IR parent (3,3,MSI) → 3 vectors, MME 2, one descriptor, pci_irq_vector(2) = irq+2")
-    func case30() throws {
+    @Test("30 msi_setup_msi_desc: IR parent (3,3,MSI) → 3 vectors, MME 2, one descriptor, pci_irq_vector(2) = irq+2", arguments: MSIStoreLayout.allCases)
+    func case30(_ layout: MSIStoreLayout) throws {
         let p = try irPlatform()
-        let (dev, hw) = pciDevice(p, msix: nil, msiMMC: 3)
+        let (dev, hw) = pciDevice(p, layout: layout, msix: nil, msiMMC: 3)
         #expect(try dev.allocIRQVectors(min: 3, max: 3, flags: .msi) == 3)
         #expect((hw.msiControlRegister & PCIReg.MSI.qsize) >> 4 == 2)
         let descs = dev.descriptors()
@@ -104,16 +104,16 @@ struct ConformancePCITests {
         #expect(p.irq(irq)?.domainName == "IR-PCI-MSI-0000:00:03.0")
     }
 
-    @Test("31 pci_irq_vector: with nothing enabled, 0 is dev->irq and 1 is -EINVAL")
-    func case31() throws {
-        let (dev, _) = pciDevice(try x86Platform(), intx: 17)
+    @Test("31 pci_irq_vector: with nothing enabled, 0 is dev->irq and 1 is -EINVAL", arguments: MSIStoreLayout.allCases)
+    func case31(_ layout: MSIStoreLayout) throws {
+        let (dev, _) = pciDevice(try x86Platform(), layout: layout, intx: 17)
         #expect(try dev.irqVector(0) == 17)
         expectErrno(.EINVAL) { _ = try dev.irqVector(1) }
     }
 
-    @Test("32 pci_msix_alloc_irq_at: before MSI-X is enabled → -ENOTSUPP (524)")
-    func case32() throws {
-        let (dev, _) = pciDevice(try x86Platform())
+    @Test("32 pci_msix_alloc_irq_at: before MSI-X is enabled → -ENOTSUPP (524)", arguments: MSIStoreLayout.allCases)
+    func case32(_ layout: MSIStoreLayout) throws {
+        let (dev, _) = pciDevice(try x86Platform(), layout: layout)
         do {
             _ = try dev.msixAllocIRQ(at: .any)
             Issue.record("expected ENOTSUPP")
@@ -123,10 +123,10 @@ struct ConformancePCITests {
         }
     }
 
-    @Test("33 msi_insert_desc: dynamic MSI-X on a table of 8: ANY → 1, 5 → 5, 5 → -EBUSY, 8 → -ERANGE")
-    func case33() throws {
+    @Test("33 msi_insert_desc: dynamic MSI-X on a table of 8: ANY → 1, 5 → 5, 5 → -EBUSY, 8 → -ERANGE", arguments: MSIStoreLayout.allCases)
+    func case33(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, hw) = pciDevice(p, msix: 8)
+        let (dev, hw) = pciDevice(p, layout: layout, msix: 8)
         #expect(try dev.allocIRQVectors(min: 1, max: 1, flags: .msix) == 1)
         #expect(dev.msixCanAllocateDynamically)
         #expect(try dev.msixAllocIRQ(at: .any).index == 1)
@@ -144,19 +144,19 @@ struct ConformancePCITests {
         #expect(p.irq(five.virq) == nil)
     }
 
-    @Test("34 pci_msix_validate_entries: duplicate legacy entries {0, 0} give -EINVAL")
-    func case34() throws {
-        let (dev, hw) = pciDevice(try x86Platform())
+    @Test("34 pci_msix_validate_entries: duplicate legacy entries {0, 0} give -EINVAL", arguments: MSIStoreLayout.allCases)
+    func case34(_ layout: MSIStoreLayout) throws {
+        let (dev, hw) = pciDevice(try x86Platform(), layout: layout)
         expectErrno(.EINVAL) { _ = try dev.enableMSIXRange(entries: [0, 0], min: 2, max: 2) }
         #expect(!hw.log.contains { $0.isWrite })
         #expect(try dev.enableMSIXRange(entries: [3, 6], min: 2, max: 2) == 2)
         #expect(dev.descriptors().map(\.index) == [3, 6])
     }
 
-    @Test("35 msix_capability_init: MASKALL|ENABLE, table read, entries written, INTx off, all entries masked, MASKALL cleared")
-    func case35() throws {
+    @Test("35 msix_capability_init: MASKALL|ENABLE, table read, entries written, INTx off, all entries masked, MASKALL cleared", arguments: MSIStoreLayout.allCases)
+    func case35(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, hw) = pciDevice(p, msix: 4)
+        let (dev, hw) = pciDevice(p, layout: layout, msix: 4)
         #expect(try dev.allocIRQVectors(min: 2, max: 2, flags: .msix) == 2)
         var expected: [HardwareAccess] = [
             .msixReadControl(0x0003),                 // pci_msix_vec_count
@@ -176,10 +176,10 @@ struct ConformancePCITests {
         #expect(hw.log == expected)
     }
 
-    @Test("36 pci_write_msg_msix: rewriting an unmasked entry masks it, writes lo/hi/data, restores, flushes")
-    func case36() throws {
+    @Test("36 pci_write_msg_msix: rewriting an unmasked entry masks it, writes lo/hi/data, restores, flushes", arguments: MSIStoreLayout.allCases)
+    func case36(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, hw) = pciDevice(p, msix: 4)
+        let (dev, hw) = pciDevice(p, layout: layout, msix: 4)
         _ = try dev.allocIRQVectors(min: 1, max: 1, flags: .msix)
         let virq = try dev.irqVector(0)
         try dev.requestIRQ(virq)
@@ -196,10 +196,10 @@ struct ConformancePCITests {
         #expect(dev.descriptor(index: 0)?.message == msg)
     }
 
-    @Test("37 __msi_capability_init / pci_msi_shutdown: enable and disable traces")
-    func case37() throws {
+    @Test("37 __msi_capability_init / pci_msi_shutdown: enable and disable traces", arguments: MSIStoreLayout.allCases)
+    func case37(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, hw) = pciDevice(p, msix: nil, msiMMC: 2, msi64: true, msiMask: true)
+        let (dev, hw) = pciDevice(p, layout: layout, msix: nil, msiMMC: 2, msi64: true, msiMask: true)
         #expect(try dev.allocIRQVectors(min: 1, max: 1, flags: .msi) == 1)
         let cap: UInt16 = 2 << 1 | PCIReg.MSI.is64Bit | PCIReg.MSI.perVectorMask  // 0x0184
         #expect(hw.log == [
@@ -222,17 +222,17 @@ struct ConformancePCITests {
         #expect(dev.irq == 11)
     }
 
-    @Test("38 msi_multi_mask: multi_cap 2 → 0xF, 5 → 0xFFFFFFFF")
-    func case38() {
+    @Test("38 msi_multi_mask: multi_cap 2 → 0xF, 5 → 0xFFFFFFFF", arguments: MSIStoreLayout.allCases)
+    func case38(_ layout: MSIStoreLayout) {
         #expect(MSIDeviceData.msiMultiMask(multiCapLog2: 2) == 0xF)
         #expect(MSIDeviceData.msiMultiMask(multiCapLog2: 5) == 0xFFFF_FFFF)
         #expect(MSIDeviceData.msiMultiMask(multiCapLog2: 0) == 0x1)
     }
 
-    @Test("39 reserve_irq_vector / msix_mask_all: after alloc, before request_irq, entries are masked with data 0xEF")
-    func case39() throws {
+    @Test("39 reserve_irq_vector / msix_mask_all: after alloc, before request_irq, entries are masked with data 0xEF", arguments: MSIStoreLayout.allCases)
+    func case39(_ layout: MSIStoreLayout) throws {
         let p = try x86Platform()
-        let (dev, hw) = pciDevice(p, msix: 8)
+        let (dev, hw) = pciDevice(p, layout: layout, msix: 8)
         #expect(try dev.allocIRQVectors(min: 4, max: 4, flags: .msix) == 4)
         for i in 0..<8 { #expect(hw.msixEntry(i)?.vectorControl == 1) }
         for i in 0..<4 {
@@ -245,8 +245,8 @@ struct ConformancePCITests {
         #expect(p.deliver(MSIMessage(addressLo: 0xFEE0_0000, data: 0xEF)) == .dropped(.shutdownVector(cpu: 0)))
     }
 
-    @Test("40 __irq_msi_compose_msg: vector 0x41 to physical APIC 3, and to APIC 0x1234 with the extended destination ID")
-    func case40() throws {
+    @Test("40 __irq_msi_compose_msg: vector 0x41 to physical APIC 3, and to APIC 0x1234 with the extended destination ID", arguments: MSIStoreLayout.allCases)
+    func case40(_ layout: MSIStoreLayout) throws {
         let m = try X86MSIFormat.compose(vector: 0x41, destinationAPICID: 3)
         #expect(m == MSIMessage(addressLo: 0xFEE0_3000, addressHi: 0, data: 0x41))
         let ext = try X86MSIFormat.compose(vector: 0x41, destinationAPICID: 0x1234, extendedDestinationID: true)
@@ -259,16 +259,16 @@ struct ConformancePCITests {
         #expect(d.destination == 0x1234 && d.vector == 0x41 && d.destinationMode == .physical && d.deliveryMode == 0)
     }
 
-    @Test("41 irq_matrix_alloc: an empty mask is -EINVAL, all CPUs offline is -ENOSPC")
-    func case41() {
+    @Test("41 irq_matrix_alloc: an empty mask is -EINVAL, all CPUs offline is -ENOSPC", arguments: MSIStoreLayout.allCases)
+    func case41(_ layout: MSIStoreLayout) {
         var m = VectorMatrix.x86(cpus: 2)
         expectErrno(.EINVAL) { _ = try m.alloc(mask: CPUMask(), reserved: false) }
         var offline = VectorMatrix(cpus: 2)
         expectErrno(.ENOSPC) { _ = try offline.alloc(mask: .first(2), reserved: false) }
     }
 
-    @Test("42 irq_matrix_reserve_managed: failing on the 3rd CPU undoes the first two reservations")
-    func case42() throws {
+    @Test("42 irq_matrix_reserve_managed: failing on the 3rd CPU undoes the first two reservations", arguments: MSIStoreLayout.allCases)
+    func case42(_ layout: MSIStoreLayout) throws {
         var m = VectorMatrix.x86(cpus: 4)
         while (try? m.alloc(mask: .of(2), reserved: false)) != nil {}
         #expect(m.counters(cpu: 2)?.available == 0)
@@ -280,10 +280,10 @@ struct ConformancePCITests {
         #expect(m.managedVectors(cpu: 0).isEmpty && m.managedVectors(cpu: 1).isEmpty)
     }
 
-    @Test("43 pci_ims_alloc_irq: two allocations get 0 and 1, after freeing 0 the next gets 0; the cookie is kept")
-    func case43() throws {
+    @Test("43 pci_ims_alloc_irq: two allocations get 0 and 1, after freeing 0 the next gets 0; the cookie is kept", arguments: MSIStoreLayout.allCases)
+    func case43(_ layout: MSIStoreLayout) throws {
         let p = try irPlatform()
-        let (dev, _) = pciDevice(p)
+        let (dev, _) = pciDevice(p, layout: layout)
         let chip = RecordingIMSChip(name: "IMS-IDXD", slots: 64)
         try dev.createIMSDomain(template: .ims(chip: chip), hwsize: 64)
         #expect(dev.domainInfo(.secondary)?.name == "IR-IMS-IDXD-0000:00:03.0")
@@ -299,10 +299,10 @@ struct ConformancePCITests {
         #expect(chip.calls.filter { if case .prepare = $0 { true } else { false } }.count == 3)
     }
 
-    @Test("44 pci_create_ims_domain: a template whose chip has irq_set_affinity is refused")
-    func case44() throws {
+    @Test("44 pci_create_ims_domain: a template whose chip has irq_set_affinity is refused", arguments: MSIStoreLayout.allCases)
+    func case44(_ layout: MSIStoreLayout) throws {
         let p = try irPlatform()
-        let (dev, _) = pciDevice(p)
+        let (dev, _) = pciDevice(p, layout: layout)
         let chip = RecordingIMSChip(operations: [.mask, .unmask, .writeMessage, .setAffinity])
         expectErrno(.EINVAL) { try dev.createIMSDomain(template: .ims(chip: chip), hwsize: 16) }
         #expect(dev.domainInfo(.secondary) == nil)

@@ -14,18 +14,22 @@ func irPlatform(cpus: Int = 2) throws -> MSIPlatform {
 }
 
 /// A PCI function with `msix` table entries and/or an MSI capability, on `platform`.
-func pciDevice(_ platform: MSIPlatform, name: String = "0000:00:03.0", msix: Int? = 8, msiMMC: Int? = nil,
-               msi64: Bool = true, msiMask: Bool = true, intx: Int = 11) -> (MSIDevice, SimulatedPCIFunction) {
+/// `layout` chooses where its domains keep their descriptors (the conformance suites run with both).
+func pciDevice(_ platform: MSIPlatform, layout: MSIStoreLayout = .device, name: String = "0000:00:03.0", msix: Int? = 8,
+               msiMMC: Int? = nil, msi64: Bool = true, msiMask: Bool = true, intx: Int = 11) -> (MSIDevice, SimulatedPCIFunction) {
     let hw = SimulatedPCIFunction(.init(msixTableSize: msix, msiMultipleCapableLog2: msiMMC, msi64Bit: msi64,
                                         msiPerVectorMask: msiMask, intxIRQ: intx))
-    return (MSIDevice(name: name, platform: platform, pci: hw.hardware), hw)
+    return (MSIDevice(name: name, platform: platform, pci: hw.hardware, storeLayout: layout), hw)
 }
 
 /// A device with a domain created from `template` at `domain` (no PCI hardware needed).
+/// With the external layout the domain gets a consumer-owned ``MSIDescriptorStore``.
 func deviceWithDomain(_ platform: MSIPlatform, _ template: MSIDomainTemplate, domain: MSIDomainID = .secondary,
-                      hwsize: Int) throws -> MSIDevice {
-    let dev = MSIDevice(name: "0000:00:04.0", platform: platform, pci: SimulatedPCIFunction(.init(msixTableSize: nil)).hardware)
-    try dev.createDomain(domain, template: template, hwsize: hwsize)
+                      hwsize: Int, layout: MSIStoreLayout = .device) throws -> MSIDevice {
+    let dev = MSIDevice(name: "0000:00:04.0", platform: platform, pci: SimulatedPCIFunction(.init(msixTableSize: nil)).hardware,
+                        storeLayout: layout)
+    try dev.createDomain(domain, template: template, hwsize: hwsize, store: layout == .external ? MSIDescriptorStore() : nil)
+    #expect(dev.usesExternalStore(domain) == (layout == .external))
     return dev
 }
 

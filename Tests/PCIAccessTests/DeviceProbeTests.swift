@@ -113,6 +113,14 @@ struct DeviceProbeTests {
              42:          0         10  IR-PCI-MSI \(hw)-edge      eth0-tx
 
             """)
+        // Placement: irq 41 has every /proc/irq file, 42 only smp_affinity_list (older kernel), 43 none.
+        let irqDir = tree.root.appendingPathComponent("irq")
+        for (irq, files) in [(41, [("smp_affinity_list", "0,2\n"), ("effective_affinity_list", "2\n"), ("node", "0\n")]),
+                             (42, [("smp_affinity_list", "0\n")])] {
+            let dir = irqDir.appendingPathComponent("\(irq)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            for (name, text) in files { try Data(text.utf8).write(to: dir.appendingPathComponent(name)) }
+        }
         let report = try PCIProbe.run(
             .live(sysfsRoot: tree.root.path, procInterrupts: interrupts), options: ProbeOptions(useUdev: false))
         #expect(report.isLive && report.cpus == [0, 2])
@@ -127,6 +135,10 @@ struct DeviceProbeTests {
         #expect(irqs[0].index == 0 && irqs[0].counts == [3, 4] && irqs[0].actions == "eth0-rx")
         #expect(irqs[1].index == 1 && irqs[1].counts == [0, 10])  // legacy hwirq decoded
         #expect(irqs[2].index == nil && irqs[2].counts == nil)  // allocated, not requested
+        #expect(irqs[0].placement == IRQPlacement(
+            smpAffinity: CPUList(parsing: "0,2"), effectiveAffinity: CPUList(parsing: "2"), node: 0))
+        #expect(irqs[1].placement.smpAffinity?.text == "0" && irqs[1].placement.effectiveAffinity == nil)
+        #expect(irqs[1].placement.node == nil && irqs[2].placement.isEmpty)
         let limited = report.devices[1]
         #expect(limited.problems == [.capabilitiesNeedRoot(readable: 64)])
         #expect(limited.irqs == [] && limited.driver == nil && limited.iommuGroup == nil)

@@ -56,6 +56,85 @@ struct DumpFileTests {
         }
     }
 
+    @Test("the full-line fast path of readPairs reads exactly what the byte-by-byte grammar reads")
+    func pairsFastPath() {
+        var nibbles = [UInt8](repeating: 0xFF, count: 256)
+        for (i, c) in "0123456789abcdef".utf8.enumerated() { nibbles[Int(c)] = UInt8(i) }
+        for (i, c) in "ABCDEF".utf8.enumerated() { nibbles[Int(c)] = UInt8(10 + i) }
+        /// The grammar, one pair at a time (what libpci's loop accepts).
+        func reference(_ line: [UInt8], offset: Int) -> (consumed: Int, bytes: [UInt8]) {
+            var z = 0, bytes: [UInt8] = []
+            while z + 1 < line.count, nibbles[Int(line[z])] < 16, nibbles[Int(line[z + 1])] < 16,
+                  z + 2 == line.count || line[z + 2] == 0x20 {
+                bytes.append(nibbles[Int(line[z])] << 4 | nibbles[Int(line[z + 1])])
+                z = min(z + 3, line.count)
+            }
+            return (z, bytes)
+        }
+        var rng = SystemRandomNumberGenerator()
+        let valid = Array((0..<16).map { String(format: "%02x", $0 * 17 % 256) }.joined(separator: " ").utf8)
+        #expect(valid.count == 47)
+        let alphabet = Array("0123456789abcdefABCDEFgx \t:".utf8)
+        for round in 0..<3000 {
+            var line = valid
+            for _ in 0..<(round % 3) { line[Int.random(in: 0..<47, using: &rng)] = alphabet.randomElement(using: &rng)! }
+            var out = [UInt8](repeating: 0xEE, count: 64)
+            let got = line.withUnsafeBufferPointer { l in
+                nibbles.withUnsafeBufferPointer { n in
+                    out.withUnsafeMutableBufferPointer { o in
+                        LSPCIDump.readPairs(l.baseAddress!, count: 47, nibbles: n.baseAddress!, into: o.baseAddress!, offset: 8, limit: 4096)
+                    }
+                }
+            }
+            let want = reference(line, offset: 8)
+            #expect(got.consumed == want.consumed && got.offset == 8 + want.bytes.count && !got.overflow, "\(String(decoding: line, as: UTF8.self))")
+            #expect(Array(out[8..<(8 + want.bytes.count)]) == want.bytes)
+        }
+    }
+
+    @Test("read a chunk at a time: the same records or the same error wherever the chunks end, on fixtures and damaged copies")
+    func chunked() throws {
+        var rng = SystemRandomNumberGenerator()
+        let dir = try TestEnvironment.temporaryDirectory("chunks")
+        for (n, fixture) in TestEnvironment.fixtureDumps.enumerated() {
+            let original = Array(try Data(contentsOf: URL(fileURLWithPath: fixture)))
+            for round in 0..<60 {
+                var bytes = original
+                // Round 0 as is; then damage: a byte changed, a newline dropped, a NUL, a long line.
+                if round > 0 {
+                    let at = Int.random(in: 0..<bytes.count, using: &rng)
+                    switch round % 4 {
+                    case 0: bytes[at] = Array("0x :\n\r g".utf8).randomElement(using: &rng)!
+                    case 1: if let nl = bytes[at...].firstIndex(of: 0x0A) { bytes.remove(at: nl) }
+                    case 2: bytes[at] = 0
+                    default: bytes.insert(contentsOf: [UInt8](repeating: 0x41, count: 300), at: at)
+                    }
+                }
+                let path = dir.appendingPathComponent("d\(n)-\(round).dump").path
+                try Data(bytes).write(to: URL(fileURLWithPath: path))
+                let whole = Result { () throws(DumpFileError) in
+                    try LSPCIDump.parse(String(decoding: bytes, as: UTF8.self), name: path)
+                }
+                for chunk in [300, 511, 4096, 1 << 18] {
+                    let read = Result { () throws(DumpFileError) in
+                        try LSPCIDump.read(path: path, collectBytes: true, chunkSize: chunk)
+                    }
+                    #expect(read == whole, "\(path), chunks of \(chunk)")
+                }
+            }
+        }
+    }
+
+    @Test("a data line with an offset and no bytes adds nothing, as in libpci (the length stays)")
+    func offsetWithoutBytes() throws {
+        let text = "00:01.0 Device\n00: 86 80 d3 10\nff0: \n80: \n\n"
+        let records = try LSPCIDump.parse(text, name: "t")
+        #expect(records.count == 1 && records[0].length == 4 && records[0].bytes == [0x86, 0x80, 0xD3, 0x10])
+        let path = try Fixtures.write(text)
+        let session = try LibPCISession(method: .dump(path: path))
+        #expect(try session.readableConfigSize(records[0].address) == 4)
+    }
+
     @Test("domains of 4 and 5 hex digits, and 4096-byte config space")
     func domainsAndExtendedSpace() throws {
         var bytes = Fixtures.config()

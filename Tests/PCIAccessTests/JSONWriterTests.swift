@@ -40,4 +40,14 @@ struct JSONWriterTests {
         #expect(value?.count == 2)
         #expect(w.takeBytes().isEmpty)
     }
+
+    @Test("fractions: rounded, no exponent, no trailing zeros, null when not finite", arguments: [
+        (12.5, "12.5"), (1.0 / 3.0, "0.333"), (4.0, "4"), (0.0004, "0"), (-2.25, "-2.25"), (0.1, "0.1"),
+        (4_294_967_296.5, "4294967296.5"), (Double.nan, "null"), (Double.infinity, "null"), (-0.0001, "0"),
+    ])
+    func fractions(value: Double, text: String) {
+        var w = JSONWriter()
+        w.number(value)
+        #expect(String(decoding: w.takeBytes(), as: UTF8.self) == text)
+    }
 }

@@ -55,12 +55,18 @@ package enum TestEnvironment {
         return nil
     }
 
-    /// Runs a program; returns exit status, stdout and stderr.
+    /// Runs a program (with `environment` added to this process's); returns exit status,
+    /// stdout and stderr.
     @discardableResult
-    package static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    package static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String] = [:]
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe()
         let err = Pipe()
         process.standardOutput = out

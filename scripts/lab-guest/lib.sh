@@ -19,6 +19,15 @@ expect_rc() {
 expect_match() {
     if printf '%s' "$3" | grep -qE -- "$2"; then check PASS "$1" "output matches /$2/"; else check FAIL "$1" "output does not match /$2/"; fi
 }
+# wait_for NAME SECONDS COMMAND...: polls COMMAND every 0.1 s; PASS when it succeeds, FAIL after SECONDS.
+wait_for() {
+    name=$1 secs=$2; shift 2; i=0
+    while ! "$@" >/dev/null 2>&1; do
+        i=$((i + 1)); [ $i -ge $((secs * 10)) ] && { check FAIL "$name" "not within ${secs}s: $*"; return 1; }
+        sleep 0.1
+    done
+    check PASS "$name" "$*"
+}
 load_modules() { for m in "$@"; do modprobe "$m" 2>&1 | sed 's/^/@@INFO modprobe: /'; done; }
 # bind BDF DRIVER: driver_override + drivers_probe, as driverctl does.
 bind_to() {

@@ -10,5 +10,12 @@ expect_eq msictl-bind-uio-driver uio_pci_generic "$(driver_of $dev)"
 msilab uio $dev
 expect_eq msilab-uio-exit 0 $?
 expect_eq uio-kernel-msi-irqs-after 0 "$(msi_count $dev)"
+# A compatibility-format message from the model while the kernel runs interrupt remapping.
+mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+echo 0 > /proc/sys/kernel/printk   # a "No irq handler" report is KERN_EMERG: keep it off the console
+msilab remapped-compat $dev
+rc=$?
+echo 1 > /proc/sys/kernel/printk
+expect_eq msilab-remapped-compat-exit 0 $rc
 expect_rc msictl-unbind-uio-restore 0 msictl unbind $dev --restore
 expect_eq msictl-unbind-uio-driver "" "$(driver_of $dev)"

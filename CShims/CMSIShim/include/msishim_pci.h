@@ -27,11 +27,6 @@ int msishim_pci_read_block(struct pci_dev *dev, int pos, unsigned char *buf, int
 int msishim_pci_write_block(struct pci_dev *dev, int pos, unsigned char *buf, int len, char *err, size_t errlen);
 int msishim_pci_set_param(struct pci_access *acc, const char *param, const char *value, char *err, size_t errlen);
 
-/* Fixed-argument forms of the variadic pci_lookup_name(). NULL when the ID is unknown. */
-const char *msishim_lookup_vendor(struct pci_access *acc, char *buf, int size, int vendor);
-const char *msishim_lookup_device(struct pci_access *acc, char *buf, int size, int vendor, int device);
-const char *msishim_lookup_class(struct pci_access *acc, char *buf, int size, int cls);
-
 /*
  * Guarded pci_lookup_name() with a fixed argument list: `a1`..`a4` are passed through as the
  * variadic ID arguments `flags` asks for (unused ones are ignored by libpci). Returns -1 on

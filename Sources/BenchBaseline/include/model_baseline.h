@@ -30,8 +30,21 @@ void mb_associate(mb_store *store, uint32_t index, uint32_t irq);
 uint64_t mb_lookup_sum(const mb_store *store, const uint32_t *indices, size_t n);
 /* The same with a pthread mutex taken and released around every lookup. */
 uint64_t mb_lookup_sum_locked(mb_store *store, const uint32_t *indices, size_t n);
+/* The pthread mutex alone: `n` lock/unlock pairs around an add. */
+uint64_t mb_lock_unlock(mb_store *store, size_t n);
+/* Starts and joins one thread. Until a process has created a thread, glibc's pthread mutex
+ * skips the lock prefix on its atomic instructions (it knows nobody else can take the lock);
+ * afterwards it pays for them as any lock shared between threads must. 0 on success. */
+int mb_become_multithreaded(void);
 /* Walks every entry, summing the irq of those matching: 0 all, 1 not associated, 2 associated. */
 uint64_t mb_iterate(const mb_store *store, int filter);
+
+/* 1 when running under valgrind with the callgrind client requests compiled in. */
+int mb_callgrind_available(void);
+/* Zeroes callgrind's counters (start of a measured loop). */
+void mb_callgrind_begin(void);
+/* Dumps callgrind's counters since mb_callgrind_begin under `label` (end of the loop). */
+void mb_callgrind_end(const char *label);
 
 /* Bytes malloc has handed out (mallinfo2().uordblks). */
 size_t mb_heap_in_use(void);

@@ -198,6 +198,12 @@ final class FakeVFIOKernel: SystemCalls, @unchecked Sendable {
     func close(_ fd: Int32) {
         let handled: Bool = state.withLock { s in
             guard let h = s.handles.removeValue(forKey: fd) else { return false }
+            switch h {
+            case .container: s.log.append("close container")
+            case .group(let g, _): s.log.append("close group \(g)")
+            case .device(let name, _, _, _): s.log.append("close device \(name)")
+            case .iommufd: s.log.append("close iommufd")
+            }
             if case .group(let g, _) = h { s.openGroups.remove(g) }
             if case .device(let name, _, _, _) = h, var rt = s.runtime[name] {
                 for efd in rt.ctx.values { Glibc.close(efd) }
