@@ -123,7 +123,8 @@ struct StressRig: Sendable {
                 } catch { fail("step \(step): msix alloc: \(error)") }
             case 10..<20 where owned.count < 12:  // pci_ims_alloc_irq
                 do {
-                    let map = try model.imsAllocIRQ(cookie: UInt64(thread) << 32 | UInt64(step))
+                    // The cookie is the slot's PASID (20 bits): thread and step, kept in range.
+                    let map = try model.imsAllocIRQ(cookie: UInt64(thread) << 16 | UInt64(step & 0xFFFF))
                     let o = Owned(ims: true, index: map.index, virq: map.virq)
                     if let other = claims.claim(o.key, by: thread) { fail("step \(step): IMS \(map.index) also held by thread \(other)") }
                     owned.append(o)
