@@ -20,7 +20,7 @@ public struct PCISelectorError: Error, Hashable, Sendable, CustomStringConvertib
         self.reason = reason
     }
 
-    /// `-s '00:+3': Invalid slot number`; the text is quoted with ``echoed(_:limit:)`` (one
+    /// `-s '00:+3': Invalid slot number`; the text is quoted with `echoed(_:limit:)` (one
     /// line, at most 64 characters shown).
     public var description: String { "\(option) '\(echoed(text))': \(reason)" }
 }
