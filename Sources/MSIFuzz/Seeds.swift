@@ -79,6 +79,30 @@ public func seedCorpora(fixtureDumps: [(name: String, bytes: [UInt8])]) -> [Fuzz
         SeedInput("seed-multi-msi-remap", text: "enable msi 4 4\nrequest msi 2\nfire msi 2\nmask msi 2\nfire msi 2\nunmask msi 2\nshow\n", prefix: remap),
         SeedInput("seed-ims-software", text: "ims create 64 software\nalloc ims\nalloc ims cookie=0x10\nrequest ims 1\nmask ims 1\nfire ims 1\nunmask ims 1\nfree ims 0\n", prefix: remap),
         SeedInput("seed-dynamic-msix", text: "enable msix 1 1\nalloc msix any\nalloc msix 7\nrequest msix 7\nfunction-mask on\nfire msix 7\nfunction-mask off\nrelease msix 7\nfree msix 7\ndisable\n", prefix: x86),
+        SeedInput("seed-ntb-affinity", text: """
+            enable msix 1 4
+            ntb setup
+            request msix 0
+            ntb request
+            ntb trigger 1
+            affinity msix 1 0
+            fire msix 1
+            ntb trigger 1 offset=0x100000
+            cpu 1 offline
+            ntb free 1
+            """, prefix: x86),
+        SeedInput("seed-queues", text: """
+            ims create 2 device
+            queue create kernel
+            queue create vfio pasid=2a
+            queue create cdev pasid=1f
+            queue fire 1
+            queue mask vfio 1
+            queue fire 1
+            queue unmask vfio 1
+            queue free cdev 1
+            queue list
+            """, prefix: remap),
         SeedInput("seed-nesting", text: "enable any 2 8 affinity\nrequest msix 1\nmask msix 1\nmask msix 1\nunmask msix 1\nfire msix 1\nunmask msix 1\nunmask msix 1\n", prefix: [0x0E]),
     ]
     // Selectors: the first byte picks the parser (0 address, 1 -s, 2 -d, 3 script number, 4 echo).

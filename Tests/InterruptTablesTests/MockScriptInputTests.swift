@@ -26,7 +26,9 @@ struct MockScriptInputTests {
     @Test("numbers: decimal or 0x-hex, never signed; 0x-1 is refused like -1", arguments: [
         "vector -1", "vector 0x-1", "vector 0x+1", "vector +1", "vector 0x", "vector 1_0", "free msix 0X-2",
         "ims create -4", "alloc ims cookie=-1", "alloc ims cookie=+ff", "alloc ims cookie=0x-ff",
-        "vector 99999999999999999999",
+        "vector 99999999999999999999", "affinity msix +1 0", "affinity msix 1 0x-1", "cpu +1 online",
+        "ntb free -1", "ntb trigger +0", "ntb setup align=+10", "ntb setup max=0x-1", "queue free kernel +1",
+        "queue create kernel pasid=+1", "queue create kernel pasid=0x-1",
     ])
     func signedNumbersRefused(_ text: String) {
         guard case .failure = parseMockCommand(text, line: 1) else {
