@@ -129,6 +129,11 @@ enum MockScriptTarget {
                 try s.model.imsFreeIRQ(MSIMap(index: d.index, virq: d.virq))
             }
             try s.model.freeIRQVectors()
+            // CPUs a script took offline come back, so the matrix is compared like for like
+            // (an offline CPU's vectors are not counted as available).
+            for cpu in 0..<s.platform.vectorMatrix.cpuCount where !s.platform.onlineCPUs.contains(cpu) {
+                try s.platform.setCPUOnline(cpu, true)
+            }
         } catch {
             return "teardown failed: \(error)"
         }
