@@ -19,9 +19,9 @@ enum SelectorTarget {
         }
     }
 
-    /// The longest refusal: fixed text plus at most two echoes of 64 characters, each at most
-    /// 4 UTF-8 bytes (a control character becomes a 4-byte escape).
-    static let refusalLimit = 160 + 2 * 4 * echoedInputLimit
+    /// The longest refusal: fixed text plus at most two quotes of 64 printed characters (each
+    /// at most 4 UTF-8 bytes), each with its `…(N more bytes)`.
+    static let refusalLimit = 160 + 2 * (4 * echoedInputLimit + 24)
 
     static func address(_ text: String) -> String? {
         let a: PCIAddress

@@ -8,20 +8,22 @@ public let echoedInputLimit = 64
 
 /// `text` made safe to quote in a one-line message: control characters (C0, DEL, C1, and
 /// the line/paragraph separators U+2028/U+2029) become escapes (`\n`, `\r`, `\t`, `\e`,
-/// `\xNN`, `\u{NNNN}`), and after `limit` characters the rest is replaced by
-/// `…(N more bytes)`.
+/// `\xNN`, `\u{NNNN}`), and once the quote reaches `limit` characters (escapes counted as
+/// printed) the rest is replaced by `…(N more bytes)`.
 public func echoed(_ text: some StringProtocol, limit: Int = echoedInputLimit) -> String {
     var out = ""
     var shown = 0
     var consumedBytes = 0
     let totalBytes = text.utf8.count
     for scalar in text.unicodeScalars {
-        if shown == limit {
+        let piece = escapedScalar(scalar)
+        let width = piece.unicodeScalars.count
+        if shown + width > limit {
             out += "…(\(totalBytes - consumedBytes) more bytes)"
             return out
         }
-        out += escapedScalar(scalar)
-        shown += 1
+        out += piece
+        shown += width
         consumedBytes += String(scalar).utf8.count
     }
     return out

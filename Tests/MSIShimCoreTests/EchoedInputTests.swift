@@ -21,6 +21,14 @@ struct EchoedInputTests {
         #expect(echoed(String(repeating: "y", count: echoedInputLimit)) == String(repeating: "y", count: echoedInputLimit))
     }
 
+    @Test("escapes count toward the limit as printed: 100 line separators quote as at most 64 characters")
+    func escapesCountAsPrinted() {
+        let e = echoed(String(repeating: "\u{2028}", count: 100))
+        let quote = e.prefix { $0 != "…" }
+        #expect(quote.count <= echoedInputLimit && quote.count == 8 * (echoedInputLimit / 8))
+        #expect(e.hasSuffix("more bytes)"))
+    }
+
     @Test("addresses with signs, prefixes or spaces in any field are refused (as lspci -s does)", arguments: [
         "00:+3.0", "+0000:00:05.0", "0000:+0:05.0", "00:03.+0", "-0:00:03.0", "00:-3.0", "0x0:00:03.0",
         " 00:03.0", "00:03.0 ", "00: 3.0", "0000:00:03.0\n", "00:3.", ".0", "00:03.0.0", "100000000:00:03.0",
