@@ -279,11 +279,10 @@ public final class IMSSoftwareStore: Sendable {
             return .send(m, sink.withLock { $0 })
         }
         switch outcome {
-        case .send(let m, let target): return .sent(m, target?.deliver(m) ?? .dropped("no interrupt controller attached"))
+        case .send(let m, let target): return .sent(m, target?.deliver(m) ?? .dropped(.noInterruptController))
         case .pending: return .pending
-        case .gone: return .dropped("no IMS storage at 0x\(hex(handle, width: 1)) (freed, or never allocated)")
-        case .empty:
-            return .dropped("IMS storage at 0x\(hex(handle, width: 1)) holds no message (its interrupt is not requested)")
+        case .gone: return .dropped(.noIMSStorage(handle: handle))
+        case .empty: return .dropped(.imsStorageEmpty(handle: handle))
         }
     }
 }

@@ -471,18 +471,11 @@ public final class MSIPlatform: Sendable, MessageSink {
         }
     }
 
-    /// `MessageSink` conformance, the plain-values form: `deliver(_:)` without words.
-    public func deliverStatus(_ message: EmittedMessage) -> DeliveryStatus {
-        let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
-                            data: message.data)
-        return r.code > 0 ? .delivered(virq: r.code, cpu: r.cpu, vector: r.vector) : .dropped
-    }
-
     /// ``MessageSink`` conformance: the mock device hands its message writes here.
     public func deliver(_ message: EmittedMessage) -> DeliveryOutcome {
         let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
                             data: message.data)
-        guard r.code > 0 else { return .dropped(dropReason(r, MSIMessage(address: message.address, data: message.data)).description) }
+        guard r.code > 0 else { return .dropped(dropReason(r, MSIMessage(address: message.address, data: message.data))) }
         return .delivered(virq: r.code, cpu: r.cpu, vector: r.vector)
     }
 }
