@@ -94,16 +94,34 @@ public struct IMSDeviceTable: Sendable {
         return offset + slot * IMSSlotLayout.size + field
     }
 
+    // Each accessor works out the offset before it touches `region`: with the offset as an
+    // argument expression, the existential would be copied (a reference counted) per access.
+
     /// Writes a slot's address low dword (one MMIO write).
-    public func writeAddressLo(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.addressLo), v) }
+    public func writeAddressLo(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.addressLo)
+        try region.write32(at, v)
+    }
     /// Writes a slot's address high dword (one MMIO write).
-    public func writeAddressHi(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.addressHi), v) }
+    public func writeAddressHi(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.addressHi)
+        try region.write32(at, v)
+    }
     /// Writes a slot's data dword (one MMIO write).
-    public func writeData(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.data), v) }
+    public func writeData(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.data)
+        try region.write32(at, v)
+    }
     /// Writes a slot's control dword (one MMIO write).
-    public func writeControl(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.control), v) }
+    public func writeControl(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.control)
+        try region.write32(at, v)
+    }
     /// Reads a slot's control dword (one MMIO read).
-    public func readControl(_ slot: Int) throws -> UInt32 { try region.read32(at(slot, IMSSlotLayout.control)) }
+    public func readControl(_ slot: Int) throws -> UInt32 {
+        let at = try at(slot, IMSSlotLayout.control)
+        return try region.read32(at)
+    }
 
     /// Reads a whole slot (four DWORD reads).
     public func readSlot(_ slot: Int) throws -> IMSSlot {

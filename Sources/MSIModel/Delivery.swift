@@ -170,7 +170,7 @@ final class DeliveryTable: Sendable {
             if capacity <= virq { grow(to: max(virq + 1, capacity * 2, 64)) }
             requested[virq] = false
             retire(virq)
-            for c in 0..<cpus { counts[virq * cpus + c] = 0 }
+            (counts + virq &* cpus).update(repeating: 0, count: cpus)
         }
 
         mutating func grow(to n: Int) {

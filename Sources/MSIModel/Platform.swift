@@ -325,7 +325,7 @@ public final class MSIPlatform: Sendable, MessageSink {
 
     /// Linux interrupts currently allocated, ascending.
     public var allocatedIRQs: [Int] {
-        state.withLock { s in s.irqs.indices.filter { s.irqs[$0] != nil } }
+        state.withLock { s in s.allocatedNumbers }
     }
 
     /// A snapshot of Linux interrupt `virq`, nil if not allocated.

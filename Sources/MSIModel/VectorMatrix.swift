@@ -107,6 +107,9 @@ public struct VectorMatrix: Hashable, Sendable {
     public private(set) var totalAllocated = 0
     /// `online_maps`.
     public private(set) var onlineMaps = 0
+    /// The online CPUs as a mask (always within `0..<cpuCount`), so a search intersects it
+    /// once instead of testing each CPU.
+    var onlineMask = CPUMask()
     var systemMap = Bitmap256()
     var maps: [CPUMap]
     /// The warnings matrix.c prints (pr_warn / WARN_ON_ONCE), oldest first.
@@ -191,6 +194,7 @@ public struct VectorMatrix: Hashable, Sendable {
         }
         globalAvailable += maps[cpu].available
         maps[cpu].online = true
+        onlineMask.insert(cpu)
         onlineMaps += 1
     }
 
@@ -200,6 +204,7 @@ public struct VectorMatrix: Hashable, Sendable {
         guard maps[cpu].online else { throw MSIError(.EINVAL, "irq_matrix_offline", "CPU \(cpu) is not online") }
         globalAvailable -= maps[cpu].available
         maps[cpu].online = false
+        onlineMask.remove(cpu)
         onlineMaps -= 1
     }
 
@@ -339,18 +344,20 @@ public struct VectorMatrix: Hashable, Sendable {
         guard !mask.isEmpty else { throw MSIError(.EINVAL, "irq_matrix_alloc", "empty CPU mask") }
         var best = -1
         var most = 0
-        // matrix_find_best_cpu: one pass over the mask's set bits, reading the two counters in
-        // place (this runs for every vector taken).
+        // matrix_find_best_cpu: one pass over the set bits of the mask's online CPUs, reading
+        // each CPU's available count in place (this runs for every vector taken).
+        let search = mask.intersection(onlineMask)
         maps.withUnsafeBufferPointer { m in
+            guard let base = m.baseAddress else { return }
             for wi in 0..<4 {
-                var w = mask.word(wi)
+                var w = search.word(wi)
                 while w != 0 {
-                    let c = wi << 6 | w.trailingZeroBitCount
+                    let c = wi &<< 6 | w.trailingZeroBitCount
                     w &= w &- 1
-                    guard c < m.count else { return }
-                    if m[c].online && m[c].available > most {
+                    let available = base[c].available
+                    if available > most {
                         best = c
-                        most = m[c].available
+                        most = available
                     }
                 }
             }
