@@ -89,38 +89,72 @@ public struct IMSDeviceTable: Sendable {
         self.slots = slots
     }
 
+    @inline(__always)
     func at(_ slot: Int, _ field: Int) throws -> Int {
         guard slot >= 0, slot < slots else { throw IMSError.slotOutOfRange(slot: slot, slots: slots) }
-        return offset + slot * IMSSlotLayout.size + field
+        return offset &+ slot &* IMSSlotLayout.size &+ field
     }
 
-    // Each accessor works out the offset before it touches `region`: with the offset as an
-    // argument expression, the existential would be copied (a reference counted) per access.
+    // Each accessor works out the offset before it touches `region` (with the offset as an
+    // argument expression the existential is copied, a reference counted, per access), and
+    // is inlined into the chip callbacks that use it.
 
     /// Writes a slot's address low dword (one MMIO write).
+    @inline(__always)
     public func writeAddressLo(_ slot: Int, _ v: UInt32) throws {
         let at = try at(slot, IMSSlotLayout.addressLo)
         try region.write32(at, v)
     }
     /// Writes a slot's address high dword (one MMIO write).
+    @inline(__always)
     public func writeAddressHi(_ slot: Int, _ v: UInt32) throws {
         let at = try at(slot, IMSSlotLayout.addressHi)
         try region.write32(at, v)
     }
     /// Writes a slot's data dword (one MMIO write).
+    @inline(__always)
     public func writeData(_ slot: Int, _ v: UInt32) throws {
         let at = try at(slot, IMSSlotLayout.data)
         try region.write32(at, v)
     }
     /// Writes a slot's control dword (one MMIO write).
+    @inline(__always)
     public func writeControl(_ slot: Int, _ v: UInt32) throws {
         let at = try at(slot, IMSSlotLayout.control)
         try region.write32(at, v)
     }
     /// Reads a slot's control dword (one MMIO read).
+    @inline(__always)
     public func readControl(_ slot: Int) throws -> UInt32 {
         let at = try at(slot, IMSSlotLayout.control)
         return try region.read32(at)
+    }
+
+    /// Writes a slot's message: address low, address high, data, in that order (three MMIO
+    /// writes; the slot is checked and the region opened once).
+    @inline(__always)
+    public func writeMessage(_ slot: Int, addressLo: UInt32, addressHi: UInt32, data: UInt32) throws {
+        let base = try at(slot, 0)
+        try Self.writeMessage(region, base, addressLo, addressHi, data)
+    }
+
+    /// Writes a slot's control dword, then reads it back (two MMIO accesses: a write and the
+    /// read that flushes it).
+    @inline(__always)
+    public func writeControlAndFlush(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.control)
+        try Self.writeAndRead(region, at, v)
+    }
+
+    private static func writeMessage(_ r: some MMIORegion, _ base: Int, _ lo: UInt32, _ hi: UInt32, _ data: UInt32) throws {
+        try r.write32(base &+ IMSSlotLayout.addressLo, lo)
+        try r.write32(base &+ IMSSlotLayout.addressHi, hi)
+        try r.write32(base &+ IMSSlotLayout.data, data)
+    }
+
+    private static func writeAndRead(_ r: some MMIORegion, _ at: Int, _ v: UInt32) throws {
+        try r.write32(at, v)
+        _ = try r.read32(at)
     }
 
     /// Reads a whole slot (four DWORD reads).

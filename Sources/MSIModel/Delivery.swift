@@ -118,9 +118,11 @@ final class DeliveryTable: Sendable {
         /// `irq_has_action()` for the request state: requested and not yet freed.
         func isRequested(_ virq: Int) -> Bool { virq >= 0 && virq < capacity && requested[virq] }
 
-        /// Marks `virq` requested with `handler` (the previous action, if any, is retired).
+        /// Marks `virq` requested with `handler` (the previous action, if any, is retired),
+        /// making room for it first.
         mutating func install(_ virq: Int, _ handler: IRQHandler?) {
-            guard virq >= 0, virq < capacity else { return }
+            guard virq >= 0 else { return }
+            if capacity <= virq { grow(to: max(virq + 1, capacity * 2, 64)) }
             requested[virq] = true
             retire(virq)
             // Not `handler.map`: a closure passed through a generic function is stored with
@@ -164,12 +166,9 @@ final class DeliveryTable: Sendable {
             return (0..<cpus).map { counts[virq * cpus + $0] }
         }
 
-        /// Makes room for `virq` and clears its state (a fresh irq_desc).
-        mutating func reset(virq: Int) {
-            guard virq >= 0 else { return }
-            if capacity <= virq { grow(to: max(virq + 1, capacity * 2, 64)) }
-            requested[virq] = false
-            retire(virq)
+        /// Zeroes the counts of `virq` (a number's first request since its allocation).
+        mutating func clearCounts(_ virq: Int) {
+            guard virq >= 0, virq < capacity else { return }
             (counts + virq &* cpus).update(repeating: 0, count: cpus)
         }
 

@@ -224,6 +224,7 @@ public struct MSIDeviceData: ~Copyable {
     /// Whether a device domain exists at `d` (without copying it).
     func hasDomain(_ d: MSIDomainID) -> Bool { isValidDomain(d) && slots[d.rawValue].hasDomain }
 
+    @inline(__always)
     func slot(_ d: MSIDomainID, _ index: Int) -> UnsafeMutablePointer<PackedDescriptor>? {
         store(d)?.pointee.slot(index)
     }

@@ -345,11 +345,10 @@ public final class MSIPlatform: Sendable, MessageSink {
                         destinationAPICID: raw & DeliveryTable.irtePresent != 0 ? cpuAPIC[min(cpu, cpuAPIC.count - 1)] : 0)
     }
 
-    /// Interrupts handled by `virq` on each CPU.
+    /// Interrupts handled by `virq` on each CPU (zeros for a number not allocated, or not
+    /// requested since its allocation).
     public func interruptCounts(virq: Int) -> [UInt64] {
-        let n = configuration.cpuCount
-        _ = n
-        return table.state.withLock { t in t.counts(of: virq) }
+        state.withLock { s in s.counts(virq) }
     }
 
     // MARK: delivery

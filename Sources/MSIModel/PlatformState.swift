@@ -6,7 +6,7 @@
 /// One Linux interrupt: the irq_desc, the MSI-level irq_data, `struct apic_chip_data` and
 /// `struct irq_2_iommu`, flattened.
 struct IRQRecord: Sendable {
-    /// The number is allocated (absent slots of the record table hold ``absent``).
+    /// The number is allocated (a freed number keeps its stale record with this cleared).
     var present = true
     // irq_desc / MSI domain level
     var owner: UInt32
@@ -34,6 +34,12 @@ struct IRQRecord: Sendable {
     /// ``PlatformState/installAction(_:_:)`` and ``PlatformState/uninstallAction(_:)`` so that
     /// request and free checks need no delivery-table lock.
     var requested = false
+    /// No action was installed since the number was allocated, so the delivery table's
+    /// counts for it still belong to an earlier user of the number: they read as zero, and
+    /// the first ``PlatformState/installAction(_:_:)`` clears them (in the table lock it takes
+    /// anyway, so allocation needs none). Nothing counts before a first request: a delivery
+    /// to an interrupt without an action is dropped uncounted.
+    var fresh = true
     /// IRQD_MANAGED_SHUTDOWN (set at allocation for managed interrupts).
     var managedShutdown: Bool
     /// IRQD_CAN_RESERVE.
@@ -78,12 +84,15 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
     var recordCapacity = 0
     /// The names of the domains interrupts were allocated from, interned.
     var domainNames: [String] = []
-    var irqBitmap: [UInt64]
+    /// Allocated Linux interrupt numbers, one bit each (raw: no copy-on-write check per bit).
+    var irqBitmap: UnsafeMutablePointer<UInt64>
     /// Every dynamic irq below this is allocated.
     var irqHint: Int
-    var irteBitmap: [UInt64]
+    var irteBitmap: UnsafeMutablePointer<UInt64>
     let irteEntries: Int
     var warnings = WarningLog()
+    /// Every possible CPU (`cpumask_setall`), the default affinity.
+    let allCPUs: CPUMask
     var failAfter: Int?
     var failTimes = 1
     var nextDeviceID: UInt32 = 1
@@ -98,15 +107,20 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
         self.table = table
         self.apics = apics
         self.irteEntries = irteEntries
-        irqBitmap = Array(repeating: 0, count: (config.maxIRQs + 63) / 64)
+        irqBitmap = .allocate(capacity: (config.maxIRQs + 63) / 64)
+        irqBitmap.initialize(repeating: 0, count: (config.maxIRQs + 63) / 64)
         irqHint = config.firstDynamicIRQ
-        irteBitmap = Array(repeating: 0, count: (irteEntries + 63) / 64)
+        irteBitmap = .allocate(capacity: max((irteEntries + 63) / 64, 1))
+        irteBitmap.initialize(repeating: 0, count: max((irteEntries + 63) / 64, 1))
         records = .allocate(capacity: 1)
+        allCPUs = .first(config.cpuCount)
     }
 
     deinit {
         records.deinitialize(count: recordCapacity)
         records.deallocate()
+        irqBitmap.deallocate()
+        irteBitmap.deallocate()
     }
 
     /// Makes room for numbers below `n`.
@@ -160,10 +174,23 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
     // MARK: actions (request_irq / free_irq), in the record and the delivery table
 
     /// Installs `handler` as `virq`'s action (`__setup_irq`): the record and the delivery
-    /// table say requested.
+    /// table say requested. The first time since allocation, the counts start from zero.
     mutating func installAction(_ virq: Int, _ handler: IRQHandler?) {
-        update(virq) { $0.requested = true }
-        table.state.withLock { t in t.install(virq, handler) }
+        guard let r = rec(virq) else { return }
+        r.pointee.requested = true
+        let fresh = r.pointee.fresh
+        r.pointee.fresh = false
+        table.state.withLock { t in
+            if fresh { t.clearCounts(virq) }
+            t.install(virq, handler)
+        }
+    }
+
+    /// The interrupts handled by `virq` on each CPU (kstat_irqs): zeros for a number not
+    /// allocated or never requested since its allocation.
+    func counts(_ virq: Int) -> [UInt64] {
+        guard let r = rec(virq), !r.pointee.fresh else { return Array(repeating: 0, count: config.cpuCount) }
+        return table.state.withLock { t in t.counts(of: virq) }
     }
 
     /// Removes `virq`'s action (`__free_irq`); the table retires it.
@@ -185,7 +212,7 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
     /// `cpumask_of_node(node)`.
     @inline(__always)
     func nodeMask(_ node: Int) -> CPUMask {
-        guard let nodes = config.cpuNodes else { return node == 0 ? .first(config.cpuCount) : CPUMask() }
+        guard let nodes = config.cpuNodes else { return node == 0 ? allCPUs : CPUMask() }
         return CPUMask(nodes.indices.filter { nodes[$0] == node })
     }
 
@@ -267,7 +294,7 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
             throw MSIError(.ENOMEM, "irq_alloc_descs", "no \(n) consecutive free Linux interrupt numbers below \(config.maxIRQs)")
         }
         growRecords(to: base + n)
-        let all = CPUMask.first(config.cpuCount)
+        let all = allCPUs
         // The device's node, looked up once (most machines set none: no hashing then).
         let deviceNode = deviceNodes.isEmpty ? -1 : deviceNodes[owner] ?? -1
         for i in 0..<n {
@@ -308,7 +335,8 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
                 }
             }
         }
-        table.state.withLock { t in for i in 0..<n { t.reset(virq: base + i) } }
+        // The delivery table needs nothing: a freed number has no action and is not requested
+        // there, and its old counts are cleared at its first request (``IRQRecord/fresh``).
         return base
     }
 
@@ -320,7 +348,7 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
     }
 
     mutating func releaseRecords(_ base: Int, _ n: Int) {
-        for v in base..<(base + n) where v < recordCapacity { records[v] = .absent }
+        for v in base..<(base + n) where v < recordCapacity { records[v].present = false }
         markIRQs(base, n, allocated: false)
     }
 
@@ -459,7 +487,7 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
         guard let r = rec(v) else { return }
         let keep = (r.pointee.managed || r.pointee.affinitySet) && r.pointee.affinity.intersects(online)
         if r.pointee.affinitySet && !keep { r.pointee.affinitySet = false }
-        let set = keep ? r.pointee.affinity : CPUMask.first(config.cpuCount)
+        let set = keep ? r.pointee.affinity : allCPUs
         var mask = set.intersection(online)
         if mask.isEmpty { mask = online }
         if r.pointee.node >= 0 {
@@ -608,7 +636,7 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
     // MARK: snapshots
 
     func describe(_ virq: Int, _ r: IRQRecord, _ t: DeliveryTable.State, cpus: Int) -> IRQDescription {
-        let counts = t.counts(of: virq)
+        let counts = r.fresh ? Array(repeating: 0, count: cpus) : t.counts(of: virq)
         return IRQDescription(
             virq: virq, hwirq: r.hwirq, domainName: domainNames[r.domainNameRef], domain: r.domain, msiIndex: r.msiIndex,
             affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
@@ -622,7 +650,7 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
 
 // MARK: bitmap helpers over [UInt64]
 
-func firstClear(_ bits: [UInt64], from start: Int, end: Int) -> Int {
+func firstClear(_ bits: UnsafeMutablePointer<UInt64>, from start: Int, end: Int) -> Int {
     var i = start
     while i < end {
         let w = ~bits[i >> 6] & (~0 << UInt64(i & 63))
@@ -635,7 +663,7 @@ func firstClear(_ bits: [UInt64], from start: Int, end: Int) -> Int {
     return end
 }
 
-func firstSet(_ bits: [UInt64], from start: Int, end: Int) -> Int {
+func firstSet(_ bits: UnsafeMutablePointer<UInt64>, from start: Int, end: Int) -> Int {
     var i = start
     while i < end {
         let w = bits[i >> 6] & (~0 << UInt64(i & 63))

@@ -140,13 +140,24 @@ public final class WorkQueueDevice: Sendable {
         }
         return try state.withLock { (s: inout State) throws(WorkQueueError) -> WorkQueueInfo in
             guard !s.isShutDown else { throw WorkQueueError(.ENODEV, "the work-queue device was shut down") }
-            let (interrupt, virq) = try allocateInterrupt(pasid: pasid, usesIMS: s.usesIMS)
-            do throws(MSIError) {
-                try device.requestIRQ(virq, handler: Self.queueHandler(handler, onInterrupt))
-            } catch {
-                releaseInterrupt(interrupt, virq, &s)
-                throw WorkQueueError(error.code, "request_irq for the queue's \(interrupt): \(error)")
+            // The interrupt's allocation and its request_irq under one hold of the device lock
+            // (each takes it in turn in the kernel; nothing may come between them here, as the
+            // queue lock is held throughout anyway).
+            let usesIMS = s.usesIMS
+            let hook = onInterrupt
+            var releaseWarning: String?
+            let (interrupt, virq) = try device.withLockedDescriptors {
+                (d: inout MSIDeviceData) throws(WorkQueueError) -> (QueueInterrupt, Int) in
+                let (interrupt, virq) = try Self.allocateInterrupt(&d, pasid: pasid, usesIMS: usesIMS)
+                do throws(MSIError) {
+                    try d.requestIRQ(virq, handler: Self.queueHandler(handler, hook))
+                } catch {
+                    releaseWarning = Self.releaseInterrupt(&d, interrupt, virq)
+                    throw WorkQueueError(error.code, "request_irq for the queue's \(interrupt): \(error)")
+                }
+                return (interrupt, virq)
             }
+            if let releaseWarning { s.warnings.append(releaseWarning) }
             let q = s.lowestFree
             let queue = Queue(consumer: consumer, pasid: pasid, interrupt: interrupt, virq: virq)
             if q == s.queues.count { s.queues.append(queue) } else { s.queues[q] = queue }
@@ -174,13 +185,13 @@ public final class WorkQueueDevice: Sendable {
     /// The largest PASID (20 bits).
     public static let maxPASID: UInt64 = 0xF_FFFF
 
-    /// IMS first (the PASID as the cookie), then dynamic MSI-X.
-    func allocateInterrupt(pasid: UInt32?, usesIMS: Bool) throws(WorkQueueError) -> (QueueInterrupt, Int) {
+    /// IMS first (the PASID as the cookie), then dynamic MSI-X; the device lock is held.
+    static func allocateInterrupt(_ d: inout MSIDeviceData, pasid: UInt32?, usesIMS: Bool) throws(WorkQueueError) -> (QueueInterrupt, Int) {
         // Why IMS gave nothing, for the error only (no text on the path that succeeds).
         var imsFailure: MSIError?
         if usesIMS {
             do {
-                let map = try device.allocIRQ(domain: .secondary, at: .any, cookie: UInt64(pasid ?? 0))
+                let map = try d.allocIRQ(domain: .secondary, at: .any, cookie: UInt64(pasid ?? 0))
                 return (.ims(index: map.index), map.virq)
             } catch where error.code == .ENODEV {
                 // No IMS domain: MSI-X.
@@ -191,7 +202,7 @@ public final class WorkQueueDevice: Sendable {
             }
         }
         do {
-            let map = try device.msixAllocIRQ(at: .any)
+            let map = try d.msixAllocIRQ(at: .any)
             return (.msix(index: map.index), map.virq)
         } catch where error.code == .EBUSY || error.code == .ENOSPC || error.code == .ENOTSUPP {
             let imsNote = imsFailure.map { "IMS: \($0.reason)" } ?? "the device has no IMS pool"
@@ -202,19 +213,30 @@ public final class WorkQueueDevice: Sendable {
     }
 
     /// `pci_ims_free_irq` / `pci_msix_free_irq` on a failure path (the interrupt is not
-    /// requested, so only a failing backend can make it fail: that is recorded, not thrown).
-    func releaseInterrupt(_ interrupt: QueueInterrupt, _ virq: Int, _ s: inout State) {
+    /// requested, so only a failing backend can make it fail: that is returned as a warning to
+    /// record, not thrown).
+    static func releaseInterrupt(_ d: inout MSIDeviceData, _ interrupt: QueueInterrupt, _ virq: Int) -> String? {
         do {
-            try freeInterrupt(interrupt, virq)
+            try freeInterrupt(&d, interrupt, virq)
+            return nil
         } catch {
-            s.warnings.append("releasing \(interrupt) (irq \(virq)) after a failed request_irq: \(error)")
+            return "releasing \(interrupt) (irq \(virq)) after a failed request_irq: \(error)"
         }
     }
 
-    func freeInterrupt(_ interrupt: QueueInterrupt, _ virq: Int) throws(MSIError) {
+    static func freeInterrupt(_ d: inout MSIDeviceData, _ interrupt: QueueInterrupt, _ virq: Int) throws(MSIError) {
         switch interrupt {
-        case .ims(let index): try device.imsFreeIRQ(MSIMap(index: index, virq: virq))
-        case .msix(let index): try device.msixFreeIRQ(MSIMap(index: index, virq: virq))
+        case .ims(let index): try d.imsFreeIRQ(MSIMap(index: index, virq: virq))
+        case .msix(let index): try d.msixFreeIRQ(MSIMap(index: index, virq: virq))
+        }
+    }
+
+    /// `free_irq`, then the interrupt (IMS slot or MSI-X entry) freed, under one hold of the
+    /// device lock.
+    func freeQueueInterrupt(_ queue: Queue) throws(MSIError) {
+        try device.withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in
+            try d.freeIRQ(queue.virq)
+            try Self.freeInterrupt(&d, queue.interrupt, queue.virq)
         }
     }
 
@@ -236,8 +258,7 @@ public final class WorkQueueDevice: Sendable {
         try state.withLock { (s: inout State) throws(WorkQueueError) in
             let queue = try Self.owned(s, q, consumer)
             do throws(MSIError) {
-                try device.freeIRQ(queue.virq)
-                try freeInterrupt(queue.interrupt, queue.virq)
+                try freeQueueInterrupt(queue)
             } catch {
                 throw WorkQueueError(error.code, "freeing queue \(q): \(error)")
             }
@@ -342,8 +363,7 @@ public final class WorkQueueDevice: Sendable {
             for q in s.queues.indices {
                 guard let queue = s.queues[q] else { continue }
                 do throws(MSIError) {
-                    try device.freeIRQ(queue.virq)
-                    try freeInterrupt(queue.interrupt, queue.virq)
+                    try freeQueueInterrupt(queue)
                 } catch {
                     first = first ?? WorkQueueError(error.code, "freeing queue \(q): \(error)")
                 }
