@@ -419,7 +419,7 @@ public final class MSIPlatform: Sendable, MessageSink {
             guard virq < t.capacity, t.requested[virq] else { return (-virq, nil) }
             t.counts[virq &* cpus &+ cpu] &+= 1
             let a = t.actions[virq]
-            a?._withUnsafeGuaranteedRef { $0.inFlight.wrappingAdd(1, ordering: .relaxed) }
+            _ = a?._withUnsafeGuaranteedRef { $0.inFlight.wrappingAdd(1, ordering: .relaxed) }
             return (virq, a)
         }
         if let action {
