@@ -59,7 +59,7 @@ final class IRQAction: Sendable {
 /// in-progress mark per interrupt that `free_irq` waits for. Here each action counts the
 /// deliveries running it (taken under the lock, dropped after the handler); `free_irq` releases
 /// an action no delivery runs at once and otherwise retires it — released once its count is
-/// seen at zero (at a later request, free or interrupt allocation, or when the platform goes) —
+/// seen at zero (at a later request or free, or when the platform goes) —
 /// so nothing blocks and no delivery touches reference counts.
 final class DeliveryTable: Sendable {
     /// Everything behind the lock: raw tables sized once (routes, IRTEs, online flags) or
