@@ -14,66 +14,97 @@ extension MSIDeviceData {
     /// - Throws: EINVAL (not this device's interrupt), EBUSY (already requested: no sharing),
     ///   ENOSPC (no vector), hardware errors.
     public mutating func requestIRQ(_ virq: Int, handler: IRQHandler? = nil) throws(MSIError) {
-        let fn = "request_irq"
-        // One look at the platform (owner, location, managed) and its delivery table (requested).
+        // One platform lock: owner, location, request state, and for a non-managed interrupt
+        // the parents' activation (irq_activate: a real vector in reservation mode, ENOSPC on
+        // exhaustion) with the message it composes.
         let id = deviceID
-        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, managed: Bool, requested: Bool)? in
-            guard let r = s.record(virq), r.owner == id else { return nil }
-            let requested = s.table.state.withLock { t in t.isRequested(virq) }
-            return (r.domain, r.msiIndex, r.managed, requested)
+        let look = try platform.state.withLock { s throws(MSIError) -> RequestLook in
+            guard let r = s.rec(virq), r.pointee.owner == id else { return .notOwned }
+            guard !r.pointee.requested else { return .busy }
+            let (d, index) = (r.pointee.domain, r.pointee.msiIndex)
+            if r.pointee.managed { return .managed(d, index) }
+            if r.pointee.activated { return .ready(d, index, nil) }
+            return .ready(d, index, try s.activateParents(virq, reserve: false))
         }
-        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        guard !look.requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
-        let (d, index, managed) = (look.d, look.index, look.managed)
-        if !managed {
-            try activate(virq, d, index, reserve: false)
-            // The action installed, irq_startup's IRQD_IRQ_STARTED and irq_setup_affinity(), in
-            // one platform lock.
-            platform.state.withLock { s in
-                s.table.state.withLock { t in t.install(virq, handler) }
-                s.update(virq) { $0.started = true }
+        switch look {
+        case .notOwned: throw MSIError(.EINVAL, "request_irq", "irq \(virq) does not belong to \(deviceName)")
+        case .busy: throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)")
+        case let .managed(d, index): try requestManaged(virq, d, index, handler)
+        case let .ready(d, index, message):
+            // The MSI level's write of the activation (undone with the parents if it fails).
+            if let message { try writeActivated(virq, d, index, message) }
+            // The action installed, irq_startup's IRQD_IRQ_STARTED, irq_setup_affinity() and
+            // irq_enable's IRQD_IRQ_MASKED cleared, in one platform lock; then the unmask. A
+            // failing unmask takes them back.
+            // (An interrupt whose descriptor is gone — leaked by a free of the descriptors —
+            // has no chip to unmask it, so it stays masked.)
+            let unmasks = chipKind(d) != .none && slot(d, index) != nil
+            let wasMasked = platform.state.withLock { s -> Bool in
+                s.installAction(virq, handler)
+                let wasMasked = s.rec(virq)?.pointee.masked ?? true
+                s.update(virq) { r in
+                    r.started = true
+                    if unmasks { r.masked = false }
+                }
                 s.setupAffinity(virq)
+                return wasMasked
             }
             do throws(MSIError) {
-                try chipUnmask(virq, d, index)
+                try chipUnmaskHardware(virq, d, index)
             } catch {
                 platform.state.withLock { s in
-                    s.table.state.withLock { t in t.uninstall(virq) }
-                    s.update(virq) { $0.started = false }
+                    s.uninstallAction(virq)
+                    s.update(virq) { r in
+                        r.started = false
+                        r.masked = wasMasked
+                    }
                 }
                 throw error
             }
-            return
         }
-        platform.table.state.withLock { t in t.install(virq, handler) }
+    }
+
+    /// What ``requestIRQ(_:handler:)`` found under the platform lock.
+    private enum RequestLook {
+        case notOwned, busy
+        case managed(MSIDomainID, Int)
+        /// Activated; the message the MSI level must write, nil when it was activated before.
+        case ready(MSIDomainID, Int, MSIMessage?)
+    }
+
+    /// `request_irq()` of a managed interrupt: the action installed, then `irq_startup()`'s
+    /// managed path (`__irq_startup_managed`: activated here, or left in managed shutdown when
+    /// no CPU of its mask is online) and the unmask.
+    mutating func requestManaged(_ virq: Int, _ d: MSIDomainID, _ index: Int, _ handler: IRQHandler?) throws(MSIError) {
+        platform.state.withLock { s in s.installAction(virq, handler) }
         do throws(MSIError) {
-            if managed {
-                // __irq_startup_managed
-                let online = platform.state.withLock { s -> Bool in
-                    s.update(virq) { $0.managedShutdown = false }
-                    guard let r = s.record(virq), r.affinity.intersects(s.online) else {
-                        s.update(virq) { $0.managedShutdown = true }
-                        return false
-                    }
-                    return true
+            // __irq_startup_managed
+            let online = platform.state.withLock { s -> Bool in
+                s.update(virq) { $0.managedShutdown = false }
+                guard let r = s.rec(virq), r.pointee.affinity.intersects(s.online) else {
+                    s.update(virq) { $0.managedShutdown = true }
+                    return false
                 }
-                guard online else { return }  // IRQ_STARTUP_ABORT: requested, stays shut down
-                do throws(MSIError) {
-                    try activate(virq, reserve: false)
-                } catch {
-                    warn("irq_startup", "irq \(virq): managed activation failed: \(error)")
-                    platform.state.withLock { s in s.update(virq) { $0.managedShutdown = true } }
-                    return
-                }
+                return true
+            }
+            guard online else { return }  // IRQ_STARTUP_ABORT: requested, stays shut down
+            do throws(MSIError) {
+                try activate(virq, d, index, reserve: false)
+            } catch {
+                warn("irq_startup", "irq \(virq): managed activation failed: \(error)")
+                platform.state.withLock { s in s.update(virq) { $0.managedShutdown = true } }
+                return
             }
             platform.state.withLock { s in
                 s.update(virq) { $0.started = true }
                 s.setupAffinity(virq)
             }
-            try chipUnmask(virq)
+            try chipUnmask(virq, d, index)
         } catch {
-            platform.table.state.withLock { t in t.uninstall(virq) }
-            platform.state.withLock { s in s.update(virq) { $0.started = false } }
+            platform.state.withLock { s in
+                s.uninstallAction(virq)
+                s.update(virq) { $0.started = false }
+            }
             throw error
         }
     }
@@ -84,36 +115,41 @@ extension MSIDeviceData {
     /// - Throws: EINVAL when the interrupt is not this device's or not requested (the kernel
     ///   WARNs "Trying to free already-free IRQ").
     public mutating func freeIRQ(_ virq: Int) throws(MSIError) {
-        let fn = "free_irq"
-        // One look at the platform: owner, location, started; the action removed.
+        // One look at the platform: owner, location, started, activated; the action removed.
         let id = deviceID
-        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, wasRequested: Bool)? in
-            guard let r = s.record(virq), r.owner == id else { return nil }
-            let was = s.table.state.withLock { t -> Bool in
-                guard t.isRequested(virq) else { return false }
-                t.uninstall(virq)
-                return true
-            }
-            return (r.domain, r.msiIndex, r.started, was)
+        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, activated: Bool, wasRequested: Bool)? in
+            guard let r = s.rec(virq), r.pointee.owner == id else { return nil }
+            let was = r.pointee.requested
+            if was { s.uninstallAction(virq) }
+            return (r.pointee.domain, r.pointee.msiIndex, r.pointee.started, r.pointee.activated, was)
         }
-        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        guard let look else { throw MSIError(.EINVAL, "free_irq", "irq \(virq) does not belong to \(deviceName)") }
         guard look.wasRequested else {
             warn("__free_irq", "Trying to free already-free IRQ \(virq)")
             throw MSIError(.EINVAL, "__free_irq", "irq \(virq) is not requested")
         }
         let (d, index) = (look.d, look.index)
+        // irq_shutdown: the chip's shutdown or mask. Then the MSI level's deactivation writes
+        // the all-zero message; the platform's bookkeeping of both (IRQD_IRQ_MASKED and
+        // IRQD_IRQ_STARTED, the parents' deactivation) follows in one lock.
         var failure: MSIError?
+        var shutDown = true
         if look.started {
-            var shutDown = true
             do throws(MSIError) { try chipShutdownHardware(virq, d, index) } catch { failure = error; shutDown = false }
+        }
+        if look.activated { writeDeactivated(virq, d, index) }
+        if look.started || look.activated {
+            let started = look.started
             platform.state.withLock { s in
-                s.update(virq) { r in
-                    if shutDown { r.masked = true }
-                    r.started = false
+                if started {
+                    s.update(virq) { r in
+                        if shutDown { r.masked = true }
+                        r.started = false
+                    }
                 }
+                s.deactivateParents(virq)
             }
         }
-        deactivate(virq)
         if let failure { throw failure }
     }
 
@@ -123,12 +159,12 @@ extension MSIDeviceData {
     /// - Throws: EINVAL when `virq` is not one of this device's PCI MSI/MSI-X interrupts.
     public mutating func writeMSIMessage(virq: Int, _ message: MSIMessage) throws(MSIError) {
         let fn = "pci_write_msi_msg"
-        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else {
+        guard let (d, index) = location(virq), hasDomain(d), let s = slot(d, index) else {
             throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)")
         }
-        switch dom.chip {
+        switch chipKind(d) {
         case .pciMSI, .pciMSIX: try pciWriteMessage(s, message)
-        case .device: throw MSIError(.EINVAL, fn, "irq \(virq) is not a PCI MSI/MSI-X interrupt")
+        case .device, .none: throw MSIError(.EINVAL, fn, "irq \(virq) is not a PCI MSI/MSI-X interrupt")
         }
     }
 
