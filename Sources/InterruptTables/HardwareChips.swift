@@ -178,15 +178,12 @@ public struct IMSDeviceChip: IMSChip {
 
     /// `irq_write_msi_msg`.
     public func writeMessage(_ message: MSIMessage, for descriptor: IMSDescriptor) throws {
-        try table.writeAddressLo(descriptor.index, message.addressLo)
-        try table.writeAddressHi(descriptor.index, message.addressHi)
-        try table.writeData(descriptor.index, message.data)
+        try table.writeMessage(descriptor.index, addressLo: message.addressLo, addressHi: message.addressHi, data: message.data)
     }
 
     /// `irq_mask`.
     public func mask(_ descriptor: IMSDescriptor) throws {
-        try table.writeControl(descriptor.index, control(descriptor) | IMSSlotLayout.mask)
-        _ = try table.readControl(descriptor.index)
+        try table.writeControlAndFlush(descriptor.index, control(descriptor) | IMSSlotLayout.mask)
     }
 
     /// `irq_unmask`.
@@ -196,8 +193,7 @@ public struct IMSDeviceChip: IMSChip {
 
     /// `irq_shutdown`: mask with the PASID cleared, then flush.
     public func shutdown(_ descriptor: IMSDescriptor) throws {
-        try table.writeControl(descriptor.index, IMSSlotLayout.mask)
-        _ = try table.readControl(descriptor.index)
+        try table.writeControlAndFlush(descriptor.index, IMSSlotLayout.mask)
     }
 }
 

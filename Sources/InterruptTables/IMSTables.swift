@@ -89,21 +89,73 @@ public struct IMSDeviceTable: Sendable {
         self.slots = slots
     }
 
+    @inline(__always)
     func at(_ slot: Int, _ field: Int) throws -> Int {
         guard slot >= 0, slot < slots else { throw IMSError.slotOutOfRange(slot: slot, slots: slots) }
-        return offset + slot * IMSSlotLayout.size + field
+        return offset &+ slot &* IMSSlotLayout.size &+ field
     }
 
+    // Each accessor works out the offset before it touches `region` (with the offset as an
+    // argument expression the existential is copied, a reference counted, per access), and
+    // is inlined into the chip callbacks that use it.
+
     /// Writes a slot's address low dword (one MMIO write).
-    public func writeAddressLo(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.addressLo), v) }
+    @inline(__always)
+    public func writeAddressLo(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.addressLo)
+        try region.write32(at, v)
+    }
     /// Writes a slot's address high dword (one MMIO write).
-    public func writeAddressHi(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.addressHi), v) }
+    @inline(__always)
+    public func writeAddressHi(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.addressHi)
+        try region.write32(at, v)
+    }
     /// Writes a slot's data dword (one MMIO write).
-    public func writeData(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.data), v) }
+    @inline(__always)
+    public func writeData(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.data)
+        try region.write32(at, v)
+    }
     /// Writes a slot's control dword (one MMIO write).
-    public func writeControl(_ slot: Int, _ v: UInt32) throws { try region.write32(at(slot, IMSSlotLayout.control), v) }
+    @inline(__always)
+    public func writeControl(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.control)
+        try region.write32(at, v)
+    }
     /// Reads a slot's control dword (one MMIO read).
-    public func readControl(_ slot: Int) throws -> UInt32 { try region.read32(at(slot, IMSSlotLayout.control)) }
+    @inline(__always)
+    public func readControl(_ slot: Int) throws -> UInt32 {
+        let at = try at(slot, IMSSlotLayout.control)
+        return try region.read32(at)
+    }
+
+    /// Writes a slot's message: address low, address high, data, in that order (three MMIO
+    /// writes; the slot is checked and the region opened once).
+    @inline(__always)
+    public func writeMessage(_ slot: Int, addressLo: UInt32, addressHi: UInt32, data: UInt32) throws {
+        let base = try at(slot, 0)
+        try Self.writeMessage(region, base, addressLo, addressHi, data)
+    }
+
+    /// Writes a slot's control dword, then reads it back (two MMIO accesses: a write and the
+    /// read that flushes it).
+    @inline(__always)
+    public func writeControlAndFlush(_ slot: Int, _ v: UInt32) throws {
+        let at = try at(slot, IMSSlotLayout.control)
+        try Self.writeAndRead(region, at, v)
+    }
+
+    private static func writeMessage(_ r: some MMIORegion, _ base: Int, _ lo: UInt32, _ hi: UInt32, _ data: UInt32) throws {
+        try r.write32(base &+ IMSSlotLayout.addressLo, lo)
+        try r.write32(base &+ IMSSlotLayout.addressHi, hi)
+        try r.write32(base &+ IMSSlotLayout.data, data)
+    }
+
+    private static func writeAndRead(_ r: some MMIORegion, _ at: Int, _ v: UInt32) throws {
+        try r.write32(at, v)
+        _ = try r.read32(at)
+    }
 
     /// Reads a whole slot (four DWORD reads).
     public func readSlot(_ slot: Int) throws -> IMSSlot {
@@ -279,11 +331,10 @@ public final class IMSSoftwareStore: Sendable {
             return .send(m, sink.withLock { $0 })
         }
         switch outcome {
-        case .send(let m, let target): return .sent(m, target?.deliver(m) ?? .dropped("no interrupt controller attached"))
+        case .send(let m, let target): return .sent(m, target?.deliver(m) ?? .dropped(.noInterruptController))
         case .pending: return .pending
-        case .gone: return .dropped("no IMS storage at 0x\(hex(handle, width: 1)) (freed, or never allocated)")
-        case .empty:
-            return .dropped("IMS storage at 0x\(hex(handle, width: 1)) holds no message (its interrupt is not requested)")
+        case .gone: return .dropped(.noIMSStorage(handle: handle))
+        case .empty: return .dropped(.imsStorageEmpty(handle: handle))
         }
     }
 }

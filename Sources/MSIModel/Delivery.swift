@@ -5,73 +5,11 @@
 // The tables live in their own small lock, separate from the allocation state, so deliveries
 // never wait for domain or vector bookkeeping; the handler runs after the lock is dropped.
 import Synchronization
+public import MSIShimCore
 
 /// A requested interrupt's handler (`irq_handler_t`), called with the Linux interrupt number.
 /// It runs outside every model lock and may call back into the model.
 public typealias IRQHandler = @Sendable (_ virq: Int) -> Void
-
-/// Why the interrupt fabric or the kernel dropped a message.
-public enum DeliveryDropReason: Hashable, Sendable, CustomStringConvertible {
-    /// Not an interrupt: the address is not 0xFEExxxxx below 4 GiB.
-    case badAddress(UInt64)
-    /// A delivery mode the model does not deliver (SMI, NMI, INIT, ExtINT…).
-    case unsupportedDeliveryMode(Int)
-    /// No CPU has this destination APIC ID (or the logical bitmap names none).
-    case noSuchDestination(UInt32)
-    /// The destination CPU is offline.
-    case cpuOffline(Int)
-    /// Vectors below 0x20 are exceptions; the fabric does not deliver them.
-    case invalidVector(Int)
-    /// The message hit `MANAGED_IRQ_SHUTDOWN_VECTOR` (0xEF): the interrupt is reserved or
-    /// shut down and has no real vector; the kernel counts it as spurious.
-    case shutdownVector(cpu: Int)
-    /// A system vector (timer, IPI…), not a device interrupt.
-    case systemVector(cpu: Int, vector: Int)
-    /// "No irq handler for vector": nothing is mapped at this CPU/vector.
-    case noIRQ(cpu: Int, vector: Int)
-    /// The vector maps to an interrupt nobody requested (`request_irq` not called).
-    case notRequested(virq: Int, cpu: Int, vector: Int)
-    /// The IOMMU refused the message.
-    case remappingFault(RemappingFault)
-
-    /// A human-readable form.
-    public var description: String {
-        switch self {
-        case .badAddress(let a): "not an interrupt address: 0x\(hexString(a, 16))"
-        case .unsupportedDeliveryMode(let m): "delivery mode \(m) is not delivered"
-        case .noSuchDestination(let d): "no CPU with destination 0x\(hexString(d, 1))"
-        case .cpuOffline(let c): "CPU \(c) is offline"
-        case .invalidVector(let v): "vector 0x\(hexString(v, 2)) is an exception vector"
-        case .shutdownVector(let c): "CPU \(c): vector 0xef (MANAGED_IRQ_SHUTDOWN_VECTOR): spurious"
-        case .systemVector(let c, let v): "CPU \(c): system vector 0x\(hexString(v, 2))"
-        case .noIRQ(let c, let v): "CPU \(c): no irq handler for vector 0x\(hexString(v, 2))"
-        case .notRequested(let i, let c, let v): "irq \(i) (CPU \(c) vector 0x\(hexString(v, 2))) is not requested"
-        case .remappingFault(let f): "interrupt remapping fault: \(f)"
-        }
-    }
-}
-
-/// Interrupt-remapping faults (VT-d fault reasons, simplified).
-public enum RemappingFault: Hashable, Sendable, CustomStringConvertible {
-    /// A remappable-format message but interrupt remapping is off.
-    case remappingDisabled
-    /// A compatibility-format message while remapping blocks them (CFI clear, as Linux sets it).
-    case compatibilityFormatBlocked
-    /// The handle (+ subhandle) is past the table.
-    case indexOutOfRange(Int)
-    /// The IRTE is not present.
-    case entryNotPresent(Int)
-
-    /// A human-readable form.
-    public var description: String {
-        switch self {
-        case .remappingDisabled: "remappable-format message but remapping is disabled"
-        case .compatibilityFormatBlocked: "compatibility-format message blocked"
-        case .indexOutOfRange(let i): "IRTE index \(i) out of range"
-        case .entryNotPresent(let i): "IRTE \(i) not present"
-        }
-    }
-}
 
 /// What happened to a delivered message.
 public enum DeliveryResult: Hashable, Sendable, CustomStringConvertible {
@@ -121,7 +59,7 @@ final class IRQAction: Sendable {
 /// in-progress mark per interrupt that `free_irq` waits for. Here each action counts the
 /// deliveries running it (taken under the lock, dropped after the handler); `free_irq` releases
 /// an action no delivery runs at once and otherwise retires it — released once its count is
-/// seen at zero (at a later request, free or interrupt allocation, or when the platform goes) —
+/// seen at zero (at a later request or free, or when the platform goes) —
 /// so nothing blocks and no delivery touches reference counts.
 final class DeliveryTable: Sendable {
     /// Everything behind the lock: raw tables sized once (routes, IRTEs, online flags) or
@@ -180,9 +118,11 @@ final class DeliveryTable: Sendable {
         /// `irq_has_action()` for the request state: requested and not yet freed.
         func isRequested(_ virq: Int) -> Bool { virq >= 0 && virq < capacity && requested[virq] }
 
-        /// Marks `virq` requested with `handler` (the previous action, if any, is retired).
+        /// Marks `virq` requested with `handler` (the previous action, if any, is retired),
+        /// making room for it first.
         mutating func install(_ virq: Int, _ handler: IRQHandler?) {
-            guard virq >= 0, virq < capacity else { return }
+            guard virq >= 0 else { return }
+            if capacity <= virq { grow(to: max(virq + 1, capacity * 2, 64)) }
             requested[virq] = true
             retire(virq)
             // Not `handler.map`: a closure passed through a generic function is stored with
@@ -226,13 +166,10 @@ final class DeliveryTable: Sendable {
             return (0..<cpus).map { counts[virq * cpus + $0] }
         }
 
-        /// Makes room for `virq` and clears its state (a fresh irq_desc).
-        mutating func reset(virq: Int) {
-            guard virq >= 0 else { return }
-            if capacity <= virq { grow(to: max(virq + 1, capacity * 2, 64)) }
-            requested[virq] = false
-            retire(virq)
-            for c in 0..<cpus { counts[virq * cpus + c] = 0 }
+        /// Zeroes the counts of `virq` (a number's first request since its allocation).
+        mutating func clearCounts(_ virq: Int) {
+            guard virq >= 0, virq < capacity else { return }
+            (counts + virq &* cpus).update(repeating: 0, count: cpus)
         }
 
         mutating func grow(to n: Int) {

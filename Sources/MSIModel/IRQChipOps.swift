@@ -22,29 +22,41 @@ extension MSIDeviceData {
 
     /// Domain and descriptor index of `virq`, if this device owns it.
     func location(_ virq: Int) -> (MSIDomainID, Int)? {
-        platform.state.withLock { s in
-            guard let r = s.record(virq), r.owner == deviceID else { return nil }
-            return (r.domain, r.msiIndex)
+        let id = deviceID
+        return platform.state.withLock { s in
+            guard let r = s.rec(virq), r.pointee.owner == id else { return nil }
+            return (r.pointee.domain, r.pointee.msiIndex)
         }
     }
 
     func isActivated(_ virq: Int) -> Bool {
-        platform.state.withLock { $0.record(virq)?.activated ?? false }
+        platform.state.withLock { $0.rec(virq)?.pointee.activated ?? false }
     }
 
     /// Domain, index and activation state of `virq` in one look at the platform, if this
     /// device owns it.
     func locationAndState(_ virq: Int) -> (MSIDomainID, Int, activated: Bool)? {
-        platform.state.withLock { s in
-            guard let r = s.record(virq), r.owner == deviceID else { return nil }
-            return (r.domain, r.msiIndex, r.activated)
+        let id = deviceID
+        return platform.state.withLock { s in
+            guard let r = s.rec(virq), r.pointee.owner == id else { return nil }
+            return (r.pointee.domain, r.pointee.msiIndex, r.pointee.activated)
         }
     }
 
-    /// The chip of domain `d`, read in place (copying the whole domain would copy its name and
-    /// info too; this runs on every chip callback).
-    func chip(_ d: MSIDomainID) -> MSIDomainChip? {
-        isValidDomain(d) ? slots[d.rawValue].domain?.chip : nil
+    /// Which chip domain `d` has (a plain value read in place: this runs on every chip
+    /// callback).
+    @inline(__always)
+    func chipKind(_ d: MSIDomainID) -> DomainChipKind {
+        isValidDomain(d) ? slots[d.rawValue].chipKind : .none
+    }
+
+    /// Runs `body` on domain `d`'s device chip, borrowed through its box (no existential copy,
+    /// no reference counting), turning a backend error into an ``MSIError`` as ``hardware(_:_:)``
+    /// does. Nothing happens when the domain has no device chip.
+    @inline(__always)
+    func withDeviceChip(_ d: MSIDomainID, _ fn: String, _ body: (any IMSChip) throws -> Void) throws(MSIError) {
+        guard isValidDomain(d), let box = slots[d.rawValue].chipBox else { return }
+        try hardware(fn) { try box._withUnsafeGuaranteedRef { try body($0.chip) } }
     }
 
     // MARK: activation (msi_domain_activate / msi_domain_deactivate)
@@ -62,10 +74,16 @@ extension MSIDeviceData {
     /// the activation check and the parents' work take the platform lock once.
     mutating func activate(_ virq: Int, _ d: MSIDomainID, _ index: Int, reserve: Bool) throws(MSIError) {
         let composed = try platform.state.withLock { s throws(MSIError) -> MSIMessage? in
-            guard let r = s.record(virq), !r.activated else { return nil }
+            guard let r = s.rec(virq), !r.pointee.activated else { return nil }
             return try s.activateParents(virq, reserve: reserve)
         }
         guard let message = composed else { return }
+        try writeActivated(virq, d, index, message)
+    }
+
+    /// The MSI level's half of an activation whose parents are done: writes `message`; if
+    /// the write fails the parents are deactivated again.
+    mutating func writeActivated(_ virq: Int, _ d: MSIDomainID, _ index: Int, _ message: MSIMessage) throws(MSIError) {
         do throws(MSIError) {
             try chipWriteMessage(virq, d, index, message)
         } catch {
@@ -83,25 +101,33 @@ extension MSIDeviceData {
 
     /// ``deactivate(_:)`` for an interrupt the caller knows is activated, at `d`/`index`.
     mutating func deactivateActivated(_ virq: Int, _ d: MSIDomainID, _ index: Int) {
+        writeDeactivated(virq, d, index)
+        platform.state.withLock { $0.deactivateParents(virq) }
+    }
+
+    /// The MSI level's half of a deactivation: the all-zero message (a failure is WARNed; the
+    /// parents are deactivated regardless).
+    mutating func writeDeactivated(_ virq: Int, _ d: MSIDomainID, _ index: Int) {
         do throws(MSIError) {
             try chipWriteMessage(virq, d, index, .zero)
         } catch {
             warn("msi_domain_deactivate", "irq \(virq): \(error)")
         }
-        platform.state.withLock { $0.deactivateParents(virq) }
     }
 
     /// `msi_init_virq()`.
     mutating func initVirq(_ virq: Int, canReserve: Bool, activateEarly: Bool) throws(MSIError) {
         if !canReserve {
-            let shutDown = platform.state.withLock { s -> Bool in
-                s.update(virq) { $0.irqdCanReserve = false }
-                guard activateEarly, let r = s.record(virq), r.managed, !r.affinity.intersects(s.online) else { return false }
-                s.update(virq) { $0.managedShutdown = true }
-                return true
-            }
+            let shutDown = platform.state.withLock { s in s.initVirqNoReserve(virq, activateEarly: activateEarly) }
             if shutDown { return }
         }
+        try initVirqActivation(virq, canReserve: canReserve, activateEarly: activateEarly)
+    }
+
+    /// The part of `msi_init_virq()` after the reservation flags: early activation (reserved:
+    /// the vector domain points the message at the shutdown vector and the interrupt is not
+    /// marked activated, so `request_irq()` activates it for real).
+    mutating func initVirqActivation(_ virq: Int, canReserve: Bool, activateEarly: Bool) throws(MSIError) {
         guard activateEarly else { return }
         try activate(virq, reserve: canReserve)
         if canReserve { platform.state.withLock { s in s.update(virq) { $0.activated = false } } }
@@ -116,15 +142,18 @@ extension MSIDeviceData {
 
     /// `irq_chip_write_msi_msg()` for `virq`.
     mutating func chipWriteMessage(_ virq: Int, _ d: MSIDomainID, _ index: Int, _ message: MSIMessage) throws(MSIError) {
-        guard let chip = chip(d), let s = slot(d, index) else { return }
-        switch chip {
+        let kind = chipKind(d)
+        guard kind != .none, let s = slot(d, index) else { return }
+        switch kind {
         case .pciMSI, .pciMSIX:
             // pci_msi_domain_write_msg: only the first interrupt of a multi-MSI block writes.
             if Int(s.pointee.virq) == virq { try pciWriteMessage(s, message) }
-        case .device(let chip):
+        case .device:
             let desc = imsDescriptor(s)
-            try hardware("irq_write_msi_msg") { try chip.writeMessage(message, for: desc) }
+            try withDeviceChip(d, "irq_write_msi_msg") { try $0.writeMessage(message, for: desc) }
             s.pointee.message = message
+        case .none:
+            break
         }
     }
 
@@ -137,13 +166,15 @@ extension MSIDeviceData {
 
     /// The hardware part of `irq_mask` (the caller records IRQD_IRQ_MASKED).
     mutating func chipMaskHardware(_ virq: Int, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
-        guard let chip = chip(d), let s = slot(d, index) else { return }
-        switch chip {
+        let kind = chipKind(d)
+        guard kind != .none, let s = slot(d, index) else { return }
+        switch kind {
         case .pciMSIX: try msixMask(s)
         case .pciMSI: try msiUpdateMask(s, clear: 0, set: 1 << UInt32(max(0, virq - Int(s.pointee.virq)) & 31))
-        case .device(let chip):
+        case .device:
             let desc = imsDescriptor(s)
-            try hardware("irq_mask") { try chip.mask(desc) }
+            try withDeviceChip(d, "irq_mask") { try $0.mask(desc) }
+        case .none: break
         }
     }
 
@@ -155,24 +186,33 @@ extension MSIDeviceData {
 
     /// `irq_unmask` of the chip of `virq` at `d`/`index`.
     mutating func chipUnmask(_ virq: Int, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
-        guard let chip = chip(d), let s = slot(d, index) else { return }
-        switch chip {
+        guard chipKind(d) != .none, slot(d, index) != nil else { return }
+        try chipUnmaskHardware(virq, d, index)
+        platform.state.withLock { p in p.update(virq) { $0.masked = false } }
+    }
+
+    /// The hardware part of `irq_unmask` (the caller records IRQD_IRQ_MASKED cleared).
+    mutating func chipUnmaskHardware(_ virq: Int, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
+        let kind = chipKind(d)
+        guard kind != .none, let s = slot(d, index) else { return }
+        switch kind {
         case .pciMSIX: try msixUnmask(s)
         case .pciMSI: try msiUpdateMask(s, clear: 1 << UInt32(max(0, virq - Int(s.pointee.virq)) & 31), set: 0)
-        case .device(let chip):
+        case .device:
             let desc = imsDescriptor(s)
-            try hardware("irq_unmask") { try chip.unmask(desc) }
+            try withDeviceChip(d, "irq_unmask") { try $0.unmask(desc) }
+        case .none: break
         }
-        platform.state.withLock { p in p.update(virq) { $0.masked = false } }
     }
 
     /// The hardware part of `irq_shutdown()`: the chip's `irq_shutdown` when it has one, else
     /// mask (the caller records IRQD_IRQ_MASKED).
     mutating func chipShutdownHardware(_ virq: Int, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
-        guard let domainChip = chip(d), let s = slot(d, index) else { return }
-        if case .device(let chip) = domainChip, slots[d.rawValue].domain?.info.chipOperations.contains(.shutdown) == true {
+        let kind = chipKind(d)
+        guard kind != .none, let s = slot(d, index) else { return }
+        if kind == .device && slots[d.rawValue].chipHasShutdown {
             let desc = imsDescriptor(s)
-            try hardware("irq_shutdown") { try chip.shutdown(desc) }
+            try withDeviceChip(d, "irq_shutdown") { try $0.shutdown(desc) }
         } else {
             try chipMaskHardware(virq, d, index)
         }

@@ -14,61 +14,101 @@ extension MSIDeviceData {
     /// - Throws: EINVAL (not this device's interrupt), EBUSY (already requested: no sharing),
     ///   ENOSPC (no vector), hardware errors.
     public mutating func requestIRQ(_ virq: Int, handler: IRQHandler? = nil) throws(MSIError) {
-        let fn = "request_irq"
-        // One look at the platform (owner, location, managed) and its delivery table (requested).
+        // One platform lock: owner, location, request state, and for a non-managed interrupt
+        // the parents' activation (irq_activate: a real vector in reservation mode, ENOSPC on
+        // exhaustion) with the message it composes.
         let id = deviceID
-        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, managed: Bool, requested: Bool, depth: Int)? in
-            guard let r = s.record(virq), r.owner == id else { return nil }
-            let requested = s.table.state.withLock { t in t.isRequested(virq) }
-            return (r.domain, r.msiIndex, r.managed, requested, r.depth)
+        let look = try platform.state.withLock { s throws(MSIError) -> RequestLook in
+            guard let r = s.rec(virq), r.pointee.owner == id else { return .notOwned }
+            guard !r.pointee.requested else { return .busy }
+            let (d, index) = (r.pointee.domain, r.pointee.msiIndex)
+            if r.pointee.managed { return .managed(d, index) }
+            if r.pointee.activated { return .ready(d, index, nil) }
+            return .ready(d, index, try s.activateParents(virq, reserve: false))
         }
-        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        guard !look.requested else { throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)") }
-        let (d, index, managed) = (look.d, look.index, look.managed)
-        if !managed {
-            try activate(virq, d, index, reserve: false)
-            // The action installed, irq_startup's depth 0 and IRQD_IRQ_STARTED, and
-            // irq_setup_affinity(), in one platform lock.
-            platform.state.withLock { s in
-                s.table.state.withLock { t in t.install(virq, handler) }
-                s.update(virq) { $0.started = true; $0.depth = 0 }
+        switch look {
+        case .notOwned: throw MSIError(.EINVAL, "request_irq", "irq \(virq) does not belong to \(deviceName)")
+        case .busy: throw MSIError(.EBUSY, "__setup_irq", "irq \(virq) is already requested (no IRQF_SHARED)")
+        case let .managed(d, index): try requestManaged(virq, d, index, handler)
+        case let .ready(d, index, message):
+            // The MSI level's write of the activation (undone with the parents if it fails).
+            if let message { try writeActivated(virq, d, index, message) }
+            // The action installed, irq_startup's IRQD_IRQ_STARTED, irq_setup_affinity() and
+            // irq_enable's IRQD_IRQ_MASKED cleared, in one platform lock; then the unmask. A
+            // failing unmask takes them back.
+            // (An interrupt whose descriptor is gone — leaked by a free of the descriptors —
+            // has no chip to unmask it, so it stays masked.)
+            // irq_startup also sets irq_desc.depth to 0 (nested disables before it are dropped).
+            let unmasks = chipKind(d) != .none && slot(d, index) != nil
+            let (wasMasked, oldDepth) = platform.state.withLock { s -> (Bool, Int) in
+                s.installAction(virq, handler)
+                let was = (s.rec(virq)?.pointee.masked ?? true, s.rec(virq)?.pointee.depth ?? 1)
+                s.update(virq) { r in
+                    r.started = true
+                    r.depth = 0
+                    if unmasks { r.masked = false }
+                }
                 s.setupAffinity(virq)
+                return was
             }
             do throws(MSIError) {
-                try chipUnmask(virq, d, index)
+                try chipUnmaskHardware(virq, d, index)
             } catch {
                 platform.state.withLock { s in
-                    s.table.state.withLock { t in t.uninstall(virq) }
-                    s.update(virq) { $0.started = false; $0.depth = look.depth }
+                    s.uninstallAction(virq)
+                    s.update(virq) { r in
+                        r.started = false
+                        r.masked = wasMasked
+                        r.depth = oldDepth
+                    }
                 }
                 throw error
             }
-            return
         }
-        platform.table.state.withLock { t in t.install(virq, handler) }
+    }
+
+    /// What ``requestIRQ(_:handler:)`` found under the platform lock.
+    private enum RequestLook {
+        case notOwned, busy
+        case managed(MSIDomainID, Int)
+        /// Activated; the message the MSI level must write, nil when it was activated before.
+        case ready(MSIDomainID, Int, MSIMessage?)
+    }
+
+    /// `request_irq()` of a managed interrupt: the action installed, then `irq_startup()`'s
+    /// managed path (`__irq_startup_managed`: activated here, or left in managed shutdown when
+    /// no CPU of its mask is online) and the unmask.
+    mutating func requestManaged(_ virq: Int, _ d: MSIDomainID, _ index: Int, _ handler: IRQHandler?) throws(MSIError) {
+        // The action installed; irq_startup() sets depth 0 first, even when the managed startup
+        // then aborts.
+        let oldDepth = platform.state.withLock { s -> Int in
+            s.installAction(virq, handler)
+            let depth = s.rec(virq)?.pointee.depth ?? 1
+            s.update(virq) { $0.depth = 0 }
+            return depth
+        }
         do throws(MSIError) {
-            // irq_startup() sets depth 0 first, even when the managed startup then aborts
-            // (IRQ_STARTUP_ABORT: requested, stays shut down).
-            platform.state.withLock { s in s.update(virq) { $0.depth = 0 } }
-            if managed, !startupManaged(virq) { return }
+            guard startupManaged(virq, d, index) else { return }  // IRQ_STARTUP_ABORT: requested, stays shut down
             platform.state.withLock { s in
                 s.update(virq) { $0.started = true }
                 s.setupAffinity(virq)
             }
-            try chipUnmask(virq)
+            try chipUnmask(virq, d, index)
         } catch {
-            platform.table.state.withLock { t in t.uninstall(virq) }
-            platform.state.withLock { s in s.update(virq) { $0.started = false; $0.depth = look.depth } }
+            platform.state.withLock { s in
+                s.uninstallAction(virq)
+                s.update(virq) { $0.started = false; $0.depth = oldDepth }
+            }
             throw error
         }
     }
 
     /// `__irq_startup_managed()` and the activation it does: false when no CPU of the
     /// interrupt's mask is online or activation fails (it stays in managed shutdown).
-    mutating func startupManaged(_ virq: Int) -> Bool {
+    mutating func startupManaged(_ virq: Int, _ d: MSIDomainID, _ index: Int) -> Bool {
         let online = platform.state.withLock { s -> Bool in
             s.update(virq) { $0.managedShutdown = false }
-            guard let r = s.record(virq), r.affinity.intersects(s.online) else {
+            guard let r = s.rec(virq), r.pointee.affinity.intersects(s.online) else {
                 s.update(virq) { $0.managedShutdown = true }
                 return false
             }
@@ -76,7 +116,7 @@ extension MSIDeviceData {
         }
         guard online else { return false }
         do throws(MSIError) {
-            try activate(virq, reserve: false)
+            try activate(virq, d, index, reserve: false)
         } catch {
             warn("irq_startup", "irq \(virq): managed activation failed: \(error)")
             platform.state.withLock { s in s.update(virq) { $0.managedShutdown = true } }
@@ -91,38 +131,43 @@ extension MSIDeviceData {
     /// - Throws: EINVAL when the interrupt is not this device's or not requested (the kernel
     ///   WARNs "Trying to free already-free IRQ").
     public mutating func freeIRQ(_ virq: Int) throws(MSIError) {
-        let fn = "free_irq"
-        // One look at the platform: owner, location, started; the action removed.
+        // One look at the platform: owner, location, started, activated; the action removed.
         let id = deviceID
-        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, wasRequested: Bool)? in
-            guard let r = s.record(virq), r.owner == id else { return nil }
-            let was = s.table.state.withLock { t -> Bool in
-                guard t.isRequested(virq) else { return false }
-                t.uninstall(virq)
-                return true
-            }
-            return (r.domain, r.msiIndex, r.started, was)
+        let look = platform.state.withLock { s -> (d: MSIDomainID, index: Int, started: Bool, activated: Bool, wasRequested: Bool)? in
+            guard let r = s.rec(virq), r.pointee.owner == id else { return nil }
+            let was = r.pointee.requested
+            if was { s.uninstallAction(virq) }
+            return (r.pointee.domain, r.pointee.msiIndex, r.pointee.started, r.pointee.activated, was)
         }
-        guard let look else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        guard let look else { throw MSIError(.EINVAL, "free_irq", "irq \(virq) does not belong to \(deviceName)") }
         guard look.wasRequested else {
             warn("__free_irq", "Trying to free already-free IRQ \(virq)")
             throw MSIError(.EINVAL, "__free_irq", "irq \(virq) is not requested")
         }
         let (d, index) = (look.d, look.index)
+        // irq_shutdown: the chip's shutdown or mask. Then the MSI level's deactivation writes
+        // the all-zero message; the platform's bookkeeping of both (IRQD_IRQ_MASKED and
+        // IRQD_IRQ_STARTED, the parents' deactivation) follows in one lock.
         var failure: MSIError?
+        var shutDown = true
         if look.started {
-            var shutDown = true
             do throws(MSIError) { try chipShutdownHardware(virq, d, index) } catch { failure = error; shutDown = false }
-            // irq_shutdown(): depth back to 1, shutdown or mask, no longer started.
+        }
+        if look.activated { writeDeactivated(virq, d, index) }
+        if look.started || look.activated {
+            let started = look.started
             platform.state.withLock { s in
-                s.update(virq) { r in
-                    if shutDown { r.masked = true }
-                    r.started = false
-                    r.depth = 1
+                if started {
+                    // irq_shutdown(): depth back to 1, no longer started.
+                    s.update(virq) { r in
+                        if shutDown { r.masked = true }
+                        r.started = false
+                        r.depth = 1
+                    }
                 }
+                s.deactivateParents(virq)
             }
         }
-        deactivate(virq)
         if let failure { throw failure }
     }
 
@@ -132,12 +177,12 @@ extension MSIDeviceData {
     /// - Throws: EINVAL when `virq` is not one of this device's PCI MSI/MSI-X interrupts.
     public mutating func writeMSIMessage(virq: Int, _ message: MSIMessage) throws(MSIError) {
         let fn = "pci_write_msi_msg"
-        guard let (d, index) = location(virq), let dom = domain(d), let s = slot(d, index) else {
+        guard let (d, index) = location(virq), hasDomain(d), let s = slot(d, index) else {
             throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)")
         }
-        switch dom.chip {
+        switch chipKind(d) {
         case .pciMSI, .pciMSIX: try pciWriteMessage(s, message)
-        case .device: throw MSIError(.EINVAL, fn, "irq \(virq) is not a PCI MSI/MSI-X interrupt")
+        case .device, .none: throw MSIError(.EINVAL, fn, "irq \(virq) is not a PCI MSI/MSI-X interrupt")
         }
     }
 
@@ -149,7 +194,7 @@ extension MSIDeviceData {
     /// - Throws: EINVAL when `virq` is not one of this device's interrupts; hardware errors.
     public mutating func maskIRQ(_ virq: Int) throws(MSIError) {
         guard location(virq) != nil else { throw MSIError(.EINVAL, "disable_irq", "irq \(virq) does not belong to \(deviceName)") }
-        let depth = platform.state.withLock { $0.record(virq)?.depth ?? 1 }
+        let depth = platform.state.withLock { $0.rec(virq)?.pointee.depth ?? 1 }
         if depth == 0 { try chipMask(virq) }
         platform.state.withLock { s in s.update(virq) { $0.depth += 1 } }
     }
@@ -173,8 +218,11 @@ extension MSIDeviceData {
     ///   hardware errors.
     public mutating func unmaskIRQ(_ virq: Int) throws(MSIError) {
         let fn = "enable_irq"
-        guard location(virq) != nil else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
-        let (depth, started) = platform.state.withLock { s in (s.record(virq)?.depth ?? 1, s.record(virq)?.started ?? false) }
+        guard let (d, index) = location(virq) else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        let (depth, started, hasAction) = platform.state.withLock { s -> (Int, Bool, Bool) in
+            guard let r = s.rec(virq) else { return (1, false, false) }
+            return (r.pointee.depth, r.pointee.started, r.pointee.requested)
+        }
         if depth > 1 {
             platform.state.withLock { s in s.update(virq) { $0.depth -= 1 } }
             return
@@ -183,7 +231,6 @@ extension MSIDeviceData {
             warn("__enable_irq", "Unbalanced enable for IRQ \(virq)")
             throw MSIError(.EINVAL, fn, "irq \(virq) is not disabled (unbalanced enable)")
         }
-        let hasAction = platform.table.state.withLock { t in t.isRequested(virq) }
         guard hasAction else {
             warn("__irq_startup", "irq \(virq): enable_irq() without request_irq(): not activated")
             throw MSIError(.EINVAL, fn, "irq \(virq) has no action: request_irq() it first")
@@ -194,7 +241,7 @@ extension MSIDeviceData {
         // else it aborts again (the kernel WARNs when forced) and stays shut down.
         platform.state.withLock { s in s.update(virq) { $0.depth = 0 } }
         if !started {
-            guard startupManaged(virq) else {
+            guard startupManaged(virq, d, index) else {
                 warn("__irq_startup_managed", "irq \(virq): forced startup with no online CPU in its affinity")
                 return
             }

@@ -6,8 +6,9 @@ extension MSIDeviceData {
     /// `msi_check_reservation_mode()`: PCI bus token, MUST_REACTIVATE, not NO_MASK, and the
     /// first descriptor of the default store can mask (MSI-X always can). Like the kernel it
     /// uses `msi_first_desc()`, which moves the iterator cursor.
-    mutating func checkReservationMode(_ dom: DeviceDomain) -> Bool {
-        guard dom.info.busToken.isPCI, dom.info.flags.contains(.mustReactivate), !dom.info.flags.contains(.noMask) else {
+    mutating func checkReservationMode(_ d: MSIDomainID) -> Bool {
+        let flags = slots[d.rawValue].flags
+        guard slots[d.rawValue].busIsPCI, flags.contains(.mustReactivate), !flags.contains(.noMask) else {
             return false
         }
         setCursor(0)
@@ -17,8 +18,8 @@ extension MSIDeviceData {
 
     /// `msi_handle_pci_fail()`: non-PCI → -ENOSPC; a multi-MSI descriptor → retry with 1;
     /// otherwise the number already allocated, or -ENOSPC when none.
-    func handlePCIFail(_ dom: DeviceDomain, nvec: Int, allocated: Int, _ cause: MSIError) throws(MSIError) -> Int {
-        guard dom.info.busToken.isPCI else {
+    func handlePCIFail(_ d: MSIDomainID, nvec: Int, allocated: Int, _ cause: MSIError) throws(MSIError) -> Int {
+        guard slots[d.rawValue].busIsPCI else {
             throw MSIError(.ENOSPC, "msi_handle_pci_fail", "allocation failed on a non-PCI domain: \(cause.reason)")
         }
         if nvec > 1 { return 1 }
@@ -28,16 +29,16 @@ extension MSIDeviceData {
 
     /// The domain's `prepare_desc` op: MSI-X fills a descriptor not prepared against the table
     /// (`pci_msix_prepare_desc`); a device chip binds the slot.
-    mutating func prepareDescriptor(_ dom: DeviceDomain, _ d: MSIDomainID, _ index: Int) throws(MSIError) {
+    mutating func prepareDescriptor(_ d: MSIDomainID, _ index: Int) throws(MSIError) {
         guard let s = slot(d, index) else { return }
-        switch dom.chip {
+        switch chipKind(d) {
         case .pciMSIX:
             if !s.pointee.has(PackedDescriptor.hasTableBase) { try msixPrepareDescriptor(&s.pointee) }
-        case .pciMSI:
+        case .pciMSI, .none:
             break
-        case .device(let chip):
+        case .device:
             var desc = imsDescriptor(s)
-            try hardware("prepare_desc") { try chip.prepare(&desc) }
+            try withDeviceChip(d, "prepare_desc") { try $0.prepare(&desc) }
             s.pointee.instanceCookie = desc.instanceCookie
             s.pointee.domainCookie = desc.domainCookie
         }
@@ -46,9 +47,12 @@ extension MSIDeviceData {
     /// `__msi_domain_alloc_irqs()`: for each not-associated descriptor in `first…last`,
     /// ascending: prepare it, allocate `nvec_used` interrupts from the parent, associate them
     /// and run `msi_init_virq()`. Returns 0 or the positive `msi_handle_pci_fail()` count.
-    mutating func allocCore(_ dom: DeviceDomain, _ d: MSIDomainID, _ first: Int, _ last: Int, nirqs: Int) throws(MSIError) -> Int {
-        let activateEarly = dom.info.flags.contains(.activateEarly)
-        let canReserve = checkReservationMode(dom)
+    /// `d` must hold a domain.
+    mutating func allocCore(_ d: MSIDomainID, _ first: Int, _ last: Int, nirqs: Int) throws(MSIError) -> Int {
+        let flags = slots[d.rawValue].flags
+        let activateEarly = flags.contains(.activateEarly)
+        let canReserve = checkReservationMode(d)
+        let (owner, nameRef, isMultiMSI) = (deviceID, slots[d.rawValue].nameRef, slots[d.rawValue].busIsPCIDeviceMSI)
         var allocated = 0
         var i = first
         while let index = storeNext(d, from: i, .notAssociated, last: last) {
@@ -57,24 +61,32 @@ extension MSIDeviceData {
                 warn("__msi_domain_alloc_irqs", "\(deviceName): more descriptors than the \(nirqs) interrupts asked for")
                 throw MSIError(.EINVAL, "__msi_domain_alloc_irqs", "more unassociated descriptors than nirqs (\(nirqs))")
             }
-            try prepareDescriptor(dom, d, index)
+            try prepareDescriptor(d, index)
             guard let s = slot(d, index) else { continue }
             let nvec = Int(s.pointee.nvecUsed)
-            let affinity = self.affinity(d, s.pointee.affinityRef)
-            let isMultiMSI = dom.info.busToken == .pciDeviceMSI
+            let ref = s.pointee.affinityRef
+            let affinity = ref == 0 ? nil : self.affinity(d, ref)
+            // The parents' allocation and, for a single interrupt, the platform half of
+            // msi_init_virq in the same platform lock (nothing between them touches hardware).
             let base: Int
+            let shutDown: Bool
             do throws(MSIError) {
-                let (owner, name) = (deviceID, dom.info.name)
-                base = try platform.state.withLock { p throws(MSIError) in
-                    try p.allocBlock(count: nvec, affinity: affinity, owner: owner, domain: d, msiIndex: index,
-                                     domainName: name, isPCIMultiMSI: isMultiMSI)
+                (base, shutDown) = try platform.state.withLock { p throws(MSIError) -> (Int, Bool) in
+                    let base = try p.allocBlock(count: nvec, affinity: affinity, owner: owner, domain: d, msiIndex: index,
+                                                domainNameRef: nameRef, isPCIMultiMSI: isMultiMSI)
+                    guard nvec == 1, !canReserve else { return (base, false) }
+                    return (base, p.initVirqNoReserve(base, activateEarly: activateEarly))
                 }
             } catch {
-                return try handlePCIFail(dom, nvec: nvec, allocated: allocated, error)
+                return try handlePCIFail(d, nvec: nvec, allocated: allocated, error)
             }
             storeSetVirq(d, index, base)
-            for k in 0..<nvec {
-                try initVirq(base + k, canReserve: canReserve, activateEarly: activateEarly)
+            if nvec == 1 {
+                if !shutDown { try initVirqActivation(base, canReserve: canReserve, activateEarly: activateEarly) }
+            } else {
+                for k in 0..<nvec {
+                    try initVirq(base + k, canReserve: canReserve, activateEarly: activateEarly)
+                }
             }
             allocated += 1
         }
@@ -84,10 +96,10 @@ extension MSIDeviceData {
     /// `__msi_domain_alloc_locked()`: validate, require a domain, create simple descriptors if
     /// the domain asks for them, then allocate.
     mutating func allocLockedInner(_ d: MSIDomainID, _ first: Int, _ last: Int, nirqs: Int, _ fn: String) throws(MSIError) -> Int {
-        guard let dom = deviceDomain(d, fn) else {
+        guard hasDeviceDomain(d, fn) else {
             throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain")
         }
-        if dom.info.flags.contains(.allocSimpleDescriptors) {
+        if slots[d.rawValue].flags.contains(.allocSimpleDescriptors) {
             // msi_domain_add_simple_msi_descs
             for index in first...last {
                 do throws(MSIError) {
@@ -98,7 +110,7 @@ extension MSIDeviceData {
                 }
             }
         }
-        return try allocCore(dom, d, first, last, nirqs: nirqs)
+        return try allocCore(d, first, last, nirqs: nirqs)
     }
 
     /// `msi_domain_alloc_locked()`: any non-zero outcome (error or positive count) frees the
@@ -141,11 +153,11 @@ extension MSIDeviceData {
                                   affinity: IRQAffinityDescriptor? = nil, cookie: UInt64? = nil) throws(MSIError) -> MSIMap {
         let fn = "msi_domain_alloc_irq_at"
         try requireData(fn)
-        guard let dom = deviceDomain(d, fn) else { throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain") }
+        guard hasDeviceDomain(d, fn) else { throw MSIError(.ENODEV, fn, "\(deviceName) has no \(d) domain") }
         var p = PackedDescriptor()
         p.nvecUsed = 1
         p.instanceCookie = cookie ?? 0
-        p.affinityRef = storeAffinity(d, affinity.map { [$0] })
+        p.affinityRef = affinity == nil ? 0 : storeAffinity(d, affinity.map { [$0] })
         let index: Int
         do throws(MSIError) {
             index = try insertPacked(p, domain: d, at: request)
@@ -154,7 +166,7 @@ extension MSIDeviceData {
             throw error
         }
         do throws(MSIError) {
-            let r = try allocCore(dom, d, index, index, nirqs: 1)
+            let r = try allocCore(d, index, index, nirqs: 1)
             guard r == 0 else {
                 freeLocked(d, index, index)
                 throw MSIError(.ENOSPC, fn, "allocation at index \(index) failed")
@@ -176,22 +188,46 @@ extension MSIDeviceData {
             warn("msi_ctrl_valid", "free of range \(first)…\(last) on \(d) ignored")
             return
         }
-        guard let dom = domain(d) else { return }
+        guard hasDomain(d) else { return }
         var i = first
         while let index = storeNext(d, from: i, .associated, last: last) {
             i = index + 1
             guard let s = slot(d, index) else { continue }
-            let base = Int(s.pointee.virq)
-            let n = Int(s.pointee.nvecUsed)
-            let requested = platform.table.state.withLock { t in
-                (base..<(base + n)).contains { t.isRequested($0) }
+            _ = freeAssociated(d, index, base: Int(s.pointee.virq), count: Int(s.pointee.nvecUsed), refuseRequested: false)
+        }
+        if slots[d.rawValue].flags.contains(.freeDescriptors) { freeDescs(d, first, last) }
+    }
+
+    /// The interrupts of the associated descriptor at `index` (`count` from `base`): a WARN
+    /// when one still has a handler, the activated ones deactivated (the MSI level writes the
+    /// all-zero message), then freed; the association cleared. With `refuseRequested`, nothing
+    /// is done when one is still requested, and that interrupt is returned.
+    ///
+    /// When none is activated (the usual case: `free_irq` deactivated it) the check and the
+    /// free take the platform lock once.
+    mutating func freeAssociated(_ d: MSIDomainID, _ index: Int, base: Int, count n: Int, refuseRequested: Bool) -> Int? {
+        let (requested, activated) = platform.state.withLock { s -> (Int?, Bool) in
+            var requested: Int?
+            var activated = false
+            for v in base..<(base + n) {
+                guard let r = s.rec(v) else { continue }
+                if requested == nil && r.pointee.requested { requested = v }
+                activated = activated || r.pointee.activated
             }
-            if requested { warn("__msi_domain_free_irqs", "\(deviceName): freeing irq \(base) which still has a handler") }
+            if requested != nil && refuseRequested { return (requested, activated) }
+            if !activated { s.freeBlock(base, n) }
+            return (requested, activated)
+        }
+        if let requested {
+            if refuseRequested { return requested }
+            warn("__msi_domain_free_irqs", "\(deviceName): freeing irq \(base) which still has a handler")
+        }
+        if activated {
             for k in 0..<n where isActivated(base + k) { deactivate(base + k) }
             platform.state.withLock { $0.freeBlock(base, n) }
-            storeSetVirq(d, index, 0)
         }
-        if dom.info.flags.contains(.freeDescriptors) { freeDescs(d, first, last) }
+        storeSetVirq(d, index, 0)
+        return nil
     }
 
     /// Throws EBUSY when an interrupt of an associated descriptor in range is still requested:
@@ -204,11 +240,15 @@ extension MSIDeviceData {
             guard let s = slot(d, index) else { continue }
             let base = Int(s.pointee.virq)
             let n = Int(s.pointee.nvecUsed)
-            busy = platform.table.state.withLock { t in
-                (base..<(base + n)).first { t.isRequested($0) }
+            busy = platform.state.withLock { p in
+                (base..<(base + n)).first { p.rec($0)?.pointee.requested ?? false }
             }
         }
-        if let busy { throw MSIError(.EBUSY, fn, "irq \(busy) is still requested: free_irq() it first") }
+        if let busy { throw requestedError(busy, fn) }
+    }
+
+    func requestedError(_ virq: Int, _ fn: String) -> MSIError {
+        MSIError(.EBUSY, fn, "irq \(virq) is still requested: free_irq() it first")
     }
 
     /// `msi_domain_free_irqs_range_locked(dev, domid, first, last)`.
@@ -218,6 +258,14 @@ extension MSIDeviceData {
         let fn = "msi_domain_free_irqs_range_locked"
         try requireData(fn)
         try checkControl(d, first, last, fn)
+        if first == last, hasDomain(d), let s = slot(d, first), s.pointee.virq != 0 {
+            // One associated descriptor (pci_msix_free_irq, pci_ims_free_irq): the request
+            // check and the free in one platform lock.
+            let (base, n) = (Int(s.pointee.virq), Int(s.pointee.nvecUsed))
+            if let busy = freeAssociated(d, first, base: base, count: n, refuseRequested: true) { throw requestedError(busy, fn) }
+            if slots[d.rawValue].flags.contains(.freeDescriptors) { freeDescs(d, first, last) }
+            return
+        }
         try checkNotRequested(d, first, last, fn)
         freeLocked(d, first, last)
     }

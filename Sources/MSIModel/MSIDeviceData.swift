@@ -43,6 +43,35 @@ struct DomainSlot {
     /// paths read plain values instead of copying the domain (a name and a chip reference).
     @usableFromInline var hasDomain = false
     @usableFromInline var hwsize: Int
+    // The domain's parts every allocation and chip callback reads, as plain values (copying
+    // ``domain`` would copy its name and chip and count references on each call).
+    /// Which chip the domain has.
+    var chipKind = DomainChipKind.none
+    /// A device chip, boxed once when the domain is created and held +1 until it goes:
+    /// callbacks reach it through this unowned reference, with no existential copy.
+    var chipBox: Unmanaged<IMSChipBox>?
+    /// The device chip has `irq_shutdown` (free_irq calls it instead of masking).
+    var chipHasShutdown = false
+    /// `info.flags`.
+    var flags: MSIDomainFlags = []
+    /// `info.bus_token` is one the core treats as PCI; and whether it is PCI_DEVICE_MSI.
+    var busIsPCI = false
+    var busIsPCIDeviceMSI = false
+    /// The domain's name as the platform interned it (what its interrupts' records name).
+    var nameRef = 0
+}
+
+/// Which `irq_chip` a device domain has (``MSIDomainChip`` without the chip itself).
+enum DomainChipKind: UInt8 {
+    case none, pciMSI, pciMSIX, device
+}
+
+/// A device chip held by reference, so a callback borrows it instead of copying the
+/// existential (a device chip is a value holding its table's region: copying it counts
+/// references).
+final class IMSChipBox: Sendable {
+    let chip: any IMSChip
+    init(_ chip: any IMSChip) { self.chip = chip }
 }
 
 /// The locked per-device MSI state: `struct msi_device_data` (one descriptor store and one
@@ -132,7 +161,10 @@ public struct MSIDeviceData: ~Copyable {
     }
 
     deinit {
-        for i in 0..<domainCount { slots[i].external?.detach() }
+        for i in 0..<domainCount {
+            slots[i].external?.detach()
+            slots[i].chipBox?.release()
+        }
         slots.deinitialize(count: domainCount)
         slots.deallocate()
         ownStores.deinitialize(count: domainCount)
@@ -165,16 +197,34 @@ public struct MSIDeviceData: ~Copyable {
 
     func domain(_ d: MSIDomainID) -> DeviceDomain? { isValidDomain(d) ? slots[d.rawValue].domain : nil }
 
-    mutating func setDomain(_ d: MSIDomainID, _ v: DeviceDomain?) {
+    mutating func setDomain(_ d: MSIDomainID, _ v: DeviceDomain?, nameRef: Int = 0) {
         guard isValidDomain(d) else { return }
-        slots[d.rawValue].domain = v
-        slots[d.rawValue].hasDomain = v != nil
-        slots[d.rawValue].hwsize = v?.info.hwsize ?? MSILimits.domainSize
+        let i = d.rawValue
+        slots[i].domain = v
+        slots[i].hasDomain = v != nil
+        slots[i].hwsize = v?.info.hwsize ?? MSILimits.domainSize
+        slots[i].chipBox?.release()
+        slots[i].chipBox = nil
+        slots[i].chipHasShutdown = false
+        switch v?.chip {
+        case nil: slots[i].chipKind = .none
+        case .pciMSI?: slots[i].chipKind = .pciMSI
+        case .pciMSIX?: slots[i].chipKind = .pciMSIX
+        case .device(let chip)?:
+            slots[i].chipKind = .device
+            slots[i].chipBox = Unmanaged.passRetained(IMSChipBox(chip))
+            slots[i].chipHasShutdown = v?.info.chipOperations.contains(.shutdown) ?? false
+        }
+        slots[i].flags = v?.info.flags ?? []
+        slots[i].busIsPCI = v?.info.busToken.isPCI ?? false
+        slots[i].busIsPCIDeviceMSI = v?.info.busToken == .pciDeviceMSI
+        slots[i].nameRef = nameRef
     }
 
     /// Whether a device domain exists at `d` (without copying it).
     func hasDomain(_ d: MSIDomainID) -> Bool { isValidDomain(d) && slots[d.rawValue].hasDomain }
 
+    @inline(__always)
     func slot(_ d: MSIDomainID, _ index: Int) -> UnsafeMutablePointer<PackedDescriptor>? {
         store(d)?.pointee.slot(index)
     }
@@ -336,6 +386,16 @@ public struct MSIDeviceData: ~Copyable {
         return domain(d)
     }
 
+    /// ``deviceDomain(_:_:)`` as a yes or no, without copying the domain.
+    @inline(__always)
+    mutating func hasDeviceDomain(_ d: MSIDomainID, _ fn: @autoclosure () -> String) -> Bool {
+        guard isValidDomain(d) else {
+            warn(fn(), "domain id \(d.rawValue) >= MSI_MAX_DEVICE_IRQDOMAINS (\(domainCount))")
+            return false
+        }
+        return slots[d.rawValue].hasDomain
+    }
+
     /// `msi_domain_get_hwsize()`: the domain's `hwsize`, 65536 without a domain.
     public func hwsize(_ d: MSIDomainID) -> Int {
         isValidDomain(d) ? slots[d.rawValue].hwsize : MSILimits.domainSize
@@ -415,7 +475,8 @@ public struct MSIDeviceData: ~Copyable {
         let info = MSIDeviceDomainInfo(
             id: d, name: platform.parentPrefix + template.chipName + "-" + deviceName, busToken: template.busToken,
             flags: flags, hwsize: hwsize == 0 ? MSILimits.domainSize : hwsize, chipOperations: template.chipOperations)
-        setDomain(d, DeviceDomain(info: info, chip: template.chip))
+        let nameRef = platform.state.withLock { $0.internDomainName(info.name) }
+        setDomain(d, DeviceDomain(info: info, chip: template.chip), nameRef: nameRef)
     }
 
     /// `msi_remove_device_irq_domain()`: no-op without a domain; does not free descriptors. An

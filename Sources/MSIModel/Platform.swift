@@ -328,7 +328,7 @@ public final class MSIPlatform: Sendable, MessageSink {
 
     /// Linux interrupts currently allocated, ascending.
     public var allocatedIRQs: [Int] {
-        state.withLock { s in s.irqs.indices.filter { s.irqs[$0] != nil } }
+        state.withLock { s in s.allocatedNumbers }
     }
 
     /// A snapshot of Linux interrupt `virq`, nil if not allocated.
@@ -348,11 +348,10 @@ public final class MSIPlatform: Sendable, MessageSink {
                         destinationAPICID: raw & DeliveryTable.irtePresent != 0 ? cpuAPIC[min(cpu, cpuAPIC.count - 1)] : 0)
     }
 
-    /// Interrupts handled by `virq` on each CPU.
+    /// Interrupts handled by `virq` on each CPU (zeros for a number not allocated, or not
+    /// requested since its allocation).
     public func interruptCounts(virq: Int) -> [UInt64] {
-        let n = configuration.cpuCount
-        _ = n
-        return table.state.withLock { t in t.counts(of: virq) }
+        state.withLock { s in s.counts(virq) }
     }
 
     // MARK: delivery
@@ -423,7 +422,7 @@ public final class MSIPlatform: Sendable, MessageSink {
             guard virq < t.capacity, t.requested[virq] else { return (-virq, nil) }
             t.counts[virq &* cpus &+ cpu] &+= 1
             let a = t.actions[virq]
-            a?._withUnsafeGuaranteedRef { $0.inFlight.wrappingAdd(1, ordering: .relaxed) }
+            _ = a?._withUnsafeGuaranteedRef { $0.inFlight.wrappingAdd(1, ordering: .relaxed) }
             return (virq, a)
         }
         if let action {
@@ -474,18 +473,11 @@ public final class MSIPlatform: Sendable, MessageSink {
         }
     }
 
-    /// `MessageSink` conformance, the plain-values form: `deliver(_:)` without words.
-    public func deliverStatus(_ message: EmittedMessage) -> DeliveryStatus {
-        let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
-                            data: message.data)
-        return r.code > 0 ? .delivered(virq: r.code, cpu: r.cpu, vector: r.vector) : .dropped
-    }
-
     /// ``MessageSink`` conformance: the mock device hands its message writes here.
     public func deliver(_ message: EmittedMessage) -> DeliveryOutcome {
         let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
                             data: message.data)
-        guard r.code > 0 else { return .dropped(dropReason(r, MSIMessage(address: message.address, data: message.data)).description) }
+        guard r.code > 0 else { return .dropped(dropReason(r, MSIMessage(address: message.address, data: message.data))) }
         return .delivered(virq: r.code, cpu: r.cpu, vector: r.vector)
     }
 }

@@ -107,6 +107,17 @@ public struct VectorMatrix: Hashable, Sendable {
     public private(set) var totalAllocated = 0
     /// `online_maps`.
     public private(set) var onlineMaps = 0
+    /// The online CPUs as a mask (always within `0..<cpuCount`), so a search intersects it
+    /// once instead of testing each CPU.
+    var onlineMask = CPUMask()
+    /// The most vectors an online CPU has available (`Int.min` with no CPU online) and the
+    /// online CPUs with that many: an `irq_matrix_alloc()` whose mask holds every online CPU
+    /// (the usual case) takes the first of them instead of scanning them all. Derived from
+    /// ``maps``: kept in step by every change of an available count (``availableChanged(_:from:)``)
+    /// and rebuilt when the set empties or a CPU goes on- or offline, so it always equals what
+    /// a scan would find.
+    var maxAvailable = Int.min
+    var atMaxAvailable = CPUMask()
     var systemMap = Bitmap256()
     var maps: [CPUMap]
     /// The warnings matrix.c prints (pr_warn / WARN_ON_ONCE), oldest first.
@@ -191,7 +202,9 @@ public struct VectorMatrix: Hashable, Sendable {
         }
         globalAvailable += maps[cpu].available
         maps[cpu].online = true
+        onlineMask.insert(cpu)
         onlineMaps += 1
+        rebuildMaxAvailable()
     }
 
     /// `irq_matrix_offline()`: takes `cpu`'s available vectors out of the global pool.
@@ -200,7 +213,41 @@ public struct VectorMatrix: Hashable, Sendable {
         guard maps[cpu].online else { throw MSIError(.EINVAL, "irq_matrix_offline", "CPU \(cpu) is not online") }
         globalAvailable -= maps[cpu].available
         maps[cpu].online = false
+        onlineMask.remove(cpu)
         onlineMaps -= 1
+        rebuildMaxAvailable()
+    }
+
+    /// Recomputes ``maxAvailable`` and ``atMaxAvailable`` from the online CPUs.
+    mutating func rebuildMaxAvailable() {
+        maxAvailable = Int.min
+        atMaxAvailable = CPUMask()
+        for cpu in onlineMask {
+            let a = maps[cpu].available
+            if a > maxAvailable {
+                maxAvailable = a
+                atMaxAvailable = CPUMask()
+            }
+            if a == maxAvailable { atMaxAvailable.insert(cpu) }
+        }
+    }
+
+    /// Keeps ``maxAvailable`` and ``atMaxAvailable`` in step after `cpu`'s available count
+    /// changed from `old`.
+    @inline(__always)
+    mutating func availableChanged(_ cpu: Int, from old: Int) {
+        guard onlineMask.contains(cpu) else { return }
+        let new = maps[cpu].available
+        if new > maxAvailable {
+            maxAvailable = new
+            atMaxAvailable = CPUMask()
+            atMaxAvailable.insert(cpu)
+        } else if new == maxAvailable {
+            atMaxAvailable.insert(cpu)
+        } else if old == maxAvailable {
+            atMaxAvailable.remove(cpu)
+            if atMaxAvailable.isEmpty { rebuildMaxAvailable() }
+        }
     }
 
     /// `irq_matrix_assign_system()`: marks `bit` as a system vector, excluded from every search.
@@ -235,6 +282,7 @@ public struct VectorMatrix: Hashable, Sendable {
         maps[cpu].allocated += 1
         totalAllocated += 1
         maps[cpu].available -= 1
+        availableChanged(cpu, from: maps[cpu].available + 1)
         globalAvailable -= 1
     }
 
@@ -262,6 +310,7 @@ public struct VectorMatrix: Hashable, Sendable {
             maps[cpu].managed += 1
             if maps[cpu].online {
                 maps[cpu].available -= 1
+                availableChanged(cpu, from: maps[cpu].available + 1)
                 globalAvailable -= 1
             }
             done.insert(cpu)
@@ -286,6 +335,7 @@ public struct VectorMatrix: Hashable, Sendable {
             maps[cpu].managed -= 1
             if maps[cpu].online {
                 maps[cpu].available += 1
+                availableChanged(cpu, from: maps[cpu].available - 1)
                 globalAvailable += 1
             }
         }
@@ -338,19 +388,26 @@ public struct VectorMatrix: Hashable, Sendable {
     public mutating func alloc(mask: CPUMask, reserved: Bool) throws(MSIError) -> (cpu: Int, vector: Int) {
         guard !mask.isEmpty else { throw MSIError(.EINVAL, "irq_matrix_alloc", "empty CPU mask") }
         var best = -1
-        var most = 0
-        // matrix_find_best_cpu: one pass over the mask's set bits, reading the two counters in
-        // place (this runs for every vector taken).
-        maps.withUnsafeBufferPointer { m in
-            for wi in 0..<4 {
-                var w = mask.word(wi)
-                while w != 0 {
-                    let c = wi << 6 | w.trailingZeroBitCount
-                    w &= w &- 1
-                    guard c < m.count else { return }
-                    if m[c].online && m[c].available > most {
-                        best = c
-                        most = m[c].available
+        let search = mask.intersection(onlineMask)
+        if search == onlineMask {
+            // Every online CPU: the first with the most available vectors, if it has any.
+            if maxAvailable > 0 { best = atMaxAvailable.first ?? -1 }
+        } else {
+            // matrix_find_best_cpu: one pass over the set bits of the mask's online CPUs,
+            // reading each CPU's available count in place.
+            var most = 0
+            maps.withUnsafeBufferPointer { m in
+                guard let base = m.baseAddress else { return }
+                for wi in 0..<4 {
+                    var w = search.word(wi)
+                    while w != 0 {
+                        let c = wi &<< 6 | w.trailingZeroBitCount
+                        w &= w &- 1
+                        let available = base[c].available
+                        if available > most {
+                            best = c
+                            most = available
+                        }
                     }
                 }
             }
@@ -360,6 +417,7 @@ public struct VectorMatrix: Hashable, Sendable {
         guard bit < allocEnd else { throw MSIError(.ENOSPC, "irq_matrix_alloc", "no free vector on CPU \(best)") }
         maps[best].allocated += 1
         maps[best].available -= 1
+        availableChanged(best, from: maps[best].available + 1)
         totalAllocated += 1
         globalAvailable -= 1
         if reserved { globalReserved -= 1 }
@@ -378,6 +436,7 @@ public struct VectorMatrix: Hashable, Sendable {
         if maps[cpu].online { totalAllocated -= 1 }
         if !managed {
             maps[cpu].available += 1
+            availableChanged(cpu, from: maps[cpu].available - 1)
             if maps[cpu].online { globalAvailable += 1 }
         }
     }

@@ -53,7 +53,7 @@ public struct MockIMSLayout: Hashable, Sendable {
 /// lock is released. Locking: one `Mutex` guards all device state; every access takes it once.
 public final class MockPCIDevice: Sendable {
     public let address: PCIAddress
-    let state: Mutex<MockState>
+    @usableFromInline let state: Mutex<MockState>
 
     /// Builds a device from raw config-space bytes (256 or 4096) and BAR layouts.
     ///
@@ -106,37 +106,20 @@ public final class MockPCIDevice: Sendable {
     // MARK: Raising interrupts
 
     /// The device wants to signal MSI-X vector `index` (a device event such as a completed
-    /// queue entry).
+    /// queue entry). The result is plain values: a drop's reason is put into words only when
+    /// described, so this is the path a load generator uses too. Inlinable: a caller's loop of
+    /// fires compiles to the raise and the sink call, as C's `static inline` would.
+    @inlinable
     public func fireMSIX(_ index: Int) -> FireResult {
-        let (raise, sink) = raisedMSIX(index)
-        // The common case spelled out here (a message sent to an attached sink), so this
-        // stays one straight path instead of a shared helper called through a closure.
-        if case .send(let message) = raise, let sink {
+        let (raise, sink) = state.withLock { s in (s.raiseMSIX(index), s.sinkRef) }
+        switch raise.outcome {
+        case .send:
+            let message = EmittedMessage(source: .msix(index), address: raise.address, data: raise.data)
+            guard let sink else { return .sent(message, .dropped(.noInterruptController)) }
             return .sent(message, sink._withUnsafeGuaranteedRef { $0.sink.deliver(message) })
-        }
-        return finish(raise, sink) { $0.msixDropReason(index) }
-    }
-
-    /// ``fireMSIX(_:)`` as plain values: the same raise and the same delivery, no words for a
-    /// drop (ask ``fireMSIX(_:)`` for those). The path a load generator uses.
-    public func signalMSIX(_ index: Int) -> SignalStatus {
-        let (raise, sink) = raisedMSIX(index)
-        switch raise {
-        case .send(let message):
-            guard let sink else { return .sentNotDelivered }
-            switch sink._withUnsafeGuaranteedRef({ $0.sink.deliverStatus(message) }) {
-            case let .delivered(virq, cpu, vector): return .delivered(virq: virq, cpu: cpu, vector: vector)
-            case .dropped: return .sentNotDelivered
-            }
         case .pending: return .pending
-        case .dropped: return .dropped
+        case .dropped: return .dropped(state.withLock { $0.msixDropReason(index) })
         }
-    }
-
-    /// The raise itself, under the device lock: what to send (or why not) and where to.
-    @inline(__always)
-    private func raisedMSIX(_ index: Int) -> (Raise, Unmanaged<SinkBox>?) {
-        state.withLock { s in (s.raiseMSIX(index), s.sinkRef) }
     }
 
     /// The device wants to signal MSI vector `vector` (0 ≤ vector < enabled count).
@@ -153,10 +136,10 @@ public final class MockPCIDevice: Sendable {
 
     /// Acts on a raise outside the lock; the reason for a drop is worked out only then.
     @inline(__always)
-    private func finish(_ raise: Raise, _ sink: Unmanaged<SinkBox>?, reason: (MockState) -> String) -> FireResult {
+    private func finish(_ raise: Raise, _ sink: Unmanaged<SinkBox>?, reason: (MockState) -> SignalDropReason) -> FireResult {
         switch raise {
         case .send(let message):
-            guard let sink else { return .sent(message, .dropped("no interrupt controller attached")) }
+            guard let sink else { return .sent(message, .dropped(.noInterruptController)) }
             let outcome = sink._withUnsafeGuaranteedRef { $0.sink.deliver(message) }
             return .sent(message, outcome)
         case .pending: return .pending
@@ -168,7 +151,7 @@ public final class MockPCIDevice: Sendable {
     func deliver(_ messages: [EmittedMessage], to sink: (any MessageSink)?) {
         guard !messages.isEmpty else { return }
         for m in messages {
-            let outcome = sink?.deliver(m) ?? .dropped("no interrupt controller attached")
+            let outcome = sink?.deliver(m) ?? .dropped(.noInterruptController)
             state.withLock { $0.released.append((m, outcome)) }
         }
     }
@@ -234,4 +217,20 @@ enum Raise {
     case send(EmittedMessage)
     case pending
     case dropped
+}
+
+/// An MSI-X raise (computed under the lock, acted on after it): the message of entry `index`
+/// when it is sent. Three scalars, returned in registers.
+@usableFromInline
+struct MSIXRaise {
+    @usableFromInline enum Outcome: UInt8 { case send, pending, dropped }
+    @usableFromInline var address: UInt64
+    @usableFromInline var data: UInt32
+    @usableFromInline var outcome: Outcome
+
+    @usableFromInline init(address: UInt64, data: UInt32, outcome: Outcome) {
+        self.address = address
+        self.data = data
+        self.outcome = outcome
+    }
 }

@@ -281,7 +281,7 @@ public final class MockSession {
         switch result {
         case .sent(let m, let outcome): describe(m, outcome)
         case .pending: .object([("pending", .bool(true))])
-        case .dropped(let why): .object([("dropped", .string(why))])
+        case .dropped(let why): .object([("dropped", .string(why.description))])
         }
     }
 
@@ -293,7 +293,7 @@ public final class MockSession {
                 ("delivered", .object([("virq", .int(virq)), ("cpu", .int(cpu)), ("vector", .int(vector))])),
             ])
         case .dropped(let why):
-            .object([("source", .string(message.source.description)), ("dropped", .string(why))])
+            .object([("source", .string(message.source.description)), ("dropped", .string(why.description))])
         }
     }
 

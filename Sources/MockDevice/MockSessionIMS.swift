@@ -51,7 +51,7 @@ extension MockSession {
             return device.fireIMS(index)
         case .software?:
             guard let store = softwareStore, let d = model.descriptor(domain: .secondary, index: index) else {
-                return .dropped("no IMS interrupt at index \(index) (freed, or never allocated): no storage to signal through")
+                return .dropped(.noIMSInterrupt(index: index))
             }
             return store.raise(d.instanceCookie)
         case nil:

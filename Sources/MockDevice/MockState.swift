@@ -25,12 +25,14 @@ struct MSIGeometry {
 }
 
 /// Holds an attached sink so the hot path can reach it through an unretained reference.
+@usableFromInline
 final class SinkBox: Sendable {
-    let sink: any MessageSink
+    @usableFromInline let sink: any MessageSink
     init(_ sink: any MessageSink) { self.sink = sink }
 }
 
 /// All state of a mock device; lives inside the device's Mutex.
+@usableFromInline
 struct MockState {
     var config: [UInt8]
     /// Per-byte writable bits of config space (like QEMU's wmask).
@@ -64,7 +66,7 @@ struct MockState {
     /// The interrupt controller. Every sink ever attached stays alive in `sinkOwners` until
     /// the device goes away, so the hot path may use `sinkRef` without retaining it.
     var sink: (any MessageSink)? { sinkRef?.takeUnretainedValue().sink }
-    var sinkRef: Unmanaged<SinkBox>?
+    @usableFromInline var sinkRef: Unmanaged<SinkBox>?
     var sinkOwners: [SinkBox] = []
 
     mutating func attach(_ sink: (any MessageSink)?) {
@@ -283,9 +285,11 @@ struct MockState {
 
     // MARK: Raising
 
-    @inline(__always)
-    mutating func raiseMSIX(_ index: Int) -> Raise {
-        guard UInt(bitPattern: index) < UInt(bitPattern: msixRaisable) else { return .dropped }
+    /// The MSI-X raise: what the entry says, as three plain values the caller gets back in
+    /// registers (the source is implied: entry `index`).
+    @usableFromInline
+    mutating func raiseMSIX(_ index: Int) -> MSIXRaise {
+        guard UInt(bitPattern: index) < UInt(bitPattern: msixRaisable) else { return MSIXRaise(address: 0, data: 0, outcome: .dropped) }
         // The entry's four DWORDs and Message Control, read unchecked: the layout was validated
         // at construction (the table lies inside its BAR, the capability inside config space).
         let control = config.withUnsafeBufferPointer { c in UInt16(c[msixControlAt]) | UInt16(c[msixControlAt &+ 1]) &<< 8 }
@@ -296,15 +300,16 @@ struct MockState {
         if control & PCIReg.MSIX.enable == 0 || control & PCIReg.MSIX.functionMask != 0
             || vectorControl & PCIReg.MSIX.vectorControlMask != 0 {
             msixPending.set(index)
-            return .pending
+            return MSIXRaise(address: 0, data: 0, outcome: .pending)
         }
-        return .send(EmittedMessage(source: .msix(index), address: UInt64(hi) &<< 32 | UInt64(lo), data: data))
+        return MSIXRaise(address: UInt64(hi) &<< 32 | UInt64(lo), data: data, outcome: .send)
     }
 
-    func msixDropReason(_ index: Int) -> String {
-        if gone { return "device gone" }
-        guard let g = msix else { return "device has no MSI-X capability" }
-        return "MSI-X index \(index) is past the table size \(g.tableSize)"
+    @usableFromInline
+    func msixDropReason(_ index: Int) -> SignalDropReason {
+        if gone { return .deviceGone }
+        guard let g = msix else { return .noMSIX }
+        return .msixIndexOutOfRange(index: index, tableSize: g.tableSize)
     }
 
     var msiEnabledCount: Int { 1 << Int((msiControl & PCIReg.MSI.qsize) >> 4) }
@@ -318,12 +323,12 @@ struct MockState {
         return .send(msiMessage(g, vector: vector))
     }
 
-    func msiDropReason(_ vector: Int) -> String {
-        if gone { return "device gone" }
-        guard msi != nil else { return "device has no MSI capability" }
-        guard msiEnabled else { return "MSI is disabled" }
-        guard !msixEnabled else { return "MSI-X is enabled: MSI cannot signal (rule 11)" }
-        return "MSI vector \(vector) is beyond the \(msiEnabledCount) enabled by Multiple Message Enable"
+    func msiDropReason(_ vector: Int) -> SignalDropReason {
+        if gone { return .deviceGone }
+        guard msi != nil else { return .noMSI }
+        guard msiEnabled else { return .msiDisabled }
+        guard !msixEnabled else { return .msiBlockedByMSIX }
+        return .msiVectorOutOfRange(vector: vector, enabled: msiEnabledCount)
     }
 
     mutating func raiseIMS(_ slot: Int) -> Raise {
@@ -335,10 +340,10 @@ struct MockState {
         return .send(imsMessage(l, slot))
     }
 
-    func imsDropReason(_ slot: Int) -> String {
-        if gone { return "device gone" }
-        guard let l = ims else { return "device has no IMS slot array" }
-        return "IMS slot \(slot) is past the \(l.slots) slots"
+    func imsDropReason(_ slot: Int) -> SignalDropReason {
+        if gone { return .deviceGone }
+        guard let l = ims else { return .noIMSTable }
+        return .imsSlotOutOfRange(slot: slot, slots: l.slots)
     }
 
     /// Rule 7: after anything that can unmask MSI-X entries, send each now-unmasked pending one.

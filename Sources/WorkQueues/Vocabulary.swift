@@ -89,6 +89,7 @@ public struct WorkQueueInfo: Hashable, Sendable {
     public var virq: Int
     /// Whether the consumer masked it (`disable_irq`).
     public var masked: Bool
-    /// Completions its handler has seen.
+    /// Completions delivered to it: its interrupt's count (`kstat_irqs`, every delivery that
+    /// ran its handler).
     public var completions: Int
 }

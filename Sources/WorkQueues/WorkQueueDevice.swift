@@ -8,11 +8,21 @@ import Synchronization
 public import MSIModel
 public import MSIShimCore
 
-/// Completions seen by one queue's handler.
+/// Completions seen by the control block's handler, and the device's per-interrupt hook it
+/// calls: one object, so the handler closure captures only it.
 final class CompletionCounter: Sendable {
     let value = Atomic<Int>(0)
-    func bump() { value.wrappingAdd(1, ordering: .relaxed) }
+    let hook: IRQHandler?
+
+    init(hook: IRQHandler?) { self.hook = hook }
+
     var count: Int { value.load(ordering: .relaxed) }
+
+    /// One interrupt on `virq`: counted, then the hook.
+    func handle(_ virq: Int) {
+        value.wrappingAdd(1, ordering: .relaxed)
+        hook?(virq)
+    }
 }
 
 /// A device with work queues shared by several consumers, above the kernel model.
@@ -27,15 +37,16 @@ final class CompletionCounter: Sendable {
 /// `pci_msix_free_irq` (descriptor and Linux irq gone).
 ///
 /// Locking: one Mutex for the queue table, taken around each operation; the model's device
-/// lock is taken inside it (queue lock, then device lock). Handlers only bump an atomic
-/// counter and call the hooks given, so they may run from any thread, with or without the
-/// model's lock held (an unmask that releases a latched event delivers it there).
+/// lock is taken inside it (queue lock, then device lock). Handlers only call the hooks given
+/// (the control block's also bumps an atomic counter; a queue's completions are its
+/// interrupt's count), so they may run from any thread, with or without the model's lock held
+/// (an unmask that releases a latched event delivers it there).
 public final class WorkQueueDevice: Sendable {
     /// The model device the queues' interrupts belong to.
     public let device: MSIDevice
     let signals: any QueueSignals
     let onInterrupt: IRQHandler?
-    let controlCounter = CompletionCounter()
+    let controlCounter: CompletionCounter
     let state: Mutex<State>
 
     struct Queue {
@@ -44,7 +55,6 @@ public final class WorkQueueDevice: Sendable {
         var interrupt: QueueInterrupt
         var virq: Int
         var masked = false
-        let counter: CompletionCounter
     }
 
     struct State {
@@ -77,6 +87,7 @@ public final class WorkQueueDevice: Sendable {
         self.device = device
         self.signals = signals
         self.onInterrupt = onInterrupt
+        controlCounter = CompletionCounter(hook: onInterrupt)
         guard !device.isMSIEnabled else {
             throw WorkQueueError(.EINVAL, "MSI is enabled: a work-queue device needs MSI-X for its control block")
         }
@@ -94,10 +105,7 @@ public final class WorkQueueDevice: Sendable {
         do {
             control = try device.irqVector(0)
             let counter = controlCounter
-            try device.requestIRQ(control) { [onInterrupt] v in
-                counter.bump()
-                onInterrupt?(v)
-            }
+            try device.requestIRQ(control) { v in counter.handle(v) }
             requested = true
         } catch where error.code == .EBUSY {
             // Vector 0 was requested before the probe (by whoever drives the device): keep it.
@@ -132,52 +140,72 @@ public final class WorkQueueDevice: Sendable {
         }
         return try state.withLock { (s: inout State) throws(WorkQueueError) -> WorkQueueInfo in
             guard !s.isShutDown else { throw WorkQueueError(.ENODEV, "the work-queue device was shut down") }
-            let (interrupt, virq) = try allocateInterrupt(pasid: pasid, usesIMS: s.usesIMS)
-            let counter = CompletionCounter()
+            // The interrupt's allocation and its request_irq under one hold of the device lock
+            // (each takes it in turn in the kernel; nothing may come between them here, as the
+            // queue lock is held throughout anyway).
+            let usesIMS = s.usesIMS
             let hook = onInterrupt
-            do throws(MSIError) {
-                try device.requestIRQ(virq) { v in
-                    counter.bump()
-                    handler?(v)
-                    hook?(v)
+            var releaseWarning: String?
+            let (interrupt, virq) = try device.withLockedDescriptors {
+                (d: inout MSIDeviceData) throws(WorkQueueError) -> (QueueInterrupt, Int) in
+                let (interrupt, virq) = try Self.allocateInterrupt(&d, pasid: pasid, usesIMS: usesIMS)
+                do throws(MSIError) {
+                    try d.requestIRQ(virq, handler: Self.queueHandler(handler, hook))
+                } catch {
+                    releaseWarning = Self.releaseInterrupt(&d, interrupt, virq)
+                    throw WorkQueueError(error.code, "request_irq for the queue's \(interrupt): \(error)")
                 }
-            } catch {
-                releaseInterrupt(interrupt, virq, &s)
-                throw WorkQueueError(error.code, "request_irq for the queue's \(interrupt): \(error)")
+                return (interrupt, virq)
             }
+            if let releaseWarning { s.warnings.append(releaseWarning) }
             let q = s.lowestFree
-            let queue = Queue(consumer: consumer, pasid: pasid, interrupt: interrupt, virq: virq, counter: counter)
+            let queue = Queue(consumer: consumer, pasid: pasid, interrupt: interrupt, virq: virq)
             if q == s.queues.count { s.queues.append(queue) } else { s.queues[q] = queue }
             s.count += 1
             var next = q + 1
             while next < s.queues.count, s.queues[next] != nil { next += 1 }
             s.lowestFree = next
-            return Self.info(q, queue)
+            return Self.info(q, queue, completions: 0)  // a fresh interrupt: nothing counted yet
+        }
+    }
+
+    /// The handler a queue's `request_irq` installs: the caller's and the device's hook, one
+    /// closure of both only when both exist. A queue's completions are its interrupt's own
+    /// count (`kstat_irqs`), so the handler keeps no state of its own and creating a queue
+    /// allocates nothing beyond the action `request_irq` makes.
+    static func queueHandler(_ handler: IRQHandler?, _ hook: IRQHandler?) -> IRQHandler {
+        switch (handler, hook) {
+        case (nil, nil): return { _ in }
+        case (let h?, nil): return h
+        case (nil, let k?): return k
+        case (let h?, let k?): return { v in h(v); k(v) }
         }
     }
 
     /// The largest PASID (20 bits).
     public static let maxPASID: UInt64 = 0xF_FFFF
 
-    /// IMS first (the PASID as the cookie), then dynamic MSI-X.
-    func allocateInterrupt(pasid: UInt32?, usesIMS: Bool) throws(WorkQueueError) -> (QueueInterrupt, Int) {
-        var imsNote = "the device has no IMS pool"
+    /// IMS first (the PASID as the cookie), then dynamic MSI-X; the device lock is held.
+    static func allocateInterrupt(_ d: inout MSIDeviceData, pasid: UInt32?, usesIMS: Bool) throws(WorkQueueError) -> (QueueInterrupt, Int) {
+        // Why IMS gave nothing, for the error only (no text on the path that succeeds).
+        var imsFailure: MSIError?
         if usesIMS {
             do {
-                let map = try device.allocIRQ(domain: .secondary, at: .any, cookie: UInt64(pasid ?? 0))
+                let map = try d.allocIRQ(domain: .secondary, at: .any, cookie: UInt64(pasid ?? 0))
                 return (.ims(index: map.index), map.virq)
             } catch where error.code == .ENODEV {
                 // No IMS domain: MSI-X.
             } catch where error.code == .EBUSY || error.code == .ENOSPC {
-                imsNote = "IMS: \(error.reason)"
+                imsFailure = error
             } catch {
                 throw WorkQueueError(error.code, "IMS allocation: \(error)")
             }
         }
         do {
-            let map = try device.msixAllocIRQ(at: .any)
+            let map = try d.msixAllocIRQ(at: .any)
             return (.msix(index: map.index), map.virq)
         } catch where error.code == .EBUSY || error.code == .ENOSPC || error.code == .ENOTSUPP {
+            let imsNote = imsFailure.map { "IMS: \($0.reason)" } ?? "the device has no IMS pool"
             throw WorkQueueError(.ENOSPC, "no completion interrupt left: \(imsNote); MSI-X: \(error.reason)")
         } catch {
             throw WorkQueueError(error.code, "MSI-X allocation: \(error)")
@@ -185,19 +213,30 @@ public final class WorkQueueDevice: Sendable {
     }
 
     /// `pci_ims_free_irq` / `pci_msix_free_irq` on a failure path (the interrupt is not
-    /// requested, so only a failing backend can make it fail: that is recorded, not thrown).
-    func releaseInterrupt(_ interrupt: QueueInterrupt, _ virq: Int, _ s: inout State) {
+    /// requested, so only a failing backend can make it fail: that is returned as a warning to
+    /// record, not thrown).
+    static func releaseInterrupt(_ d: inout MSIDeviceData, _ interrupt: QueueInterrupt, _ virq: Int) -> String? {
         do {
-            try freeInterrupt(interrupt, virq)
+            try freeInterrupt(&d, interrupt, virq)
+            return nil
         } catch {
-            s.warnings.append("releasing \(interrupt) (irq \(virq)) after a failed request_irq: \(error)")
+            return "releasing \(interrupt) (irq \(virq)) after a failed request_irq: \(error)"
         }
     }
 
-    func freeInterrupt(_ interrupt: QueueInterrupt, _ virq: Int) throws(MSIError) {
+    static func freeInterrupt(_ d: inout MSIDeviceData, _ interrupt: QueueInterrupt, _ virq: Int) throws(MSIError) {
         switch interrupt {
-        case .ims(let index): try device.imsFreeIRQ(MSIMap(index: index, virq: virq))
-        case .msix(let index): try device.msixFreeIRQ(MSIMap(index: index, virq: virq))
+        case .ims(let index): try d.imsFreeIRQ(MSIMap(index: index, virq: virq))
+        case .msix(let index): try d.msixFreeIRQ(MSIMap(index: index, virq: virq))
+        }
+    }
+
+    /// `free_irq`, then the interrupt (IMS slot or MSI-X entry) freed, under one hold of the
+    /// device lock.
+    func freeQueueInterrupt(_ queue: Queue) throws(MSIError) {
+        try device.withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in
+            try d.freeIRQ(queue.virq)
+            try Self.freeInterrupt(&d, queue.interrupt, queue.virq)
         }
     }
 
@@ -219,8 +258,7 @@ public final class WorkQueueDevice: Sendable {
         try state.withLock { (s: inout State) throws(WorkQueueError) in
             let queue = try Self.owned(s, q, consumer)
             do throws(MSIError) {
-                try device.freeIRQ(queue.virq)
-                try freeInterrupt(queue.interrupt, queue.virq)
+                try freeQueueInterrupt(queue)
             } catch {
                 throw WorkQueueError(error.code, "freeing queue \(q): \(error)")
             }
@@ -275,12 +313,12 @@ public final class WorkQueueDevice: Sendable {
 
     /// Every queue, by number.
     public var queues: [WorkQueueInfo] {
-        state.withLock { s in s.queues.indices.compactMap { q in s.queues[q].map { Self.info(q, $0) } } }
+        state.withLock { s in s.queues.indices.compactMap { q in s.queues[q].map { info(q, $0) } } }
     }
 
     /// Queue `q`, nil when it does not exist.
     public func queue(_ q: Int) -> WorkQueueInfo? {
-        state.withLock { s in q >= 0 && q < s.queues.count ? s.queues[q].map { Self.info(q, $0) } : nil }
+        state.withLock { s in q >= 0 && q < s.queues.count ? s.queues[q].map { info(q, $0) } : nil }
     }
 
     /// Number of queues.
@@ -302,9 +340,14 @@ public final class WorkQueueDevice: Sendable {
         set { state.withLock { $0.usesIMS = newValue } }
     }
 
-    static func info(_ q: Int, _ queue: Queue) -> WorkQueueInfo {
+    /// Queue `q` as callers see it, its completions read from its interrupt's count.
+    func info(_ q: Int, _ queue: Queue) -> WorkQueueInfo {
+        Self.info(q, queue, completions: Int(device.platform.interruptCounts(virq: queue.virq).reduce(0, +)))
+    }
+
+    static func info(_ q: Int, _ queue: Queue, completions: Int) -> WorkQueueInfo {
         WorkQueueInfo(queue: q, consumer: queue.consumer, pasid: queue.pasid, interrupt: queue.interrupt,
-                      virq: queue.virq, masked: queue.masked, completions: queue.counter.count)
+                      virq: queue.virq, masked: queue.masked, completions: completions)
     }
 
     // MARK: teardown
@@ -320,8 +363,7 @@ public final class WorkQueueDevice: Sendable {
             for q in s.queues.indices {
                 guard let queue = s.queues[q] else { continue }
                 do throws(MSIError) {
-                    try device.freeIRQ(queue.virq)
-                    try freeInterrupt(queue.interrupt, queue.virq)
+                    try freeQueueInterrupt(queue)
                 } catch {
                     first = first ?? WorkQueueError(error.code, "freeing queue \(q): \(error)")
                 }

@@ -10,9 +10,9 @@ import MSIModel
 import MSIShimCore
 import WorkQueues
 
-/// Nothing raises interrupts in this benchmark.
+/// Nothing raises interrupts in this benchmark: a device that signals nothing.
 private struct SilentSignals: QueueSignals {
-    func raise(_ interrupt: QueueInterrupt) -> FireResult { .dropped("benchmark") }
+    func raise(_ interrupt: QueueInterrupt) -> FireResult { .dropped(.deviceGone) }
 }
 
 /// The Swift and C sides of the queue benchmark: 4096 queues on a 4096-slot IMS table,

@@ -233,3 +233,32 @@ func workQueueFreeOrder() throws {
     #expect(s.device.violations.isEmpty)
     #expect(throws: WorkQueueError.self) { try wq.createQueue(for: .kernel) }
 }
+
+@Test("a queue's completions are its interrupt's count: a new queue on a reused Linux irq starts from zero, a free_irq and request_irq of the same irq keeps counting")
+func workQueueCompletionsAreTheInterruptCount() throws {
+    let (s, wq) = try queueRig()
+    let q = try wq.createQueue(for: .vfio, pasid: 9)
+    for _ in 0..<3 { _ = try wq.complete(q.queue) }
+    #expect(wq.queue(q.queue)?.completions == 3)
+    #expect(s.platform.interruptCounts(virq: q.virq).reduce(0, +) == 3)
+    try wq.freeQueue(q.queue, by: .vfio)
+    // The same Linux irq comes back for the next allocation; the old counts must not.
+    let again = try wq.createQueue(for: .vfio, pasid: 9)
+    #expect(again.virq == q.virq && again.completions == 0)
+    #expect(wq.queue(again.queue)?.completions == 0)
+    #expect(s.platform.irq(again.virq)?.count == 0)
+    _ = try wq.complete(again.queue)
+    #expect(wq.queue(again.queue)?.completions == 1)
+    // Allocated, never requested: a number a counted interrupt held before reads zero.
+    try wq.freeQueue(again.queue, by: .vfio)
+    let map = try s.model.imsAllocIRQ(cookie: 9)
+    #expect(map.virq == q.virq)
+    #expect(s.platform.interruptCounts(virq: map.virq).allSatisfy { $0 == 0 })
+    #expect(s.platform.irq(map.virq)?.count == 0)
+    // free_irq then request_irq of the same allocation: kstat keeps counting.
+    try s.model.requestIRQ(map.virq)
+    _ = s.device.fireIMS(map.index)
+    try s.model.freeIRQ(map.virq)
+    try s.model.requestIRQ(map.virq)
+    #expect(s.platform.irq(map.virq)?.count == 1)
+}

@@ -109,4 +109,58 @@ struct FastPathTests {
         #expect(released.value == 1)
         try dev.freeIRQ(virq)
     }
+
+    /// What `irq_matrix_alloc()`'s scan finds: the first online CPU of `mask` with strictly
+    /// the most available vectors, nil when none has one.
+    func scannedBest(_ m: VectorMatrix, _ mask: CPUMask) -> Int? {
+        var best: Int?
+        var most = 0
+        for c in mask where c < m.cpuCount {
+            guard let k = m.counters(cpu: c), k.online, k.available > most else { continue }
+            best = c
+            most = k.available
+        }
+        return best
+    }
+
+    @Test("irq_matrix_alloc over every online CPU picks what the scan picks, through allocations, frees, managed reservations and CPUs going offline and online")
+    func matrixBestCPUMatchesTheScan() throws {
+        var m = VectorMatrix.x86(cpus: 8)
+        var taken: [(cpu: Int, vector: Int)] = []
+        var seed: UInt64 = 0x5EED
+        func random(_ n: Int) -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int((seed >> 33) % UInt64(n))
+        }
+        for step in 0..<4000 {
+            let online = CPUMask((0..<8).filter { m.counters(cpu: $0)?.online == true })
+            switch random(10) {
+            case 0..<5:
+                let expected = scannedBest(m, CPUMask.first(8))
+                if let got = try? m.alloc(mask: CPUMask.first(8), reserved: false) {
+                    #expect(got.cpu == expected, "step \(step)")
+                    taken.append(got)
+                } else {
+                    #expect(expected == nil, "step \(step): the scan found CPU \(expected ?? -1)")
+                }
+            case 5..<8 where !taken.isEmpty:
+                let t = taken.remove(at: random(taken.count))
+                m.free(cpu: t.cpu, vector: t.vector, managed: false)
+            case 8:
+                let cpu = 1 + random(7)
+                if online.contains(cpu), !taken.contains(where: { $0.cpu == cpu }) {
+                    try m.offline(cpu)
+                } else if !online.contains(cpu) {
+                    try m.online(cpu)
+                }
+            default:
+                var mask = CPUMask()
+                mask.insert(random(8))
+                if (try? m.reserveManaged(mask: mask)) != nil { m.removeManaged(mask: mask) }
+            }
+            var rebuilt = m
+            rebuilt.rebuildMaxAvailable()
+            #expect(rebuilt.maxAvailable == m.maxAvailable && rebuilt.atMaxAvailable == m.atMaxAvailable, "step \(step)")
+        }
+    }
 }
