@@ -97,6 +97,13 @@ let package = Package(
             name: "msilab",
             dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice"],
             swiftSettings: strict),
+        // Fuzz targets with their properties (MSIFuzz) and their driver: libFuzzer under
+        // scripts/fuzz, a corpus replayer in normal builds (the FuzzCorpusTests run it too).
+        .target(
+            name: "MSIFuzz",
+            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables", "MockDevice"],
+            swiftSettings: strict),
+        .executableTarget(name: "msifuzz", dependencies: ["MSIFuzz", "CMSIShim"], swiftSettings: strict),
         // Benchmarks (scripts/bench); BenchBaseline holds the C baselines they compare against.
         .target(name: "BenchBaseline", path: "Sources/BenchBaseline"),
         .executableTarget(
@@ -113,7 +120,7 @@ let package = Package(
         // Helpers several test targets share (lspci output parser, paths, running programs).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PCIAccessTests", dependencies: ["PCIAccess", "MSIShimCore", "TestSupport"]),
-        .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim"]),
+        .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim", "TestSupport"]),
         .testTarget(
             name: "InterruptTablesTests",
             dependencies: ["InterruptTables", "MockDevice", "MSIModel", "PCIAccess", "MSIShimCore", "TestSupport", "WorkQueues"]),
@@ -124,6 +131,8 @@ let package = Package(
             name: "DocumentationTests", dependencies: ["InterruptTables", "MSIModel", "MSIShimCore", "MockDevice"]),
         // Package.swift against the sources' import lines, and the layering rules.
         .testTarget(name: "PackageGraphTests", dependencies: ["TestSupport"]),
+        // Every committed fuzz corpus input replayed through its target (no libFuzzer needed).
+        .testTarget(name: "FuzzCorpusTests", dependencies: ["MSIFuzz", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

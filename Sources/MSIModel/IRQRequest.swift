@@ -38,16 +38,18 @@ extension MSIDeviceData {
             // failing unmask takes them back.
             // (An interrupt whose descriptor is gone — leaked by a free of the descriptors —
             // has no chip to unmask it, so it stays masked.)
+            // irq_startup also sets irq_desc.depth to 0 (nested disables before it are dropped).
             let unmasks = chipKind(d) != .none && slot(d, index) != nil
-            let wasMasked = platform.state.withLock { s -> Bool in
+            let (wasMasked, oldDepth) = platform.state.withLock { s -> (Bool, Int) in
                 s.installAction(virq, handler)
-                let wasMasked = s.rec(virq)?.pointee.masked ?? true
+                let was = (s.rec(virq)?.pointee.masked ?? true, s.rec(virq)?.pointee.depth ?? 1)
                 s.update(virq) { r in
                     r.started = true
+                    r.depth = 0
                     if unmasks { r.masked = false }
                 }
                 s.setupAffinity(virq)
-                return wasMasked
+                return was
             }
             do throws(MSIError) {
                 try chipUnmaskHardware(virq, d, index)
@@ -57,6 +59,7 @@ extension MSIDeviceData {
                     s.update(virq) { r in
                         r.started = false
                         r.masked = wasMasked
+                        r.depth = oldDepth
                     }
                 }
                 throw error
@@ -76,25 +79,16 @@ extension MSIDeviceData {
     /// managed path (`__irq_startup_managed`: activated here, or left in managed shutdown when
     /// no CPU of its mask is online) and the unmask.
     mutating func requestManaged(_ virq: Int, _ d: MSIDomainID, _ index: Int, _ handler: IRQHandler?) throws(MSIError) {
-        platform.state.withLock { s in s.installAction(virq, handler) }
+        // The action installed; irq_startup() sets depth 0 first, even when the managed startup
+        // then aborts.
+        let oldDepth = platform.state.withLock { s -> Int in
+            s.installAction(virq, handler)
+            let depth = s.rec(virq)?.pointee.depth ?? 1
+            s.update(virq) { $0.depth = 0 }
+            return depth
+        }
         do throws(MSIError) {
-            // __irq_startup_managed
-            let online = platform.state.withLock { s -> Bool in
-                s.update(virq) { $0.managedShutdown = false }
-                guard let r = s.rec(virq), r.pointee.affinity.intersects(s.online) else {
-                    s.update(virq) { $0.managedShutdown = true }
-                    return false
-                }
-                return true
-            }
-            guard online else { return }  // IRQ_STARTUP_ABORT: requested, stays shut down
-            do throws(MSIError) {
-                try activate(virq, d, index, reserve: false)
-            } catch {
-                warn("irq_startup", "irq \(virq): managed activation failed: \(error)")
-                platform.state.withLock { s in s.update(virq) { $0.managedShutdown = true } }
-                return
-            }
+            guard startupManaged(virq, d, index) else { return }  // IRQ_STARTUP_ABORT: requested, stays shut down
             platform.state.withLock { s in
                 s.update(virq) { $0.started = true }
                 s.setupAffinity(virq)
@@ -103,10 +97,32 @@ extension MSIDeviceData {
         } catch {
             platform.state.withLock { s in
                 s.uninstallAction(virq)
-                s.update(virq) { $0.started = false }
+                s.update(virq) { $0.started = false; $0.depth = oldDepth }
             }
             throw error
         }
+    }
+
+    /// `__irq_startup_managed()` and the activation it does: false when no CPU of the
+    /// interrupt's mask is online or activation fails (it stays in managed shutdown).
+    mutating func startupManaged(_ virq: Int, _ d: MSIDomainID, _ index: Int) -> Bool {
+        let online = platform.state.withLock { s -> Bool in
+            s.update(virq) { $0.managedShutdown = false }
+            guard let r = s.rec(virq), r.pointee.affinity.intersects(s.online) else {
+                s.update(virq) { $0.managedShutdown = true }
+                return false
+            }
+            return true
+        }
+        guard online else { return false }
+        do throws(MSIError) {
+            try activate(virq, d, index, reserve: false)
+        } catch {
+            warn("irq_startup", "irq \(virq): managed activation failed: \(error)")
+            platform.state.withLock { s in s.update(virq) { $0.managedShutdown = true } }
+            return false
+        }
+        return true
     }
 
     /// `free_irq(virq, dev)`: removes the handler, then `irq_shutdown_and_deactivate()`: the
@@ -142,9 +158,11 @@ extension MSIDeviceData {
             let started = look.started
             platform.state.withLock { s in
                 if started {
+                    // irq_shutdown(): depth back to 1, no longer started.
                     s.update(virq) { r in
                         if shutDown { r.masked = true }
                         r.started = false
+                        r.depth = 1
                     }
                 }
                 s.deactivateParents(virq)
@@ -168,19 +186,70 @@ extension MSIDeviceData {
         }
     }
 
-    /// `mask_irq()`: masks `virq` at its chip now (what `disable_irq()` ends in for an
-    /// interrupt with `IRQ_DISABLE_UNLAZY`; the default lazy disable masks on the next event).
+    /// `disable_irq()` as a driver calls it, for an interrupt that masks at once
+    /// (`IRQ_DISABLE_UNLAZY`; the default lazy disable would mask at the next event). Disables
+    /// nest (`irq_desc.depth`): only the outermost one, taking a started interrupt from depth 0
+    /// to 1, masks at the chip; on an interrupt that is not started (allocated but not
+    /// requested, or freed) it only counts, as `__disable_irq()` does.
     /// - Throws: EINVAL when `virq` is not one of this device's interrupts; hardware errors.
     public mutating func maskIRQ(_ virq: Int) throws(MSIError) {
-        guard location(virq) != nil else { throw MSIError(.EINVAL, "mask_irq", "irq \(virq) does not belong to \(deviceName)") }
-        try chipMask(virq)
+        guard location(virq) != nil else { throw MSIError(.EINVAL, "disable_irq", "irq \(virq) does not belong to \(deviceName)") }
+        let depth = platform.state.withLock { $0.rec(virq)?.pointee.depth ?? 1 }
+        if depth == 0 { try chipMask(virq) }
+        platform.state.withLock { s in s.update(virq) { $0.depth += 1 } }
     }
 
-    /// `unmask_irq()`: unmasks `virq` at its chip (`enable_irq()` after a disable). A device
-    /// with a pending event for it sends that event now.
-    /// - Throws: EINVAL when `virq` is not one of this device's interrupts; hardware errors.
+    /// `enable_irq()`: undoes one ``maskIRQ(_:)``; the last one unmasks at the chip, and a
+    /// device with a pending event for the interrupt sends it then.
+    ///
+    /// Two calls the kernel only WARNs about are refused here (EINVAL, the WARN recorded), as
+    /// the model does wherever the kernel WARNs and carries on:
+    /// - an unbalanced enable (depth 0: "Unbalanced enable for IRQ n"; the kernel changes
+    ///   nothing);
+    /// - an enable of an interrupt without an action (allocated but never requested, or
+    ///   freed). At depth 1 the kernel's `__enable_irq()` calls `irq_startup(FORCE)` on it:
+    ///   in reservation mode it was never activated, so `__irq_startup()` hits
+    ///   `WARN_ON_ONCE(!irqd_is_activated())` and unmasks an entry whose message still points
+    ///   at the shutdown vector 0xEF; the first event would then reach no handler
+    ///   (`handle_edge_irq()` masks an interrupt without action). Refusing keeps the table's
+    ///   rule simple: only a requested, enabled interrupt is ever unmasked, so an entry freed
+    ///   by `pci_msix_free_irq()` (which deactivates but does not mask) is always masked.
+    /// - Throws: EINVAL as above or when `virq` is not one of this device's interrupts;
+    ///   hardware errors.
     public mutating func unmaskIRQ(_ virq: Int) throws(MSIError) {
-        guard location(virq) != nil else { throw MSIError(.EINVAL, "unmask_irq", "irq \(virq) does not belong to \(deviceName)") }
+        let fn = "enable_irq"
+        guard let (d, index) = location(virq) else { throw MSIError(.EINVAL, fn, "irq \(virq) does not belong to \(deviceName)") }
+        let (depth, started, hasAction) = platform.state.withLock { s -> (Int, Bool, Bool) in
+            guard let r = s.rec(virq) else { return (1, false, false) }
+            return (r.pointee.depth, r.pointee.started, r.pointee.requested)
+        }
+        if depth > 1 {
+            platform.state.withLock { s in s.update(virq) { $0.depth -= 1 } }
+            return
+        }
+        guard depth == 1 else {
+            warn("__enable_irq", "Unbalanced enable for IRQ \(virq)")
+            throw MSIError(.EINVAL, fn, "irq \(virq) is not disabled (unbalanced enable)")
+        }
+        guard hasAction else {
+            warn("__irq_startup", "irq \(virq): enable_irq() without request_irq(): not activated")
+            throw MSIError(.EINVAL, fn, "irq \(virq) has no action: request_irq() it first")
+        }
+        // irq_startup(desc, IRQ_RESEND, IRQ_START_FORCE) sets depth 0; a started interrupt is
+        // then enabled (unmasked). A requested one that is not started is a managed interrupt
+        // whose startup aborted for lack of an online CPU: it starts now if one is online,
+        // else it aborts again (the kernel WARNs when forced) and stays shut down.
+        platform.state.withLock { s in s.update(virq) { $0.depth = 0 } }
+        if !started {
+            guard startupManaged(virq, d, index) else {
+                warn("__irq_startup_managed", "irq \(virq): forced startup with no online CPU in its affinity")
+                return
+            }
+            platform.state.withLock { s in
+                s.update(virq) { $0.started = true }
+                s.setupAffinity(virq)
+            }
+        }
         try chipUnmask(virq)
     }
 }

@@ -1,6 +1,7 @@
 // The public face of a device: struct device + msi_device_data + struct pci_dev, each call
 // taking the device lock like the kernel function it models.
 import Synchronization
+import MSIShimCore  // PthreadMutex, in sanitizer builds, for the @inlinable lock paths below
 
 /// A device whose MSI interrupts the model manages: a PCI function (MSI, MSI-X, IMS) or any
 /// device with per-device MSI domains.
@@ -156,12 +157,12 @@ public final class MSIDevice: Sendable {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.freeIRQ(virq) }
     }
 
-    /// `mask_irq()`; see ``MSIDeviceData/maskIRQ(_:)``.
+    /// `disable_irq()` (masking at once); see ``MSIDeviceData/maskIRQ(_:)``.
     public func maskIRQ(_ virq: Int) throws(MSIError) {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.maskIRQ(virq) }
     }
 
-    /// `unmask_irq()`; see ``MSIDeviceData/unmaskIRQ(_:)``.
+    /// `enable_irq()`; see ``MSIDeviceData/unmaskIRQ(_:)``.
     public func unmaskIRQ(_ virq: Int) throws(MSIError) {
         try withLockedDescriptors { (d: inout MSIDeviceData) throws(MSIError) in try d.unmaskIRQ(virq) }
     }

@@ -133,6 +133,9 @@ public struct IRQDescription: Hashable, Sendable, CustomStringConvertible {
     public var isRequested: Bool
     /// IRQD_IRQ_MASKED.
     public var isMasked: Bool
+    /// `irq_desc.depth`: 1 until `request_irq()` starts the interrupt, then 0 plus one per
+    /// unbalanced ``MSIDevice/maskIRQ(_:)`` (`disable_irq`).
+    public var disableDepth: Int
     /// IRQD_MANAGED_SHUTDOWN: managed and not started for lack of an online CPU.
     public var isManagedShutdown: Bool
     /// The IRTE index (handle + subhandle) when interrupt remapping is on.

@@ -29,6 +29,9 @@ struct IRQRecord: Sendable {
     var started = false
     /// IRQD_IRQ_MASKED (a fresh interrupt is disabled and masked).
     var masked = true
+    /// `irq_desc.depth`: nested `disable_irq()`s. 1 for a fresh or shut-down interrupt,
+    /// 0 once `request_irq()` started it (`irq_startup`), back to 1 at `free_irq()`.
+    var depth = 1
     /// An action is installed (`request_irq()` succeeded, `free_irq()` not yet called): the
     /// allocation side's copy of the delivery table's flag, kept in step by
     /// ``PlatformState/installAction(_:_:)`` and ``PlatformState/uninstallAction(_:)`` so that
@@ -642,7 +645,7 @@ struct PlatformState: ~Copyable, @unchecked Sendable {
             affinity: r.affinity, isManaged: r.managed, effectiveCPU: r.cfgCPU, effectiveVector: r.cfgVector,
             assignedVector: r.vector != 0 ? r.vector : nil, assignedCPU: r.vector != 0 ? r.cpu : nil,
             hasReservation: r.hasReserved, isActivated: r.activated, isStarted: r.started,
-            isRequested: t.isRequested(virq), isMasked: r.masked,
+            isRequested: t.isRequested(virq), isMasked: r.masked, disableDepth: r.depth,
             isManagedShutdown: r.managedShutdown, irteIndex: r.irteBase >= 0 ? r.irteBase + r.irteSub : nil,
             perCPUCount: counts, node: r.node)
     }

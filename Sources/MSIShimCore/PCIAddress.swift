@@ -18,34 +18,36 @@ public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
         self.function = function
     }
 
-    /// Parses `DDDD:BB:SS.F` or `BB:SS.F` (hex, as sysfs and lspci print them).
+    /// Parses `DDDD:BB:SS.F` or `BB:SS.F` (hex, as sysfs and lspci print them). Every field is
+    /// hex digits only, with the bounds of lspci's `-s` (``parseHexDigits(_:max:)``): no sign,
+    /// no `0x`, no spaces. This is the one parser of a single device address in the package.
     /// Throws ``PCIAddressError`` naming what is wrong.
     public init(parsing text: String) throws(PCIAddressError) {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2 || parts.count == 3 else { throw .malformed(text, "expected [DDDD:]BB:SS.F") }
         var domain: UInt32 = 0
         if parts.count == 3 {
-            guard let d = UInt32(parts[0], radix: 16), parts[0].count <= 8, !parts[0].isEmpty else {
-                throw .malformed(text, "domain '\(parts[0])' is not hex")
+            guard parts[0].utf8.count <= 8, let d = parseHexDigits(parts[0], max: 0xFFFF_FFFF) else {
+                throw .malformed(text, "domain '\(echoed(parts[0]))' is not hex 0…ffffffff")
             }
             domain = d
         }
         let busText = parts[parts.count - 2]
-        guard !busText.isEmpty, busText.count <= 2, let bus = UInt8(busText, radix: 16) else {
-            throw .malformed(text, "bus '\(busText)' is not a hex byte")
+        guard busText.utf8.count <= 2, let bus = parseHexDigits(busText, max: 0xFF) else {
+            throw .malformed(text, "bus '\(echoed(busText))' is not a hex byte")
         }
         let slotFn = parts[parts.count - 1].split(separator: ".", omittingEmptySubsequences: false)
         guard slotFn.count == 2 else { throw .malformed(text, "expected SS.F after the bus") }
-        guard !slotFn[0].isEmpty, slotFn[0].count <= 2, let dev = UInt8(slotFn[0], radix: 16), dev < 32 else {
-            throw .malformed(text, "device '\(slotFn[0])' must be hex 00…1f")
+        guard slotFn[0].utf8.count <= 2, let dev = parseHexDigits(slotFn[0], max: 0x1F) else {
+            throw .malformed(text, "device '\(echoed(slotFn[0]))' must be hex 00…1f")
         }
-        guard slotFn[1].count == 1, let fn = UInt8(slotFn[1], radix: 16), fn < 8 else {
-            throw .malformed(text, "function '\(slotFn[1])' must be 0…7")
+        guard slotFn[1].utf8.count == 1, let fn = parseHexDigits(slotFn[1], max: 7) else {
+            throw .malformed(text, "function '\(echoed(slotFn[1]))' must be 0…7")
         }
         self.domain = domain
-        self.bus = bus
-        self.device = dev
-        self.function = fn
+        self.bus = UInt8(bus)
+        self.device = UInt8(dev)
+        self.function = UInt8(fn)
     }
 
     /// `0000:00:03.0`, the form sysfs uses.
@@ -74,9 +76,29 @@ public enum PCIAddressError: Error, Equatable, Sendable, CustomStringConvertible
 
     public var description: String {
         switch self {
-        case .malformed(let text, let why): "invalid PCI address '\(text)': \(why)"
+        case .malformed(let text, let why): "invalid PCI address '\(echoed(text))': \(why)"
         }
     }
+}
+
+/// A field of hex digits (`0-9a-fA-F`, at least one, nothing else: no sign, prefix or space)
+/// whose value is at most `max`; nil otherwise. The field rule of lspci's selectors
+/// (pciutils `lib/filter.c`), shared by ``PCIAddress/init(parsing:)`` and `-s`/`-d`.
+public func parseHexDigits(_ field: Substring, max: UInt32) -> UInt32? {
+    guard !field.isEmpty else { return nil }
+    var value: UInt32 = 0
+    for c in field.utf8 {
+        let digit: UInt32
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(c - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(c - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(c - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+        guard digit <= max, value <= (max - digit) >> 4 else { return nil }
+        value = value << 4 | digit
+    }
+    return value
 }
 
 /// Lower-case hex of `value`, zero-padded to `width` digits.

@@ -29,24 +29,24 @@ let queueUsage = "queue create kernel|vfio|cdev [pasid=HEX] | queue free|mask|un
 func parseQueueCommand(_ args: [String], line: Int) -> Result<MockCommand, MockScriptError> {
     func fail(_ m: String) -> Result<MockCommand, MockScriptError> { .failure(MockScriptError(line: line, message: m)) }
     func consumer(_ word: String) -> QueueConsumer? { QueueConsumer(rawValue: word) }
-    func number(_ word: String) -> Int? { Int(word).flatMap { $0 >= 0 ? $0 : nil } }
+    func number(_ word: String) -> Int? { parseScriptNumber(word) }
     guard let verb = args.first else { return fail("usage: \(queueUsage)") }
     switch verb {
     case "create":
         guard args.count == 2 || args.count == 3 else { return fail("usage: queue create kernel|vfio|cdev [pasid=HEX]") }
-        guard let c = consumer(args[1]) else { return fail("unknown consumer '\(args[1])': use kernel, vfio or cdev") }
+        guard let c = consumer(args[1]) else { return fail("unknown consumer '\(echoed(args[1]))': use kernel, vfio or cdev") }
         guard args.count == 3 else { return .success(.queue(.create(c, pasid: nil))) }
-        guard args[2].hasPrefix("pasid=") else { return fail("expected pasid=HEX, got '\(args[2])'") }
+        guard args[2].hasPrefix("pasid=") else { return fail("expected pasid=HEX, got '\(echoed(args[2]))'") }
         var text = args[2].dropFirst("pasid=".count)
         if text.hasPrefix("0x") || text.hasPrefix("0X") { text = text.dropFirst(2) }
-        guard !text.isEmpty, let pasid = UInt32(text, radix: 16) else {
-            return fail("PASID '\(args[2].dropFirst("pasid=".count))' is not a hex number of at most 32 bits")
+        guard let wide = parseHexUInt64(text), let pasid = UInt32(exactly: wide) else {
+            return fail("PASID '\(echoed(args[2].dropFirst("pasid=".count)))' is not a hex number of at most 32 bits")
         }
         return .success(.queue(.create(c, pasid: pasid)))
     case "free", "mask", "unmask":
         guard args.count == 3 else { return fail("usage: queue \(verb) kernel|vfio|cdev Q") }
-        guard let c = consumer(args[1]) else { return fail("unknown consumer '\(args[1])': use kernel, vfio or cdev") }
-        guard let q = number(args[2]) else { return fail("'\(args[2])' is not a queue number") }
+        guard let c = consumer(args[1]) else { return fail("unknown consumer '\(echoed(args[1]))': use kernel, vfio or cdev") }
+        guard let q = number(args[2]) else { return fail("'\(echoed(args[2]))' is not a queue number") }
         switch verb {
         case "free": return .success(.queue(.free(c, queue: q)))
         case "mask": return .success(.queue(.mask(c, queue: q)))

@@ -41,9 +41,9 @@ public enum MockCommand: Hashable, Sendable {
     case request(InterruptKind, index: Int)
     /// `release KIND INDEX` → free_irq.
     case release(InterruptKind, index: Int)
-    /// `mask KIND INDEX` → disable_irq/irq_mask through the chip.
+    /// `mask KIND INDEX` → disable_irq (nested; the outermost masks at the chip at once).
     case mask(InterruptKind, index: Int)
-    /// `unmask KIND INDEX` → enable_irq/irq_unmask through the chip.
+    /// `unmask KIND INDEX` → enable_irq (the last one unmasks; refused without request_irq).
     case unmask(InterruptKind, index: Int)
     /// `fire KIND INDEX` → the device raises the interrupt.
     case fire(InterruptKind, index: Int)
@@ -85,10 +85,13 @@ public struct MockScriptLine: Sendable {
 }
 
 /// Parses a mock script: one command per line, `#` starts a comment, blank lines are skipped.
+/// Lines end with LF or CRLF (Swift reads `"\r\n"` as one Character, so both are separators;
+/// a lone CR is not a line end and stays in the line, where it is an error).
 /// Bad lines become errors in place, so a runner can report them and go on.
 public func parseMockScript(_ source: String) -> [MockScriptLine] {
     var lines: [MockScriptLine] = []
-    for (i, raw) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+    let rawLines = source.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+    for (i, raw) in rawLines.enumerated() {
         let text = String(raw.prefix { $0 != "#" }).trimmingWhitespace()
         guard !text.isEmpty else { continue }
         lines.append(MockScriptLine(number: i + 1, text: text, command: parseMockCommand(text, line: i + 1)))
@@ -103,16 +106,15 @@ public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, M
     guard let verb = words.first else { return fail("empty command") }
     let args = Array(words.dropFirst())
 
-    func int(_ s: String, _ what: String) -> Int? {
-        if s.hasPrefix("0x") || s.hasPrefix("0X") { return Int(s.dropFirst(2), radix: 16) }
-        return Int(s).flatMap { $0 >= 0 ? $0 : nil }
-    }
+    func int(_ s: String, _ what: String) -> Int? { parseScriptNumber(s) }
+    /// A word of the line, quoted for an error message (one line, bounded).
+    func q(_ s: String) -> String { echoed(s) }
     func kindAndIndex(_ usage: String, _ make: (InterruptKind, Int) -> MockCommand) -> Result<MockCommand, MockScriptError> {
         guard args.count == 2 else { return fail("usage: \(usage)") }
         guard let kind = InterruptKind(rawValue: args[0]) else {
-            return fail("'\(args[0])' is not msix, msi or ims (usage: \(usage))")
+            return fail("'\(q(args[0]))' is not msix, msi or ims (usage: \(usage))")
         }
-        guard let index = int(args[1], "index") else { return fail("'\(args[1])' is not an index (usage: \(usage))") }
+        guard let index = int(args[1], "index") else { return fail("'\(q(args[1]))' is not an index (usage: \(usage))") }
         return .success(make(kind, index))
     }
 
@@ -120,11 +122,11 @@ public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, M
     case "enable":
         let usage = "enable msix|msi|any MIN MAX [affinity]"
         guard args.count == 3 || args.count == 4 else { return fail("usage: \(usage)") }
-        guard let kind = EnableKind(rawValue: args[0]) else { return fail("'\(args[0])' is not msix, msi or any") }
+        guard let kind = EnableKind(rawValue: args[0]) else { return fail("'\(q(args[0]))' is not msix, msi or any") }
         guard let lo = int(args[1], "MIN"), let hi = int(args[2], "MAX") else {
             return fail("MIN and MAX must be non-negative numbers (usage: \(usage))")
         }
-        if args.count == 4 && args[3] != "affinity" { return fail("unknown option '\(args[3])' (usage: \(usage))") }
+        if args.count == 4 && args[3] != "affinity" { return fail("unknown option '\(q(args[3]))' (usage: \(usage))") }
         return .success(.enable(kind, min: lo, max: hi, affinity: args.count == 4))
     case "disable", "show", "counters":
         guard args.isEmpty else { return fail("\(verb) takes no arguments") }
@@ -138,25 +140,25 @@ public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, M
         case "msix":
             guard args.count == 2 else { return fail("usage: alloc msix INDEX|any") }
             if args[1] == "any" { return .success(.allocMSIX(index: nil)) }
-            guard let i = int(args[1], "INDEX") else { return fail("'\(args[1])' is not an index or 'any'") }
+            guard let i = int(args[1], "INDEX") else { return fail("'\(q(args[1]))' is not an index or 'any'") }
             return .success(.allocMSIX(index: i))
         case "ims":
             guard args.count <= 2 else { return fail("usage: alloc ims [cookie=HEX]") }
             guard args.count == 2 else { return .success(.allocIMS(cookie: nil)) }
-            guard args[1].hasPrefix("cookie=") else { return fail("expected cookie=HEX, got '\(args[1])'") }
+            guard args[1].hasPrefix("cookie=") else { return fail("expected cookie=HEX, got '\(q(args[1]))'") }
             var hexText = args[1].dropFirst("cookie=".count)
             if hexText.hasPrefix("0x") || hexText.hasPrefix("0X") { hexText = hexText.dropFirst(2) }
-            guard let cookie = UInt64(hexText, radix: 16) else { return fail("cookie '\(hexText)' is not hex") }
+            guard let cookie = parseHexUInt64(hexText) else { return fail("cookie '\(q(String(hexText)))' is not hex (at most 16 digits)") }
             return .success(.allocIMS(cookie: cookie))
         default:
-            return fail("cannot alloc '\(what)': use msix or ims")
+            return fail("cannot alloc '\(q(what))': use msix or ims")
         }
     case "free":
         guard args.count == 2, let i = int(args[1], "INDEX") else { return fail("usage: free msix|ims INDEX") }
         switch args[0] {
         case "msix": return .success(.freeMSIX(index: i))
         case "ims": return .success(.freeIMS(index: i))
-        default: return fail("cannot free '\(args[0])': use msix or ims")
+        default: return fail("cannot free '\(q(args[0]))': use msix or ims")
         }
     case "ims":
         guard args.count >= 2, args[0] == "create", let size = int(args[1], "HWSIZE") else {
@@ -164,7 +166,7 @@ public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, M
         }
         guard args.count <= 3 else { return fail("usage: ims create HWSIZE [software|device]") }
         let storage = args.count == 3 ? IMSStorage(rawValue: args[2]) : .device
-        guard let storage else { return fail("'\(args[2])' is not software or device") }
+        guard let storage else { return fail("'\(q(args[2]))' is not software or device") }
         return .success(.imsCreate(hwsize: size, storage: storage))
     case "request": return kindAndIndex("request msix|msi|ims INDEX") { .request($0, index: $1) }
     case "release": return kindAndIndex("release msix|msi|ims INDEX") { .release($0, index: $1) }
@@ -179,7 +181,34 @@ public func parseMockCommand(_ text: String, line: Int) -> Result<MockCommand, M
     case "affinity": return parseAffinityCommand(args, line: line)
     case "cpu": return parseCPUCommand(args, line: line)
     default:
-        return fail("unknown command '\(verb)'")
+        return fail("unknown command '\(q(verb))'")
     }
 }
 
+
+/// A number in a script: decimal digits, or `0x`/`0X` and hex digits; no sign, no spaces,
+/// and no more than `Int` holds. Nil otherwise (so `0x-1` is refused like `-1`).
+public func parseScriptNumber(_ text: String) -> Int? {
+    var digits = Substring(text)
+    var radix = 10
+    if digits.hasPrefix("0x") || digits.hasPrefix("0X") {
+        digits = digits.dropFirst(2)
+        radix = 16
+    }
+    guard !digits.isEmpty, digits.utf8.allSatisfy({ isDigit($0, radix: radix) }) else { return nil }
+    return Int(digits, radix: radix)
+}
+
+/// Hex digits only (1…16 of them) as a UInt64; nil for anything else, signs included.
+func parseHexUInt64(_ digits: Substring) -> UInt64? {
+    guard !digits.isEmpty, digits.utf8.allSatisfy({ isDigit($0, radix: 16) }) else { return nil }
+    return UInt64(digits, radix: 16)
+}
+
+private func isDigit(_ c: UInt8, radix: Int) -> Bool {
+    switch c {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): true
+    case UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): radix == 16
+    default: false
+    }
+}

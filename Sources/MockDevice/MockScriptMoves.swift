@@ -1,5 +1,6 @@
 // The mock-script commands for NTB peer interrupts and affinity moves (drivers/ntb/msi.c,
 // irq_set_affinity): their vocabulary and parsing. MockScript.swift only dispatches here.
+import MSIShimCore
 
 /// `ntb …`: the NTB client API of drivers/ntb/msi.c on the mock device, with the peer on the
 /// other side of the memory window.
@@ -27,10 +28,10 @@ func parseNTBCommand(_ args: [String], line: Int) -> Result<MockCommand, MockScr
         let key = String(word[..<eq])
         var text = word[word.index(after: eq)...]
         if text.hasPrefix("0x") || text.hasPrefix("0X") { text = text.dropFirst(2) }
-        guard let value = UInt64(text, radix: 16) else { return fail("\(key) '\(text)' is not hex") }
+        guard let value = parseHexUInt64(text) else { return fail("\(echoed(key)) '\(echoed(text))' is not hex") }
         options[key] = value
     }
-    func index() -> Int? { positional.count == 1 ? Int(positional[0]).flatMap { $0 >= 0 ? $0 : nil } : nil }
+    func index() -> Int? { positional.count == 1 ? parseScriptNumber(positional[0]) : nil }
     func only(_ keys: Set<String>) -> Bool { Set(options.keys).isSubset(of: keys) }
     switch sub {
     case "setup":
@@ -47,7 +48,7 @@ func parseNTBCommand(_ args: [String], line: Int) -> Result<MockCommand, MockScr
         guard let i = index(), options.isEmpty else { return fail("usage: ntb free INDEX") }
         return .success(.ntb(.free(index: i)))
     default:
-        return fail("unknown ntb command '\(sub)' (usage: \(usage))")
+        return fail("unknown ntb command '\(echoed(sub))' (usage: \(usage))")
     }
 }
 
@@ -57,7 +58,7 @@ func parseAffinityCommand(_ args: [String], line: Int) -> Result<MockCommand, Mo
     guard args.count == 3, let kind = InterruptKind(rawValue: args[0]) else {
         return .failure(MockScriptError(line: line, message: "usage: \(usage)"))
     }
-    guard let index = Int(args[1]), index >= 0, let cpu = Int(args[2]), cpu >= 0 else {
+    guard let index = parseScriptNumber(args[1]), let cpu = parseScriptNumber(args[2]) else {
         return .failure(MockScriptError(line: line, message: "INDEX and CPU must be non-negative numbers (usage: \(usage))"))
     }
     return .success(.affinity(kind, index: index, cpu: cpu))
@@ -65,7 +66,7 @@ func parseAffinityCommand(_ args: [String], line: Int) -> Result<MockCommand, Mo
 
 /// Parses `cpu N online|offline` (the words after `cpu`).
 func parseCPUCommand(_ args: [String], line: Int) -> Result<MockCommand, MockScriptError> {
-    guard args.count == 2, let cpu = Int(args[0]), cpu >= 0, args[1] == "online" || args[1] == "offline" else {
+    guard args.count == 2, let cpu = parseScriptNumber(args[0]), args[1] == "online" || args[1] == "offline" else {
         return .failure(MockScriptError(line: line, message: "usage: cpu N online|offline"))
     }
     return .success(.cpu(cpu, online: args[1] == "online"))

@@ -121,6 +121,16 @@ public enum LSPCIDump {
         }
     }
 
+    /// Scans dump bytes already in memory, exactly as ``read(path:collectBytes:)`` scans a
+    /// file's bytes (no UTF-8 decoding in between); `name` is used in errors.
+    public static func parse(bytes: [UInt8], name: String, collectBytes: Bool = true) throws(DumpFileError) -> [DumpRecord] {
+        try bytes.withUnsafeBufferPointer { buffer throws(DumpFileError) in
+            let scanner = DumpScanner(name: name, collectBytes: collectBytes)
+            _ = try scanner.feed(buffer, atEnd: true)
+            return try scanner.finish()
+        }
+    }
+
     /// The `hh hh …` bytes of a data line (`count` characters from `line`), as libpci's loop
     /// reads them: each two hex digits followed by a space or the line's end. Stores them at
     /// `offset…` of `out` when given; stops at the first pair that does not fit that shape

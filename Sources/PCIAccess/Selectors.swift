@@ -20,7 +20,9 @@ public struct PCISelectorError: Error, Hashable, Sendable, CustomStringConvertib
         self.reason = reason
     }
 
-    public var description: String { "\(option) '\(text)': \(reason)" }
+    /// `-s '00:+3': Invalid slot number`; the text is quoted with `echoed(_:limit:)` (one
+    /// line, at most 64 characters shown).
+    public var description: String { "\(option) '\(echoed(text))': \(reason)" }
 }
 
 /// `-s [[[[domain]:]bus]:][slot][.[func]]`: which slots to show. Nil fields match anything.
@@ -146,6 +148,15 @@ private func splitFields(_ text: String, separator: Character, count: Int) throw
 /// An empty field or `*` means "any".
 private func isDefined(_ field: Substring) -> Bool { !field.isEmpty && field != "*" }
 
+/// Parses a hex field bounded by `max` (``parseHexDigits(_:max:)``, the rule every address
+/// parser shares). Returns `.some(nil)` for "any", `nil` when invalid.
+private func parseHexField(_ field: Substring, max: UInt32) -> UInt32?? {
+    guard isDefined(field) else { return .some(nil) }
+    guard let value = parseHexDigits(field, max: max) else { return nil }
+    return .some(value)
+}
+
+/// One hex digit (the `x` wildcard is handled by the caller).
 private func hexDigit(_ c: UInt8) -> UInt32? {
     switch c {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(c - UInt8(ascii: "0"))
@@ -153,18 +164,6 @@ private func hexDigit(_ c: UInt8) -> UInt32? {
     case UInt8(ascii: "A")...UInt8(ascii: "F"): UInt32(c - UInt8(ascii: "A") + 10)
     default: nil
     }
-}
-
-/// Parses a hex field bounded by `max`. Returns `.some(nil)` for "any", `nil` when invalid.
-private func parseHexField(_ field: Substring, max: UInt32) -> UInt32?? {
-    guard isDefined(field) else { return .some(nil) }
-    var value: UInt32 = 0
-    for c in field.utf8 {
-        guard let d = hexDigit(c) else { return nil }
-        value = value << 4 | d
-        guard value <= max else { return nil }
-    }
-    return .some(value)
 }
 
 /// Like ``parseHexField(_:max:)`` but `x`/`X` are wildcard nibbles: returns the value and a

@@ -127,19 +127,27 @@ public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
     }
 }
 
-/// Reads a whole (small) file as text; nil if it cannot be opened.
+/// Reads a whole (small) file as text; nil if it cannot be opened or a read fails (a
+/// directory, EIO from a sysfs attribute), with `errno` saying why.
 public func readText(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
-    defer { close(fd) }
     var out: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
+        if n < 0 {
+            // A failed read is not an empty file (`--script /tmp` must not run nothing).
+            let failure = errno
+            close(fd)
+            errno = failure
+            return nil
+        }
+        if n == 0 { break }
         out.append(contentsOf: chunk[0..<n])
     }
+    close(fd)
     return String(decoding: out, as: UTF8.self)
 }
 

@@ -34,14 +34,21 @@ func parseSlot(_ text: String) throws -> PCIAddress {
     }
 }
 
-/// One line on stderr: `msictl: text`, or `msictl COMMAND: text`.
+/// One line on stderr: `msictl: text`, or `msictl COMMAND: text`. Whatever `text` echoes,
+/// it stays one line: control characters are escaped and the line is cut after
+/// ``errorLineLimit`` characters (the sources cap each piece of input they quote; this is the
+/// last guard, e.g. for ArgumentParser's messages).
 func printError(_ text: String, command: String? = nil) {
-    ProbeIO.writeAll(2, Array("msictl\(command.map { " " + $0 } ?? ""): \(text)\n".utf8))
+    let line = "msictl\(command.map { " " + $0 } ?? ""): " + echoed(text, limit: errorLineLimit)
+    ProbeIO.writeAll(2, Array((line + "\n").utf8))
 }
+
+/// The longest error message printed, in characters.
+let errorLineLimit = 1024
 
 /// Makes a plan for `slot`, prints it, applies it unless dry-running, and reports the outcome.
 func runPlan(
-    slot: String, roots: SystemRootOptions, dryRun: Bool, force: Bool,
+    command: String, slot: String, roots: SystemRootOptions, dryRun: Bool, force: Bool,
     make: (DriverBinder, PCIAddress) throws -> BindPlan, success: (PCIAddress, BindOutcome) -> String
 ) throws {
     let address = try parseSlot(slot)
@@ -50,25 +57,33 @@ func runPlan(
     do {
         plan = try make(binder, address)
     } catch {
-        printError(ErrorAdvice.message(for: error))
+        printError(ErrorAdvice.message(for: error), command: command)
         throw ExitCode(1)
     }
     let root = binder.environment.sysfs.root
     print(plan.rendered(sysfsRoot: root, dryRun: dryRun, force: force))
     let refused = !plan.blockers.isEmpty || (!plan.inUse.isEmpty && !force)
-    if refused { throw ExitCode(1) }
+    if refused {
+        // The plan above is the output; why it is refused is an error, on stderr.
+        let why: BindError = plan.blockers.isEmpty
+            ? .inUse(plan.address, driver: plan.currentDriver ?? "?", reasons: plan.inUse)
+            : .blocked(plan.address, reasons: plan.blockers)
+        printError((dryRun ? "would refuse: " : "refused: ") + ErrorAdvice.message(for: why), command: command)
+        throw ExitCode(1)
+    }
     if dryRun || plan.isEmpty { return }
     do {
         let outcome = try binder.apply(plan, force: force)
         if outcome.matchesExpectation {
             print(success(address, outcome))
         } else {
-            printError("\(plan.address) is now \(outcome.driver.map { "bound to \($0)" } ?? "unbound"), expected "
-                + "\(plan.expectedDriver ?? "?"): the kernel did not bind it (see dmesg)")
+            printError(
+                "\(plan.address) is now \(outcome.driver.map { "bound to \($0)" } ?? "unbound"), expected "
+                    + "\(plan.expectedDriver ?? "?"): the kernel did not bind it (see dmesg)", command: command)
             throw ExitCode(1)
         }
     } catch let error as BindError {
-        printError(ErrorAdvice.message(for: error))
+        printError(ErrorAdvice.message(for: error), command: command)
         throw ExitCode(1)
     }
 }
@@ -91,7 +106,7 @@ struct Bind: ParsableCommand {
 
     func run() throws {
         try runPlan(
-            slot: slot, roots: roots, dryRun: dryRun, force: force,
+            command: "bind", slot: slot, roots: roots, dryRun: dryRun, force: force,
             make: { binder, address in try binder.planBind(address, to: driver) },
             success: { address, _ in "\(address) is bound to \(driver.rawValue)" })
     }

@@ -100,10 +100,9 @@ struct Inspect: ParsableCommand {
         }
         let session = try MockSession(device: device, options: MockSessionOptions(remap: remap))
         if let script {
-            guard let text = readText(script) else { throw ValidationError("cannot read script \(script)") }
-            for line in parseMockScript(text) {
+            for line in parseMockScript(try readScript(script)) {
                 do { _ = try session.run(try line.command.get()) } catch {
-                    throw ValidationError("script line \(line.number) (\(line.text)): \(error)")
+                    throw ValidationError("script line \(line.number) (\(echoed(line.text))): \(error)")
                 }
             }
         }

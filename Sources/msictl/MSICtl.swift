@@ -36,8 +36,7 @@ struct MSICtl: ParsableCommand {
             let text = first.hasPrefix("Error: ") ? String(first.dropFirst(7)) : first
             let names = configuration.subcommands.compactMap { $0.configuration.commandName ?? "\($0)".lowercased() }
             let sub = CommandLine.arguments.dropFirst().first.flatMap { names.contains($0) ? $0 + " " : nil } ?? ""
-            let line = Array("msictl: \(text) (see 'msictl \(sub)--help')\n".utf8)
-            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+            printError("\(text) (see 'msictl \(sub)--help')")
             Glibc.exit(2)
         }
         var runnable = command

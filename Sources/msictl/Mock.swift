@@ -11,7 +11,8 @@ struct Mock: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a script of kernel MSI API calls against a mock device and the kernel model.",
         discussion: """
-            One command per line (stdin, or --script FILE); '#' starts a comment. Commands are \
+            One command per line, LF or CRLF (stdin, or --script FILE); '#' starts a comment. \
+            Numbers are decimal or 0x-hex, without sign. Commands are \
             named for the kernel functions they model:
               enable msix|msi|any MIN MAX [affinity]   pci_alloc_irq_vectors -> count
               disable                                  pci_free_irq_vectors
@@ -22,7 +23,7 @@ struct Mock: ParsableCommand {
               alloc ims [cookie=HEX]                   pci_ims_alloc_irq -> {index, virq}
               free ims INDEX                           pci_ims_free_irq
               request|release msix|msi|ims INDEX       request_irq / free_irq
-              mask|unmask msix|msi|ims INDEX           mask_irq / unmask_irq
+              mask|unmask msix|msi|ims INDEX           disable_irq / enable_irq (nested; masks at once)
               fire msix|msi|ims INDEX                  the device raises the interrupt
               function-mask on|off                     MSI-X Function Mask
               affinity msix|msi|ims INDEX CPU          irq_set_affinity (smp_affinity_list) -> {virq, cpu, vector}
@@ -60,14 +61,29 @@ struct Mock: ParsableCommand {
     @Flag(name: .long, help: "Keep the dumped MSI/MSI-X enable and mask state instead of a reset device.")
     var noReset = false
 
-    @Option(name: .long, help: "Number of CPUs of the x86 platform.")
+    // `.unconditional` so that `--cpus -1` reaches the range check (and its message) instead
+    // of ArgumentParser's "Missing value" for a value that looks like an option.
+    @Option(
+        name: .long, parsing: .unconditional, help: "Number of CPUs of the x86 platform, \(Self.cpuRange.lowerBound)…\(Self.cpuRange.upperBound).",
+        transform: Mock.parseCPUs)
     var cpus = 2
+
+    /// The CPU counts the platform model accepts (`MSIPlatformConfiguration` allows up to 256).
+    static let cpuRange = 1...256
+
+    /// `--cpus` as a decimal count inside ``cpuRange``; the error names the range.
+    static func parseCPUs(_ text: String) throws -> Int {
+        guard let n = parseScriptNumber(text), !text.hasPrefix("0x"), !text.hasPrefix("0X"), cpuRange.contains(n) else {
+            throw ValidationError("must be a whole number \(cpuRange.lowerBound)…\(cpuRange.upperBound)")
+        }
+        return n
+    }
 
     @Flag(name: .long, help: "Use an interrupt-remapping parent (multi-MSI, remappable message format).")
     var remap = false
 
     func validate() throws {
-        guard (1...256).contains(cpus) else { throw ValidationError("--cpus must be 1…256") }
+        guard Self.cpuRange.contains(cpus) else { throw ValidationError("--cpus must be 1…256, got \(cpus)") }
         if dump != nil && slot == nil { throw ValidationError("--dump needs --slot BDF") }
         if slot != nil && dump == nil { throw ValidationError("--slot needs --dump FILE") }
     }
@@ -81,14 +97,11 @@ struct Mock: ParsableCommand {
             throw ExitCode(2)
         }
         let source: String
-        if let script {
-            guard let text = readText(script) else {
-                printError("cannot read script \(script): \(KernelErrno(code: errno)?.message ?? "errno \(errno)")")
-                throw ExitCode(2)
-            }
-            source = text
-        } else {
-            source = readText("/dev/stdin") ?? ""
+        do {
+            source = try readScript(script)
+        } catch {
+            printError(error.message)
+            throw ExitCode(2)
         }
         let session: MockSession
         do {
@@ -99,11 +112,7 @@ struct Mock: ParsableCommand {
         }
         var failed = false
         for line in parseMockScript(source) {
-            let outcome: Result<JSONValue, MockCommandError>
-            switch line.command {
-            case .failure(let e): outcome = .failure(MockCommandError(.EINVAL, e.description))
-            case .success(let command): outcome = Result { () throws(MockCommandError) in try session.run(command) }
-            }
+            let outcome = session.run(line)
             if case .failure = outcome { failed = true }
             emit(line, outcome)
         }
@@ -116,22 +125,16 @@ struct Mock: ParsableCommand {
         let records = try LSPCIDump.read(path: dump, collectBytes: true)
         guard let record = records.first(where: { $0.address == wanted }) else {
             let have = records.map(\.address.description).joined(separator: ", ")
-            throw ValidationError("\(dump) has no device \(wanted) (it has: \(have))")
+            throw ValidationError("\(echoed(dump, limit: 256)) has no device \(wanted) (it has: \(have))")
         }
         return try MockPCIDevice.fromConfig(record.bytes, address: wanted, reset: !noReset)
     }
 
     func emit(_ line: MockScriptLine, _ outcome: Result<JSONValue, MockCommandError>) {
         if json {
-            var pairs: [(String, JSONValue)] = [("cmd", .string(line.text)), ("line", .int(line.number))]
-            switch outcome {
-            case .success(let v): pairs += [("ok", .bool(true)), ("result", v)]
-            case .failure(let e):
-                pairs += [("ok", .bool(false)), ("errno", e.errno.map { .string($0.name) } ?? .null), ("message", .string(e.message))]
-            }
-            print(JSONValue.object(pairs).jsonText)
+            print(mockJSONLine(line, outcome).jsonText)
         } else {
-            print("> \(line.text)")
+            print("> \(escapingControlCharacters(line.text))")
             switch outcome {
             case .success(let v): print("  " + v.transcript)
             case .failure(let e):
@@ -143,6 +146,18 @@ struct Mock: ParsableCommand {
     }
 }
 
+
+/// The text of a mock script: `path`, or stdin when nil. A file that cannot be opened or
+/// read (a directory, EIO) is an error naming the file and the reason, never an empty script.
+func readScript(_ path: String?) throws(ValidationError) -> String {
+    let name = path ?? "/dev/stdin"
+    guard let text = readText(name) else {
+        let code = errno
+        let reason = strerror(code).map { String(cString: $0) } ?? "errno \(code)"
+        throw ValidationError("cannot read script \(path.map { echoed($0, limit: 256) } ?? "from stdin"): \(reason)")
+    }
+    return text
+}
 
 /// An error as one line: the errno name first when there is one.
 func describe(_ error: any Error) -> String {

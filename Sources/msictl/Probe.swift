@@ -74,8 +74,8 @@ struct Probe: ParsableCommand {
         for warning in report.warnings { ProbeIO.printError("warning: \(warning)") }
         guard !report.devices.isEmpty else {
             var what: [String] = []
-            if let slot { what.append("-s \(slot)") }
-            if let ids { what.append("-d \(ids)") }
+            if let slot { what.append("-s \(echoed(slot))") }
+            if let ids { what.append("-d \(echoed(ids))") }
             ProbeIO.fail(what.isEmpty ? "no PCI devices found" : "no device matches \(what.joined(separator: " "))", status: 1)
         }
 

@@ -20,7 +20,7 @@ struct Unbind: ParsableCommand {
 
     func run() throws {
         try runPlan(
-            slot: slot, roots: roots, dryRun: dryRun, force: force,
+            command: "unbind", slot: slot, roots: roots, dryRun: dryRun, force: force,
             make: { binder, address in try binder.planUnbind(address, restore: restore) },
             success: { address, outcome in
                 "\(address) is now " + (outcome.driver.map { "bound to \($0)" } ?? "not bound to any driver")

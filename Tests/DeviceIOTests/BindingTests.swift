@@ -8,6 +8,7 @@ import Testing
 @testable import DeviceIO
 import MSIShimCore
 import PCIAccess
+import TestSupport
 
 /// A virtio-net device (class 0x020000) bound to virtio-pci with two MSI-X IRQs, alone in
 /// IOMMU group 3; vfio-pci and uio_pci_generic are loaded.
@@ -60,10 +61,16 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
     ])
     #expect(plan.stateToRecord?.contents == "driver=virtio-pci\noverride=\n")
     #expect(plan.notes.contains { $0.contains("IOMMU group 3 holds only this device") })
-    // msictl shows the plan (the text is msictl's: BindPlanText.swift).
-    if let shown = try msictlShows(["bind", "00:03.0", "vfio-pci", "--dry-run"], tree: tree) {
+    // msictl shows the plan on stdout (the text is msictl's: BindPlanText.swift) and why it
+    // refuses on stderr.
+    if FileManager.default.isExecutableFile(atPath: msictlPath) {
+        let shown = try runMsictlSeparately(
+            ["bind", "00:03.0", "vfio-pci", "--dry-run"],
+            environment: ["MSICTL_SYSFS_ROOT": tree.sysfs, "MSICTL_PROC_ROOT": tree.proc, "MSICTL_STATE_DIR": tree.state])
         #expect(shown.status == 1)
-        #expect(shown.output == """
+        #expect(shown.stderr.hasPrefix("msictl bind: would refuse: 0000:00:03.0 is in use by virtio-pci: ")
+            && shown.stderr.hasSuffix("; pass --force to take it anyway\n"))
+        #expect(shown.stdout == """
             0000:00:03.0: currently bound to virtio-pci
               note: IOMMU group 3 holds only this device: viable once bound
               in use: virtio-pci has taken interrupts: IRQ 24 (PCI-MSIX-0000:00:03.0 0-edge virtio0-config): 120, IRQ 25 (PCI-MSIX-0000:00:03.0 1-edge virtio0-input.0): 7
@@ -262,12 +269,9 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
 
 // MARK: - The msictl binary
 
-/// The msictl built by `scripts/test` (debug), found from this file's path.
-let msictlPath: String = {
-    var url = URL(fileURLWithPath: #filePath)
-    for _ in 0..<3 { url.deleteLastPathComponent() }
-    return url.appendingPathComponent(".build/debug/msictl").path
-}()
+/// The msictl built next to these tests (`scripts/test`, or `scripts/sanitize` in its own
+/// scratch path), as TestSupport finds it.
+let msictlPath: String = TestEnvironment.msictl ?? "/nonexistent/msictl"
 
 func runMsictl(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
     let p = Process()
@@ -316,4 +320,42 @@ func msictlBindDryRunOnAFakeTree() throws {
     #expect(bad.status != 0 && bad.output.contains("function"))
     let unbind = try runMsictl(["unbind", "00:03.0", "--restore", "--dry-run", "--force"], environment: env)
     #expect(unbind.status == 0 && unbind.output.contains("recorded original driver: virtio-pci"))
+}
+
+/// Runs the msictl binary with stdout and stderr apart.
+func runMsictlSeparately(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: msictlPath)
+    p.arguments = arguments
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+}
+
+@Test(.enabled(if: FileManager.default.isExecutableFile(atPath: msictlPath), "msictl is not built (scripts/test builds it)"))
+func msictlRefusalsGoToStderr() throws {
+    let tree = bindTree()
+    let env = ["MSICTL_SYSFS_ROOT": tree.sysfs, "MSICTL_PROC_ROOT": tree.proc, "MSICTL_STATE_DIR": tree.state]
+    for args in [["bind", "00:03.0", "vfio-pci"], ["bind", "00:03.0", "vfio-pci", "--dry-run"], ["unbind", "00:03.0"],
+                 ["unbind", "00:03.0", "--dry-run"]] {
+        let r = try runMsictlSeparately(args, environment: env)
+        #expect(r.status == 1, "\(args)")
+        // The plan stays on stdout; why it is refused is one line on stderr.
+        #expect(r.stdout.contains("0000:00:03.0: currently bound to virtio-pci"), "\(args): \(r.stdout)")
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1, "\(args): \(r.stderr)")
+        #expect(r.stderr.hasPrefix("msictl \(args[0]): ") && r.stderr.contains("in use by virtio-pci"), "\(r.stderr)")
+        #expect(r.stderr.contains("IRQ 24") && r.stderr.contains("--force"), "\(r.stderr)")
+    }
+    #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "")
+    // A blocker (the target driver is not loaded) is on stderr too.
+    removeTree(tree.sysfs + "/bus/pci/drivers/vfio-pci")
+    let blocked = try runMsictlSeparately(["bind", "00:03.0", "vfio-pci", "--force"], environment: env)
+    #expect(blocked.status == 1 && blocked.stderr.contains("not loaded") && blocked.stderr.split(separator: "\n").count == 1)
 }
