@@ -8,7 +8,7 @@
 // Layers (each a folder under Sources/, lowest first; CONTRIBUTING.md has the rules):
 //   MSIShimCore      vocabulary shared by every layer: PCI addresses, errno names, the
 //                    ConfigSpaceAccess/MMIORegion protocols every backend implements,
-//                    capability decoding (pure Swift).
+//                    capability decoding, BAR decoding and the MSI-X layout checks.
 //   MSIModel         the kernel's MSI descriptor store, domains, vectors (pure Swift, no I/O).
 //   PCIAccess        libpci + libudev + sysfs: enumeration, names, kernel's IRQ view.
 //   DeviceIO         config space and BAR regions: sysfs, UIO, VFIO, memory, files.
@@ -66,7 +66,7 @@ let package = Package(
             name: "DeviceIO", dependencies: ["MSIShimCore", "PCIAccess", "CMSIShim"],
             swiftSettings: strict),
         .target(
-            name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel", "DeviceIO"],
+            name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel"],
             swiftSettings: strict),
         // Work queues shared by consumers (kernel, VFIO, char dev), IMS first, MSI-X fallback.
         .target(name: "WorkQueues", dependencies: ["MSIShimCore", "MSIModel"], swiftSettings: strict),

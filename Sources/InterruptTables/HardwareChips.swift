@@ -3,7 +3,6 @@
 // or a mock. One protocol call is one config or MMIO access; nothing is cached here except
 // what the kernel also learns once at probe time (capability offsets and layout).
 import Synchronization
-import DeviceIO
 public import MSIModel
 public import MSIShimCore
 

@@ -1,5 +1,4 @@
 public import MSIShimCore
-import DeviceIO
 
 /// One MSI-X table entry as the device holds it (16 bytes at `table + 16 * index`).
 public struct MSIXEntry: Hashable, Sendable, Codable {
@@ -36,7 +35,7 @@ public struct MSIXTable: Sendable {
     ///
     /// - Parameter region: returns the region of a BAR index (called for the table's and
     ///   the PBA's BIR).
-    /// - Throws: ``DeviceIO/MSIXLayoutError`` when a BIR is reserved or the table/PBA does not fit its
+    /// - Throws: ``MSIXLayoutError`` when a BIR is reserved or the table/PBA does not fit its
     ///   region; whatever `region` or the config read throws.
     public init(
         config: any ConfigSpaceAccess, capOffset: Int, region: (Int) throws -> any MMIORegion

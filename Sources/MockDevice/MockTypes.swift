@@ -40,7 +40,7 @@ public struct MockCounters: Hashable, Sendable, Codable {
 /// Errors building a mock device.
 public enum MockDeviceError: ErrnoCarrying, Equatable, CustomStringConvertible {
     /// The MSI-X capability describes a layout no device could have (rule 12).
-    case invalidMSIXLayout(String)
+    case invalidMSIXLayout(MSIXLayoutError)
     /// The configuration describes something the mock cannot emulate.
     case unsupported(String)
 

@@ -188,7 +188,7 @@ func layoutValidation() throws {
     #expect(throws: MockDeviceError.self) { try MockPCIDevice(address: a, config: config(table: 0xE00, pba: 0x800), bars: bars) }
     #expect(throws: MockDeviceError.self) { try MockPCIDevice(address: a, config: config(table: 0, pba: 0x200), bars: bars) }
     #expect(throws: MockDeviceError.self) { try MockPCIDevice(address: a, config: config(table: 7, pba: 0x800), bars: bars) }
-    #expect(throws: MockDeviceError.invalidMSIXLayout("table BIR 1 is the upper half of 64-bit BAR0")) {
+    #expect(throws: MockDeviceError.invalidMSIXLayout(.upperHalfOf64BitBAR(.table, bir: 1, lower: 0))) {
         try MockPCIDevice(address: a, config: config(table: 1, pba: 0x800), bars: bars)
     }
     _ = try MockPCIDevice(address: a, config: config(table: 0, pba: 0x400 | 2), bars: bars)

@@ -23,9 +23,6 @@ let allowedLayerDependencies: [String: Set<String>] = [
 /// work is changing at the same time. Every entry names the move that removes it; when the
 /// move lands, delete the entry (the test fails on an entry that is no longer needed).
 let pendingLayerMoves: [String: [String: String]] = [
-    "InterruptTables": [
-        "DeviceIO": "MSIXLayoutError and the MSI-X layout checks move down to MSIShimCore",
-    ],
     "MockDevice": [
         "MSIModel": "MockSession and MockScript (the script harness) move into a target of their own",
         "InterruptTables": "MockSession and MockScript (the script harness) move into a target of their own",
