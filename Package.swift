@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "WorkQueues", dependencies: ["MSIShimCore", "MSIModel"], swiftSettings: strict),
         .target(
             name: "MockDevice",
-            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables", "WorkQueues"],
+            dependencies: ["MSIShimCore", "MSIModel", "InterruptTables", "WorkQueues"],
             swiftSettings: strict),
 
         // MARK: Executables

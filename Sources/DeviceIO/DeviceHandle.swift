@@ -2,7 +2,6 @@
 // driver allows, and get its config space, BARs and MSI-X layout with the write policy
 // applied.
 public import MSIShimCore
-import PCIAccess
 
 /// An opened PCI function: config space, BARs, MSI-X layout, and the write decision.
 ///

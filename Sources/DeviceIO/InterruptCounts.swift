@@ -5,6 +5,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MSIShimCore
 import PCIAccess
 
 /// One row of /proc/interrupts reduced to what binding needs.

@@ -9,7 +9,6 @@ import InterruptTables
 import MSIModel
 import MSIShimCore
 import MockDevice
-import PCIAccess
 
 enum MockScriptTarget {
     /// Commands run per input (bounds the time of one execution).

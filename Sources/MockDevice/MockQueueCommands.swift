@@ -4,7 +4,6 @@
 public import WorkQueues
 import MSIModel
 import MSIShimCore
-import PCIAccess
 
 /// A `queue` command of a mock script.
 public enum QueueCommand: Hashable, Sendable {

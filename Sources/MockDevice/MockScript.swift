@@ -1,5 +1,4 @@
 public import MSIShimCore
-import PCIAccess
 
 /// The kind of interrupt a mock-script command addresses.
 public enum InterruptKind: String, Hashable, Sendable, CaseIterable {

@@ -5,7 +5,6 @@
 import Synchronization
 public import MSIModel
 public import MSIShimCore
-public import PCIAccess
 import InterruptTables
 import WorkQueues
 

@@ -233,10 +233,7 @@ private func monotonicMilliseconds() -> Int64 {
 
 /// The absolute, normalised target of a symlink (one level), or nil if `path` is not a link.
 func resolveSymlink(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink(path, &buffer, buffer.count - 1)
-    guard n > 0 else { return nil }
-    let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    guard let target = readLinkTarget(path) else { return nil }
     var parts: [Substring] = target.hasPrefix("/") ? [] : path.split(separator: "/").dropLast()
     for component in target.split(separator: "/") {
         switch component {

@@ -2,6 +2,7 @@
 // strings (with the escapes JSONWriter emits), integers, true/false/null. Anything else is
 // an error, which a check reports.
 import PCIAccess
+import MSIShimCore
 
 struct JSONReader {
     struct Failure: Error, CustomStringConvertible {

@@ -27,8 +27,6 @@ let pendingLayerMoves: [String: [String: String]] = [
         "MSIModel": "MockSession and MockScript (the script harness) move into a target of their own",
         "InterruptTables": "MockSession and MockScript (the script harness) move into a target of their own",
         "WorkQueues": "MockSession and MockScript (the script harness, with its queue commands) move into a target of their own",
-        "PCIAccess": "JSONValue/JSONWriter and readText move to the lowest layer that needs them, and the "
-            + "script harness leaves MockDevice",
     ],
 ]
 

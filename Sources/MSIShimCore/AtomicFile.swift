@@ -6,7 +6,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-public import MSIShimCore
 
 /// A failed atomic write: the step, the path and the errno.
 public struct FileWriteError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
