@@ -4,6 +4,7 @@ import InterruptTables
 import MSIModel
 import MSIShimCore
 import MockDevice
+import MockHarness
 import PCIAccess
 
 struct Inspect: ParsableCommand {

@@ -14,6 +14,7 @@ import MSIShimCore
 import MSIModel
 import InterruptTables
 @testable import MockDevice
+import MockHarness
 
 /// Operations per thread.
 let stressOperations = ProcessInfo.processInfo.environment["MSISHIM_STRESS_OPS"].flatMap { Int($0) } ?? 3_000

@@ -2,6 +2,7 @@ import Synchronization
 import Testing
 import MSIShimCore
 @testable import MockDevice
+import MockHarness
 
 /// A sink that records every message and reports it delivered to virq 100 + low data byte.
 final class RecordingSink: MessageSink {

@@ -10,6 +10,7 @@ import PCIAccess
 import InterruptTables
 import WorkQueues
 @testable import MockDevice
+@testable import MockHarness
 
 /// Handler invocations per queue, recorded by the handlers given at creation.
 final class QueueHits: Sendable {

@@ -5,6 +5,7 @@
 import Synchronization
 public import MSIModel
 public import MSIShimCore
+public import MockDevice
 import InterruptTables
 import WorkQueues
 
