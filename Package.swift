@@ -135,7 +135,7 @@ let package = Package(
                 "WorkQueues",
             ]),
         // Depends on msictl so that `swift test` builds the binary the CLI tests run.
-        .testTarget(name: "MSICtlTests", dependencies: ["msictl", "DeviceIO", "MSIShimCore", "TestSupport"]),
+        .testTarget(name: "MSICtlTests", dependencies: ["msictl", "DeviceIO", "PCIAccess", "MSIShimCore", "TestSupport"]),
         // The code of the DocC article "Testing a driver against the mock", compiled and run.
         .testTarget(
             name: "DocumentationTests", dependencies: ["InterruptTables", "MSIModel", "MSIShimCore", "MockDevice"]),

@@ -8,5 +8,4 @@
 //   MappedRegion.swift      checked volatile MMIO over any mapping (device, memory, file)
 //   VFIO*.swift             VFIO flows, regions, BAR mapping plans, eventfd interrupts
 //   BARsFromSysfs.swift     a live function's BARs (decoding and MSI-X layout checks: MSIShimCore)
-//   Binding.swift, InterruptCounts.swift   msictl bind/unbind plans and in-use checks
 import MSIShimCore
