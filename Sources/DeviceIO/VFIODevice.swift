@@ -6,7 +6,6 @@ import Glibc
 #endif
 public import MSIShimCore
 import PCIAccess
-import Synchronization
 
 /// `VFIO_DEVICE_GET_INFO`.
 public struct VFIODeviceInfo: Hashable, Sendable {
@@ -177,7 +176,7 @@ public final class VFIODevice: Sendable {
     /// Descriptors closed after the device fd (group, container / iommufd), in order.
     let auxiliaryFDs: [Int32]
     let environment: DeviceIOEnvironment
-    let irqState = Mutex(InterruptState())
+    let irqState = PackageMutex(InterruptState())
 
     var syscalls: any SystemCalls { environment.syscalls }
 

@@ -2,7 +2,6 @@
 // space and BAR regions, so the same kernel sequences drive a real device (sysfs, UIO, VFIO)
 // or a mock. One protocol call is one config or MMIO access; nothing is cached here except
 // what the kernel also learns once at probe time (capability offsets and layout).
-import Synchronization
 public import MSIModel
 public import MSIShimCore
 
@@ -27,7 +26,7 @@ public final class MSIXCapabilityHardware: MSIXHardware {
     public let config: any ConfigSpaceAccess
     public let capOffset: Int
     let region: @Sendable (Int) throws -> any MMIORegion
-    let mapping = Mutex<(region: any MMIORegion, offset: Int, entries: Int)?>(nil)
+    let mapping = PackageMutex<(region: any MMIORegion, offset: Int, entries: Int)?>(nil)
 
     /// - Parameters:
     ///   - capOffset: config offset of the MSI-X capability.

@@ -1,5 +1,5 @@
-import Synchronization
 public import MSIShimCore
+import Synchronization  // inlinable code calls Mutex.withLock through PackageMutex
 
 /// One BAR of a mock device.
 public struct MockBARLayout: Hashable, Sendable {
@@ -53,7 +53,7 @@ public struct MockIMSLayout: Hashable, Sendable {
 /// lock is released. Locking: one `Mutex` guards all device state; every access takes it once.
 public final class MockPCIDevice: Sendable {
     public let address: PCIAddress
-    @usableFromInline let state: Mutex<MockState>
+    @usableFromInline let state: PackageMutex<MockState>
 
     /// Builds a device from raw config-space bytes (256 or 4096) and BAR layouts.
     ///
@@ -68,7 +68,7 @@ public final class MockPCIDevice: Sendable {
     ) throws {
         self.address = address
         let s = try MockState(address: address, config: config, bars: bars, ims: ims, sink: sink)
-        state = Mutex(s)
+        state = PackageMutex(s)
         if reset { self.reset() }
     }
 

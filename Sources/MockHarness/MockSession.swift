@@ -2,7 +2,6 @@
 // maps to the kernel function it is named for (see MockScript.swift); the model programs the
 // mock's MSI-X table, MSI capability and IMS slots through the InterruptTables chips, exactly
 // as it would program hardware, and the mock delivers its messages to the model's platform.
-import Synchronization
 public import MSIModel
 public import MSIShimCore
 public import MockDevice
@@ -45,7 +44,7 @@ public struct MockCommandError: ErrnoCarrying, CustomStringConvertible {
 /// Records what the platform did with every message the device (or the IMS store) sent.
 final class RecordingSink: MessageSink {
     let platform: MSIPlatform
-    let log = Mutex<[(EmittedMessage, DeliveryOutcome)]>([])
+    let log = PackageMutex<[(EmittedMessage, DeliveryOutcome)]>([])
 
     init(platform: MSIPlatform) { self.platform = platform }
 
@@ -65,7 +64,7 @@ final class RecordingSink: MessageSink {
 
 /// Handler invocations per Linux irq (the handler every `request` installs).
 final class HandlerCounts: Sendable {
-    let counts = Mutex<[Int: Int]>([:])
+    let counts = PackageMutex<[Int: Int]>([:])
     func count(_ virq: Int) { counts.withLock { $0[virq, default: 0] += 1 } }
     var snapshot: [Int: Int] { counts.withLock { $0 } }
 }

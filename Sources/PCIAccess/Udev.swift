@@ -9,7 +9,6 @@ import Glibc
 #endif
 import CUdev
 public import MSIShimCore
-import Synchronization
 
 /// A failed libudev call.
 public struct UdevError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
@@ -48,12 +47,12 @@ private struct UdevHandle: @unchecked Sendable {
 
 /// A `struct udev` context.
 public final class UdevContext: Sendable {
-    private let udev: Mutex<UdevHandle>
+    private let udev: PackageMutex<UdevHandle>
 
     /// A new libudev context (`udev_new`).
     public init() throws(UdevError) {
         guard let u = udev_new() else { throw UdevError(operation: "udev_new", code: errno == 0 ? ENOMEM : errno) }
-        udev = Mutex(UdevHandle(pointer: u))
+        udev = PackageMutex(UdevHandle(pointer: u))
     }
 
     deinit {
@@ -163,7 +162,7 @@ public final class UdevPCIMonitor: Sendable {
     }
 
     private let context: UdevContext
-    private let monitor: Mutex<UdevHandle>
+    private let monitor: PackageMutex<UdevHandle>
     /// The monitor's socket, for callers that poll several descriptors.
     public let fileDescriptor: Int32
 
@@ -190,7 +189,7 @@ public final class UdevPCIMonitor: Sendable {
         }
         let m = try made.get()
         fileDescriptor = udev_monitor_get_fd(m)
-        monitor = Mutex(UdevHandle(pointer: m))
+        monitor = PackageMutex(UdevHandle(pointer: m))
     }
 
     deinit {

@@ -7,12 +7,11 @@
 import Glibc
 #endif
 import MSIShimCore
-import Synchronization
 
 /// Collects the outcome of a scenario's checks and prints each as it happens.
 final class Report: Sendable {
-    private let failures = Mutex(0)
-    private let passes = Mutex(0)
+    private let failures = PackageMutex(0)
+    private let passes = PackageMutex(0)
 
     init() {}
 

@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 import MSIShimCore
 @testable import MockDevice
@@ -6,7 +5,7 @@ import MockHarness
 
 /// A sink that records every message and reports it delivered to virq 100 + low data byte.
 final class RecordingSink: MessageSink {
-    let log = Mutex<[EmittedMessage]>([])
+    let log = PackageMutex<[EmittedMessage]>([])
     func deliver(_ message: EmittedMessage) -> DeliveryOutcome {
         log.withLock { $0.append(message) }
         return .delivered(virq: 100 + Int(message.data & 0xFF), cpu: 0, vector: Int(message.data & 0xFF))
