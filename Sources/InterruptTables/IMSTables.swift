@@ -42,7 +42,7 @@ public enum IMSSlotLayout {
 }
 
 /// One IMS slot's contents.
-public struct IMSSlot: Hashable, Sendable, Codable {
+public struct IMSSlot: Hashable, Sendable {
     /// Message address, low 32 bits.
     public var addressLo: UInt32
     /// Message address, high 32 bits.

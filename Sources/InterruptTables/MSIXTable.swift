@@ -1,7 +1,7 @@
 public import MSIShimCore
 
 /// One MSI-X table entry as the device holds it (16 bytes at `table + 16 * index`).
-public struct MSIXEntry: Hashable, Sendable, Codable {
+public struct MSIXEntry: Hashable, Sendable {
     public var addressLo: UInt32
     public var addressHi: UInt32
     public var data: UInt32

@@ -17,7 +17,7 @@ public struct MockViolation: Hashable, Sendable, CustomStringConvertible {
 
 /// Access counters, by kind. `msictl mock`'s `counters` command and `scripts/bench tables`
 /// compare them with the kernel's number of accesses per operation.
-public struct MockCounters: Hashable, Sendable, Codable {
+public struct MockCounters: Hashable, Sendable {
     public var configReads = 0
     public var configWrites = 0
     public var mmioReads = 0
