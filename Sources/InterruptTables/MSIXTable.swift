@@ -35,7 +35,7 @@ public struct MSIXTable: Sendable {
     ///
     /// - Parameter region: returns the region of a BAR index (called for the table's and
     ///   the PBA's BIR).
-    /// - Throws: ``MSIXLayoutError`` when a BIR is reserved or the table/PBA does not fit its
+    /// - Throws: `MSIXLayoutError` when a BIR is reserved or the table/PBA does not fit its
     ///   region; whatever `region` or the config read throws.
     public init(
         config: any ConfigSpaceAccess, capOffset: Int, region: (Int) throws -> any MMIORegion

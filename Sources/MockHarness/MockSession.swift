@@ -16,6 +16,7 @@ public struct MockSessionOptions: Sendable {
     /// instead of the x86 vector domain.
     public var remap: Bool
 
+    /// Options for a platform of `cpus` CPUs, with or without interrupt remapping.
     public init(cpus: Int = 2, remap: Bool = false) {
         self.cpus = cpus
         self.remap = remap
@@ -24,9 +25,12 @@ public struct MockSessionOptions: Sendable {
 
 /// An error a session command reports, with the kernel errno where there is one.
 public struct MockCommandError: ErrnoCarrying, CustomStringConvertible {
+    /// The errno the kernel call would return, nil where it has none.
     public var errno: KernelErrno?
+    /// What went wrong, in words.
     public var message: String
 
+    /// An error with `errno` and `message`.
     public init(_ errno: KernelErrno?, _ message: String) {
         self.errno = errno
         self.message = message
@@ -74,8 +78,11 @@ final class HandlerCounts: Sendable {
 /// Not for concurrent use: one script runs its commands in order (the model and the mock
 /// are thread-safe, the session's bookkeeping is not shared).
 public final class MockSession {
+    /// The mock device the script drives.
     public let device: MockPCIDevice
+    /// The platform its messages go to (CPUs, vector matrix, optional remapping).
     public let platform: MSIPlatform
+    /// The kernel model's view of the device: the `pci_*` calls of the script go here.
     public let model: MSIDevice
     let sink: RecordingSink
     let handled = HandlerCounts()
