@@ -6,6 +6,33 @@
 import Glibc
 #endif
 
+/// A failed file operation: the step, the path and the errno. Sysfs attribute writes and
+/// atomic file replacement both report their failures with it; the message tells `EACCES`
+/// (not root) from `EPERM` (refused even to root).
+public struct FileError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
+    /// What was being done: `open`, `create`, `write`, `sync`, `chmod` or `rename`.
+    public var operation: String
+    /// The file the step worked on.
+    public var path: String
+    /// The errno value.
+    public var code: Int32
+
+    /// An error of `operation` on `path` with errno `code`.
+    public init(operation: String, path: String, errno code: Int32) {
+        self.operation = operation
+        self.path = path
+        self.code = code
+    }
+
+    /// The errno's kernel name, where this package knows it.
+    public var errno: KernelErrno? { KernelErrno(code: code) }
+
+    /// `cannot <operation> <path>: <errno and reason>` (`KernelErrno.describeWithReason`).
+    public var description: String {
+        "cannot \(operation) \(path): " + KernelErrno.describeWithReason(code)
+    }
+}
+
 /// Reads a whole (small) file as text; nil if it cannot be opened or a read fails (a
 /// directory, EIO from a sysfs attribute), with `errno` saying why.
 public func readText(_ path: String) -> String? {

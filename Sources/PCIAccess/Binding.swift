@@ -109,7 +109,7 @@ public enum BindError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertib
     /// Something `force` cannot override.
     case blocked(PCIAddress, reasons: [String])
     /// A sysfs write failed.
-    case write(SysfsError)
+    case write(FileError)
     /// The state file could not be written or removed.
     case state(path: String, errno: Int32)
 

@@ -8,7 +8,7 @@ public import MSIShimCore
 ///
 /// Reads return `nil` for absent attributes (a device without a driver, a kernel without
 /// IOMMU groups) rather than throwing: absence is information, not an error. Writes throw
-/// ``SysfsError`` carrying the errno.
+/// ``FileError`` carrying the errno.
 public struct SysfsPCI: Sendable {
     /// The sysfs mount point, `/sys` on a live system.
     public var root: String
@@ -82,47 +82,23 @@ public struct SysfsPCI: Sendable {
     }
 
     /// Writes `value` to an attribute file (e.g. `driver_override`), as `echo value > file`.
-    public func writeAttribute(_ name: String, of address: PCIAddress, _ value: String) throws(SysfsError) {
+    public func writeAttribute(_ name: String, of address: PCIAddress, _ value: String) throws(FileError) {
         try writeFile(devicePath(address) + "/" + name, value)
     }
 
     /// Writes `value` to a file below the sysfs root (e.g. `bus/pci/drivers_probe`).
-    public func writeFile(relative path: String, _ value: String) throws(SysfsError) {
+    public func writeFile(relative path: String, _ value: String) throws(FileError) {
         try writeFile(root + "/" + path, value)
     }
 
     // MARK: - Small file helpers (no Foundation: probe must start fast)
 
-    func writeFile(_ path: String, _ value: String) throws(SysfsError) {
+    func writeFile(_ path: String, _ value: String) throws(FileError) {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SysfsError(path: path, operation: "open", errno: errno) }
+        guard fd >= 0 else { throw FileError(operation: "open", path: path, errno: errno) }
         defer { close(fd) }
         var bytes = Array(value.utf8)
         let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
-        guard n == bytes.count else { throw SysfsError(path: path, operation: "write", errno: n < 0 ? errno : EIO) }
-    }
-}
-
-/// A failed sysfs write, with the path and errno; the message tells `EACCES` (not root) from
-/// `EPERM` (refused even to root).
-public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
-    /// The file written.
-    public var path: String
-    /// What was being done (`open`, `write`…).
-    public var operation: String
-    /// The errno the kernel returned.
-    public var code: Int32
-
-    /// An error for `operation` on `path`.
-    public init(path: String, operation: String, errno code: Int32) {
-        self.path = path
-        self.operation = operation
-        self.code = code
-    }
-
-    public var errno: KernelErrno? { KernelErrno(code: code) }
-
-    public var description: String {
-        "\(operation) \(path): \(KernelErrno.describeWithReason(code))"
+        guard n == bytes.count else { throw FileError(operation: "write", path: path, errno: n < 0 ? errno : EIO) }
     }
 }
