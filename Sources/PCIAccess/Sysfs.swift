@@ -8,7 +8,7 @@ public import MSIShimCore
 ///
 /// Reads return `nil` for absent attributes (a device without a driver, a kernel without
 /// IOMMU groups) rather than throwing: absence is information, not an error. Writes throw
-/// ``FileError`` carrying the errno.
+/// `FileError` carrying the errno.
 public struct SysfsPCI: Sendable {
     /// The sysfs mount point, `/sys` on a live system.
     public var root: String
