@@ -44,6 +44,8 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
     #expect(counts.row(irq: 0)?.total == 42 && counts.row(irq: 0)?.label == "IO-APIC 2-edge timer")
     #expect(counts.row(irq: 38)?.total == 8034 && counts.row(irq: 38)?.label.contains("virtio2-input.0") == true)
     #expect(ProcInterrupts(parsing: "").rows.isEmpty)
+    // No /proc/interrupts: no rows, so no interrupt evidence (the other checks still run).
+    #expect(InterruptCountSource.proc(root: "/nonexistent-proc").read().rows.isEmpty)
 }
 
 @Test func bindPlanForABusyNetworkDevice() throws {
