@@ -1,11 +1,12 @@
 // Reads msictl's --json output in the guest, for the checks that compare it with the kernel.
 // The parsing is Foundation's (JSONDecoder of FoundationEssentials); the value lands in
-// PCIAccess's JSONValue, the type msictl writes, so the checks navigate what msictl wrote.
+// JSONValue, the type msictl writes, so the checks navigate what msictl wrote.
 // FoundationEssentials rather than Foundation's JSONSerialization: the whole Foundation links
 // ICU and its data into the static guest binary, which would triple msilab's size in the
 // initramfs for one parse.
 import FoundationEssentials
 import PCIAccess
+import MSIShimCore
 
 enum JSONReader {
     /// The JSON document `text`, or the decoder's error (what is wrong and where).
