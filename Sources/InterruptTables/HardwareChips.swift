@@ -7,8 +7,12 @@ public import MSIShimCore
 
 /// The Command register (offset 0x04) of a function, for `pci_intx()`.
 public struct ConfigCommandRegister: PCICommandHardware {
+    /// The function's config space; the Command register is its 16-bit word at 0x04
+    /// (`PCI_COMMAND`), whose bit 10 (Interrupt Disable) `pci_intx()` sets and clears.
     public let config: any ConfigSpaceAccess
 
+    /// The Command register of the function behind `config`. Nothing is accessed until the
+    /// model reads or writes the register.
     public init(config: any ConfigSpaceAccess) { self.config = config }
 
     public func readCommand() throws -> UInt16 { try config.read16(PCIReg.command) }
@@ -23,12 +27,18 @@ public struct ConfigCommandRegister: PCICommandHardware {
 /// DWORD each. Locking: the mapping is kept under a Mutex (set by mapTable, cleared by
 /// unmapTable); the model serializes calls per device.
 public final class MSIXCapabilityHardware: MSIXHardware {
+    /// The function's config space: Message Control and Table Offset/BIR are read there.
     public let config: any ConfigSpaceAccess
+    /// The config-space offset of the MSI-X capability (`dev->msix_cap`).
     public let capOffset: Int
     let region: @Sendable (Int) throws -> any MMIORegion
     let mapping = PackageMutex<(region: any MMIORegion, offset: Int, entries: Int)?>(nil)
 
+    /// A view of the capability at `capOffset`; nothing is accessed until the model calls it
+    /// (the table is located by ``mapTable(entries:)``).
+    ///
     /// - Parameters:
+    ///   - config: the function's config space.
     ///   - capOffset: config offset of the MSI-X capability.
     ///   - region: the region of a BAR index (the whole BAR, offsets from its start).
     public init(config: any ConfigSpaceAccess, capOffset: Int, region: @escaping @Sendable (Int) throws -> any MMIORegion) {
@@ -77,12 +87,23 @@ public final class MSIXCapabilityHardware: MSIXHardware {
 /// An MSI capability in config space. The layout (32/64-bit, mask position) is decoded once at
 /// construction, as the kernel does at probe.
 public struct MSICapabilityHardware: MSIHardware {
+    /// The function's config space, which holds every MSI register.
     public let config: any ConfigSpaceAccess
+    /// The config-space offset of the MSI capability (`dev->msi_cap`).
     public let capOffset: Int
+    /// Message Control bit 7 (`PCI_MSI_FLAGS_64BIT`): the capability has a Message Upper
+    /// Address register, and Message Data sits at +0x0C instead of +0x08.
     public let is64Bit: Bool
+    /// Message Control bit 8 (`PCI_MSI_FLAGS_MASKBIT`): the capability has Mask Bits and
+    /// Pending Bits registers (per-vector masking).
     public let maskable: Bool
 
     /// Reads the capability's Message Control once to learn its layout.
+    ///
+    /// - Parameters:
+    ///   - config: the function's config space.
+    ///   - capOffset: config offset of the MSI capability.
+    /// - Throws: whatever the config read of Message Control throws.
     public init(config: any ConfigSpaceAccess, capOffset: Int) throws {
         self.config = config
         self.capOffset = capOffset
@@ -117,7 +138,12 @@ extension PCIFunctionHardware {
     /// its table reached through `region`), MSI (when present) and the Command register.
     ///
     /// - Parameters:
+    ///   - config: the function's config space; its capability list is walked once, and the
+    ///     MSI capability's Message Control read once.
     ///   - intxIRQ: the Linux INTx interrupt (`dev->irq`), 0 when the function has no pin.
+    ///   - region: the region of a BAR index (the whole BAR, offsets from its start); called
+    ///     only when the model maps the MSI-X table.
+    /// - Throws: whatever walking the capability list or reading MSI's Message Control throws.
     public static func discover(
         config: any ConfigSpaceAccess, intxIRQ: Int,
         region: @escaping @Sendable (Int) throws -> any MMIORegion

@@ -78,7 +78,7 @@ public struct IMSDeviceTable: Sendable {
     /// Number of slots.
     public let slots: Int
 
-    /// - Throws: ``IMSError/doesNotFit`` when the slot array runs past the region.
+    /// - Throws: ``IMSError/doesNotFit(slots:offset:regionSize:)`` when the slot array runs past the region.
     public init(region: any MMIORegion, offset: Int, slots: Int) throws {
         guard offset >= 0, slots > 0, offset % 4 == 0, offset + slots * IMSSlotLayout.size <= region.size else {
             throw IMSError.doesNotFit(slots: slots, offset: offset, regionSize: region.size)

@@ -43,7 +43,7 @@ public struct PCIMSIAttributes: Hashable, Sendable {
 /// `struct msi_desc`: one entry of a device's descriptor store.
 ///
 /// A plain value without references: reading one from the store copies 68 bytes and nothing
-/// is reference-counted (the affinity is an id into ``AffinityTable``), so iteration costs
+/// is reference-counted (the affinity is an id into the module's interned affinity table), so iteration costs
 /// what a C loop over the store costs. To change the store, use the operations of
 /// ``MSIDeviceData``.
 public struct MSIDescriptor: Hashable, Sendable, CustomStringConvertible {

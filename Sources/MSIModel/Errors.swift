@@ -26,7 +26,7 @@ public struct MSIError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertib
         self.reason = reason
     }
 
-    /// The errno, for ``ErrnoCarrying``.
+    /// The errno, for `ErrnoCarrying`.
     public var errno: KernelErrno? { code }
 
     /// The kernel's negative return value for this error (e.g. -16 for EBUSY).

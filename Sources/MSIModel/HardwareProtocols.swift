@@ -144,7 +144,7 @@ public protocol IMSChip: Sendable {
     /// The callbacks this chip provides. Default: mask, unmask, write message.
     var operations: IRQChipOperations { get }
     /// The number of slots the hardware has, or nil for a purely software index space. When
-    /// set, ``MSIDevice/createIMSDomain(template:hwsize:)`` refuses a larger `hwsize` (a check
+    /// set, ``MSIDevice/createIMSDomain(template:hwsize:store:)`` refuses a larger `hwsize` (a check
     /// the kernel leaves to the driver).
     var slotCount: Int? { get }
     /// `prepare_desc`: bind the zeroed descriptor at `descriptor.index` to a slot (set

@@ -20,6 +20,10 @@ public final class MSIDevice: Sendable {
 
     /// Attaches a device to `platform`.
     /// - Parameters:
+    ///   - name: the device's name (`dev_name()`, e.g. `0000:03:00.0`); it names the device's
+    ///     irq domains and appears in errors.
+    ///   - platform: the interrupt controller model (vector matrix, remapping, delivery) the
+    ///     device's interrupts are allocated from.
     ///   - pci: the function's hardware; nil for a non-PCI device (only the generic domain API
     ///     applies then).
     ///   - hasMSIParent: whether `dev->msi.domain` is the platform's MSI parent (false models a

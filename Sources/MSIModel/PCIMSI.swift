@@ -507,7 +507,7 @@ extension MSIDeviceData {
     /// PCI_DEVICE_IMS, ALLOC_SIMPLE_MSI_DESCS and FREE_MSI_DESCS, a chip with mask, unmask and
     /// write_msg and without set_affinity; creates the secondary domain. The kernel returns
     /// false; the model throws EINVAL for a bad template (ENODEV without an MSI parent, and the
-    /// errors of ``createDomain(_:template:hwsize:)``). IMS was removed from Linux in v6.10; this
+    /// errors of ``createDomain(_:template:hwsize:store:)``). IMS was removed from Linux in v6.10; this
     /// model keeps it. `store`: where the domain's descriptors live (see
     /// ``createDomain(_:template:hwsize:store:)``).
     public mutating func createIMSDomain(template: MSIDomainTemplate, hwsize: Int, store: MSIDescriptorStore? = nil) throws(MSIError) {

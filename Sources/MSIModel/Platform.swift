@@ -473,7 +473,7 @@ public final class MSIPlatform: Sendable, MessageSink {
         }
     }
 
-    /// ``MessageSink`` conformance: the mock device hands its message writes here.
+    /// `MessageSink` conformance: the mock device hands its message writes here.
     public func deliver(_ message: EmittedMessage) -> DeliveryOutcome {
         let r = deliverCore(lo: UInt32(truncatingIfNeeded: message.address), hi: UInt32(truncatingIfNeeded: message.address >> 32),
                             data: message.data)

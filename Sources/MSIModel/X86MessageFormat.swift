@@ -113,8 +113,10 @@ public enum X86MSIFormat {
 
     /// Decodes a message the way the x86 interrupt fabric does.
     ///
-    /// - Parameter extendedDestinationID: whether address bits 11:5 carry destination bits
-    ///   14:8 (the hypervisor feature `virt_ext_dest_id`); otherwise they are ignored.
+    /// - Parameters:
+    ///   - message: the address and data the device writes.
+    ///   - extendedDestinationID: whether address bits 11:5 carry destination bits
+    ///     14:8 (the hypervisor feature `virt_ext_dest_id`); otherwise they are ignored.
     public static func decode(_ message: MSIMessage, extendedDestinationID: Bool = false) -> X86DecodedMessage {
         let lo = message.addressLo
         guard message.addressHi == 0, lo & 0xFFF0_0000 == X86Vectors.msiBaseAddressLow else { return .notAnInterrupt }
