@@ -8,7 +8,7 @@
 // Layers (each a folder under Sources/, lowest first; CONTRIBUTING.md has the rules):
 //   MSIShimCore      vocabulary shared by every layer: PCI addresses, errno names, the
 //                    ConfigSpaceAccess/MMIORegion protocols every backend implements,
-//                    capability decoding (pure Swift).
+//                    capability decoding, BAR decoding and the MSI-X layout checks.
 //   MSIModel         the kernel's MSI descriptor store, domains, vectors (pure Swift, no I/O).
 //   PCIAccess        libpci + libudev + sysfs: enumeration, names, kernel's IRQ view.
 //   DeviceIO         config space and BAR regions: sysfs, UIO, VFIO, memory, files.
@@ -16,8 +16,10 @@
 //                    the model.
 //   WorkQueues       a multi-queue device (IDXD/NIC style) above the model: queues for several
 //                    consumers, completion interrupts from IMS or dynamic MSI-X.
-//   MockDevice       a spec-faithful MSI/MSI-X/IMS device behind the MSIShimCore protocols,
-//                    and the script harness of `msictl mock`.
+//   MockDevice       a spec-faithful MSI/MSI-X/IMS device behind the MSIShimCore protocols
+//                    (depends on MSIShimCore only: a device needs nothing else).
+//   MockHarness      the script harness of `msictl mock`: MockSession and MockScript drive a
+//                    mock device through the kernel model, the tables and the work queues.
 //   msictl           the command-line tool (the only place that prints).
 //   msilab, msibench the QEMU lab's guest side, and the benchmarks.
 // Tests/PackageGraphTests checks that every target declares exactly what it imports.
@@ -37,6 +39,7 @@ let package = Package(
         .library(name: "DeviceIO", targets: ["DeviceIO"]),
         .library(name: "InterruptTables", targets: ["InterruptTables"]),
         .library(name: "MockDevice", targets: ["MockDevice"]),
+        .library(name: "MockHarness", targets: ["MockHarness"]),
         .library(name: "WorkQueues", targets: ["WorkQueues"]),
     ],
     dependencies: [
@@ -66,20 +69,23 @@ let package = Package(
             name: "DeviceIO", dependencies: ["MSIShimCore", "PCIAccess", "CMSIShim"],
             swiftSettings: strict),
         .target(
-            name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel", "DeviceIO"],
+            name: "InterruptTables", dependencies: ["MSIShimCore", "MSIModel"],
             swiftSettings: strict),
         // Work queues shared by consumers (kernel, VFIO, char dev), IMS first, MSI-X fallback.
         .target(name: "WorkQueues", dependencies: ["MSIShimCore", "MSIModel"], swiftSettings: strict),
+        // A device needs only the vocabulary and the protocols it implements.
+        .target(name: "MockDevice", dependencies: ["MSIShimCore"], swiftSettings: strict),
+        // The script harness of `msictl mock`: a mock device driven through the kernel model.
         .target(
-            name: "MockDevice",
-            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables", "WorkQueues"],
+            name: "MockHarness",
+            dependencies: ["MSIShimCore", "MSIModel", "InterruptTables", "WorkQueues", "MockDevice"],
             swiftSettings: strict),
 
         // MARK: Executables
         .executableTarget(
             name: "msictl",
             dependencies: [
-                "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice",
+                "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice", "MockHarness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -101,7 +107,7 @@ let package = Package(
         // scripts/fuzz, a corpus replayer in normal builds (the FuzzCorpusTests run it too).
         .target(
             name: "MSIFuzz",
-            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables", "MockDevice"],
+            dependencies: ["MSIShimCore", "MSIModel", "PCIAccess", "InterruptTables", "MockDevice", "MockHarness"],
             swiftSettings: strict),
         .executableTarget(name: "msifuzz", dependencies: ["MSIFuzz", "CMSIShim"], swiftSettings: strict),
         // Benchmarks (scripts/bench); BenchBaseline holds the C baselines they compare against.
@@ -109,7 +115,8 @@ let package = Package(
         .executableTarget(
             name: "msibench",
             dependencies: [
-                "BenchBaseline", "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice", "CMSIShim",
+                "BenchBaseline", "MSIShimCore", "MSIModel", "PCIAccess", "DeviceIO", "InterruptTables", "MockDevice", "MockHarness",
+                "CMSIShim",
                 "WorkQueues",
             ],
             swiftSettings: strict),
@@ -123,9 +130,12 @@ let package = Package(
         .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim", "TestSupport"]),
         .testTarget(
             name: "InterruptTablesTests",
-            dependencies: ["InterruptTables", "MockDevice", "MSIModel", "PCIAccess", "MSIShimCore", "TestSupport", "WorkQueues"]),
+            dependencies: [
+                "InterruptTables", "MockDevice", "MockHarness", "MSIModel", "PCIAccess", "MSIShimCore", "TestSupport",
+                "WorkQueues",
+            ]),
         // Depends on msictl so that `swift test` builds the binary the CLI tests run.
-        .testTarget(name: "MSICtlTests", dependencies: ["msictl", "DeviceIO", "MSIShimCore", "TestSupport"]),
+        .testTarget(name: "MSICtlTests", dependencies: ["msictl", "DeviceIO", "PCIAccess", "MSIShimCore", "TestSupport"]),
         // The code of the DocC article "Testing a driver against the mock", compiled and run.
         .testTarget(
             name: "DocumentationTests", dependencies: ["InterruptTables", "MSIModel", "MSIShimCore", "MockDevice"]),

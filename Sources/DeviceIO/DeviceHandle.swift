@@ -2,7 +2,6 @@
 // driver allows, and get its config space, BARs and MSI-X layout with the write policy
 // applied.
 public import MSIShimCore
-import PCIAccess
 
 /// An opened PCI function: config space, BARs, MSI-X layout, and the write decision.
 ///
@@ -110,7 +109,7 @@ public struct DeviceHandle: Sendable {
     }
 
     /// The validated MSI-X layout, or nil without an MSI-X capability. Throws
-    /// ``MSIXLayoutError`` for an unusable layout (reserved BIR, past the BAR end, overlap…).
+    /// `MSIXLayoutError` for an unusable layout (reserved BIR, past the BAR end, overlap…).
     public func msixLayout() throws -> MSIXLayout? {
         guard let cap = try config.capabilityList().first(PCICapabilityID.msix) else { return nil }
         return try MSIXLayout.validate(MSIXCapability(config: config, at: cap.offset), bars: bars())

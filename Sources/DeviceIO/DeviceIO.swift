@@ -7,6 +7,5 @@
 //   Sysfs*.swift, UIO.swift sysfs config/resourceN and UIO maps
 //   MappedRegion.swift      checked volatile MMIO over any mapping (device, memory, file)
 //   VFIO*.swift             VFIO flows, regions, BAR mapping plans, eventfd interrupts
-//   BARs.swift, MSIXLayout.swift   BAR decoding and MSI-X placement validation
-//   Binding.swift, InterruptCounts.swift   msictl bind/unbind plans and in-use checks
+//   BARsFromSysfs.swift     a live function's BARs (decoding and MSI-X layout checks: MSIShimCore)
 import MSIShimCore

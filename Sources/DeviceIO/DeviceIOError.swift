@@ -4,22 +4,7 @@
 import Glibc
 #endif
 public import MSIShimCore
-
-/// A device in an IOMMU group, with the driver it is bound to (nil = none).
-public struct GroupMember: Hashable, Sendable, CustomStringConvertible {
-    /// The member.
-    public var address: PCIAddress
-    /// Its driver (nil = none).
-    public var driver: String?
-
-    /// Creates a member description.
-    public init(address: PCIAddress, driver: String?) {
-        self.address = address
-        self.driver = driver
-    }
-
-    public var description: String { "\(address) (\(driver.map { "bound to \($0)" } ?? "no driver"))" }
-}
+public import PCIAccess
 
 /// Why a device, BAR, VFIO object or UIO map could not be opened. Every message says what
 /// happened and why; what to type about it is the caller's to add (msictl does).

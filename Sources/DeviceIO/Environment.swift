@@ -1,5 +1,5 @@
-// Where the device-I/O layer finds the kernel: sysfs, /dev, /proc and its own state
-// directory, plus the system calls. Everything is injectable so tests run on a fake tree.
+// Where the device-I/O layer finds the kernel: sysfs, /dev and /proc, plus the system calls.
+// Everything is injectable so tests run on a fake tree.
 public import PCIAccess
 
 /// The roots and system calls the device-I/O layer works with.
@@ -16,22 +16,19 @@ public struct DeviceIOEnvironment: Sendable {
     public var devRoot: String
     /// The procfs mount point, `/proc` on a live system.
     public var procRoot: String
-    /// Where bind state (original drivers) is kept.
-    public var stateDirectory: String
 
     /// Creates an environment from explicit parts.
     public init(
         syscalls: any SystemCalls = LinuxSystemCalls(), sysfsRoot: String = "/sys", devRoot: String = "/dev",
-        procRoot: String = "/proc", stateDirectory: String = "/run/msictl"
+        procRoot: String = "/proc"
     ) {
         self.syscalls = syscalls
         self.sysfs = SysfsPCI(root: sysfsRoot)
         self.devRoot = devRoot
         self.procRoot = procRoot
-        self.stateDirectory = stateDirectory
     }
 
-    /// The running system: `/sys`, `/dev`, `/proc`, state in `/run/msictl`, the real system calls.
+    /// The running system: `/sys`, `/dev`, `/proc`, the real system calls.
     public static var live: DeviceIOEnvironment { DeviceIOEnvironment() }
 
     /// `<devRoot>/vfio/vfio`, the legacy container.

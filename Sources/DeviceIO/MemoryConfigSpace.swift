@@ -1,7 +1,6 @@
 // Config space held in memory: the base of mocks and of tests. Dumps use the read-only
 // ConfigSnapshot (MSIShimCore); this one is writable unless told otherwise.
 public import MSIShimCore
-import Synchronization
 
 /// A config space in memory, little-endian like the bus, safe to share between threads.
 ///
@@ -10,7 +9,7 @@ import Synchronization
 public final class MemoryConfigSpace: ConfigSpaceAccess {
     public let name: String
     public let isWritable: Bool
-    private let storage: Mutex<[UInt8]>
+    private let storage: PackageMutex<[UInt8]>
     private let size: Int
 
     /// Creates a config space from `bytes` (64, 256 or 4096 of them, usually).
@@ -18,7 +17,7 @@ public final class MemoryConfigSpace: ConfigSpaceAccess {
         self.name = name
         self.isWritable = writable
         self.size = bytes.count
-        self.storage = Mutex(bytes)
+        self.storage = PackageMutex(bytes)
     }
 
     /// Copies a snapshot (e.g. a dump) into a writable config space.

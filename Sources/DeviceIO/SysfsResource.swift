@@ -5,7 +5,6 @@
 import Glibc
 #endif
 public import MSIShimCore
-import PCIAccess
 
 /// Opens BARs through sysfs `resourceN` files.
 public enum SysfsBAR {

@@ -170,12 +170,6 @@ public struct LinuxSystemCalls: SystemCalls {
     }
 }
 
-/// The system page size (`sysconf(_SC_PAGESIZE)`), used for mmap offsets and alignment.
-public let systemPageSize: Int = {
-    let p = sysconf(Int32(_SC_PAGESIZE))
-    return p > 0 ? p : 4096
-}()
-
 extension SystemCalls {
     /// Reads exactly `buffer.count` bytes at `offset` or throws (a short read is `EIO`).
     func preadExactly(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws(SyscallError) {

@@ -6,7 +6,6 @@ import Glibc
 #endif
 public import MSIShimCore
 import PCIAccess
-import Synchronization
 
 /// `VFIO_DEVICE_GET_INFO`.
 public struct VFIODeviceInfo: Hashable, Sendable {
@@ -177,7 +176,7 @@ public final class VFIODevice: Sendable {
     /// Descriptors closed after the device fd (group, container / iommufd), in order.
     let auxiliaryFDs: [Int32]
     let environment: DeviceIOEnvironment
-    let irqState = Mutex(InterruptState())
+    let irqState = PackageMutex(InterruptState())
 
     var syscalls: any SystemCalls { environment.syscalls }
 
@@ -271,26 +270,6 @@ public final class VFIODevice: Sendable {
         listDirectory(sysfs.devicePath(address) + "/vfio-dev").filter { $0.hasPrefix("vfio") }.sorted().first
     }
 
-    /// Members of the device's IOMMU group that make it non-viable: bound to a driver that is
-    /// neither a vfio driver nor pci-stub, and not a bridge (vfio allows kernel drivers on
-    /// non-type-0 headers).
-    public static func groupBlockers(of address: PCIAddress, sysfs: SysfsPCI) -> [GroupMember] {
-        sysfs.iommuGroupMembers(of: address).filter { $0 != address }.compactMap { member -> GroupMember? in
-            let driver = sysfs.driver(of: member)
-            guard let d = driver, !d.hasPrefix("vfio"), d != "pci-stub" else { return nil }
-            if let header = headerType(member, sysfs: sysfs), header & 0x7F != 0 { return nil }
-            return GroupMember(address: member, driver: driver)
-        }
-    }
-
-    static func headerType(_ address: PCIAddress, sysfs: SysfsPCI) -> UInt8? {
-        let fd = Glibc.open(sysfs.devicePath(address) + "/config", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        var byte: UInt8 = 0
-        return Glibc.pread(fd, &byte, 1, off_t(PCIReg.headerType)) == 1 ? byte : nil
-    }
-
     static func openGroupFlow(
         _ address: PCIAddress, permission: WritePermission, environment: DeviceIOEnvironment
     ) throws(DeviceIOError) -> VFIODevice {
@@ -365,7 +344,7 @@ public final class VFIODevice: Sendable {
             throw fail(error)
         }
         guard groupFlags & VFIO.GroupFlags.viable != 0 else {
-            var blockers = groupBlockers(of: address, sysfs: sysfs)
+            var blockers = sysfs.vfioGroupBlockers(of: address)
             if blockers.isEmpty {
                 blockers = sysfs.iommuGroupMembers(of: address).filter { $0 != address }
                     .map { GroupMember(address: $0, driver: sysfs.driver(of: $0)) }

@@ -37,7 +37,7 @@ public enum WritePermission: Sendable, Hashable {
 /// Decides whether a hardware backend may write, from the bound driver and the caller's intent.
 public enum WritePolicy {
     /// The drivers that hand a device to userspace: only devices bound to these are writable.
-    public static let userspaceDrivers: Set<String> = ["vfio-pci", "uio_pci_generic"]
+    public static let userspaceDrivers: Set<String> = Set(UserspaceDriver.allCases.map(\.rawValue))
 
     /// The policy for a device bound to `driver` (nil = no driver).
     public static func evaluate(driver: String?, intent: WriteIntent, address: PCIAddress) -> WritePermission {

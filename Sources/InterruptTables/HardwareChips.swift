@@ -2,8 +2,6 @@
 // space and BAR regions, so the same kernel sequences drive a real device (sysfs, UIO, VFIO)
 // or a mock. One protocol call is one config or MMIO access; nothing is cached here except
 // what the kernel also learns once at probe time (capability offsets and layout).
-import Synchronization
-import DeviceIO
 public import MSIModel
 public import MSIShimCore
 
@@ -34,7 +32,7 @@ public final class MSIXCapabilityHardware: MSIXHardware {
     /// The config-space offset of the MSI-X capability (`dev->msix_cap`).
     public let capOffset: Int
     let region: @Sendable (Int) throws -> any MMIORegion
-    let mapping = Mutex<(region: any MMIORegion, offset: Int, entries: Int)?>(nil)
+    let mapping = PackageMutex<(region: any MMIORegion, offset: Int, entries: Int)?>(nil)
 
     /// A view of the capability at `capOffset`; nothing is accessed until the model calls it
     /// (the table is located by ``mapTable(entries:)``).

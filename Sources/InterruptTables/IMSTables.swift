@@ -1,4 +1,3 @@
-import Synchronization
 public import MSIShimCore
 
 /// Layout of one IMS slot in device memory, as Intel's IDXD patches define it (16 bytes):
@@ -43,7 +42,7 @@ public enum IMSSlotLayout {
 }
 
 /// One IMS slot's contents.
-public struct IMSSlot: Hashable, Sendable, Codable {
+public struct IMSSlot: Hashable, Sendable {
     /// Message address, low 32 bits.
     public var addressLo: UInt32
     /// Message address, high 32 bits.
@@ -190,8 +189,8 @@ public final class IMSSoftwareStore: Sendable {
         var nextHandle: UInt64 = 0x1000
     }
 
-    let state = Mutex(State())
-    let sink = Mutex<(any MessageSink)?>(nil)
+    let state = PackageMutex(State())
+    let sink = PackageMutex<(any MessageSink)?>(nil)
 
     /// A store whose messages go to `sink`.
     public init(sink: (any MessageSink)? = nil) {

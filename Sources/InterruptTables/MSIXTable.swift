@@ -1,8 +1,7 @@
 public import MSIShimCore
-import DeviceIO
 
 /// One MSI-X table entry as the device holds it (16 bytes at `table + 16 * index`).
-public struct MSIXEntry: Hashable, Sendable, Codable {
+public struct MSIXEntry: Hashable, Sendable {
     /// Message Address, the entry's DWORD at offset 0x0 (`PCI_MSIX_ENTRY_LOWER_ADDR`): the low
     /// 32 bits of the address the device writes to. Bits 1:0 are always zero (the write is a
     /// DWORD); on x86 the value is `0xFEEx_xxxx` with the destination in its middle bits.

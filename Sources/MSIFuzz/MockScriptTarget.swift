@@ -9,7 +9,7 @@ import InterruptTables
 import MSIModel
 import MSIShimCore
 import MockDevice
-import PCIAccess
+import MockHarness
 
 enum MockScriptTarget {
     /// Commands run per input (bounds the time of one execution).

@@ -3,7 +3,7 @@
 // the one-device parser and lspci's `-s` agree on every address the former accepts; every
 // refusal is one line that quotes the input escaped and bounded.
 import MSIShimCore
-import MockDevice
+import MockHarness
 import PCIAccess
 
 enum SelectorTarget {

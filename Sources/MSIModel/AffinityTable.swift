@@ -1,7 +1,7 @@
 // Interned affinity arrays (struct irq_affinity_desc[] of a descriptor), so that a descriptor
 // is a plain value: the store and every MSIDescriptor copy hold a 32-bit id instead of an array
 // reference, and copying one out of the store (iteration, lookup) does no reference counting.
-import Synchronization
+import MSIShimCore
 
 /// The process-wide set of affinity arrays descriptors refer to, each kept once per distinct
 /// content for the life of the process (the set stays as small as the distinct CPU spreads in
@@ -13,7 +13,7 @@ final class AffinityTable: Sendable {
         var arrays: [[IRQAffinityDescriptor]] = []
         var ids: [[IRQAffinityDescriptor]: UInt32] = [:]
     }
-    private let state = Mutex(State())
+    private let state = PackageMutex(State())
 
     /// The id of `affinity` (0 for nil), adding it on first use.
     func intern(_ affinity: [IRQAffinityDescriptor]?) -> UInt32 {

@@ -193,11 +193,11 @@ final class DeliveryTable: Sendable {
     }
 
     let cpus: Int
-    let state: Mutex<State>
+    let state: PackageMutex<State>
 
     init(cpus: Int, irteEntries: Int) {
         self.cpus = cpus
-        state = Mutex(State(cpus: cpus, irteEntries: irteEntries))
+        state = PackageMutex(State(cpus: cpus, irteEntries: irteEntries))
     }
 
     deinit { state.withLock { $0.deallocate() } }

@@ -1,7 +1,7 @@
 // The public face of a device: struct device + msi_device_data + struct pci_dev, each call
 // taking the device lock like the kernel function it models.
-import Synchronization
-import MSIShimCore  // PthreadMutex, in sanitizer builds, for the @inlinable lock paths below
+import MSIShimCore  // PackageMutex, used by the @inlinable lock paths below
+import Synchronization  // inlinable code calls Mutex.withLock through PackageMutex
 
 /// A device whose MSI interrupts the model manages: a PCI function (MSI, MSI-X, IMS) or any
 /// device with per-device MSI domains.
@@ -16,7 +16,7 @@ public final class MSIDevice: Sendable {
     /// The machine the device is attached to (its MSI parent).
     public let platform: MSIPlatform
     let id: UInt32
-    @usableFromInline let state: Mutex<MSIDeviceData>
+    @usableFromInline let state: PackageMutex<MSIDeviceData>
 
     /// Attaches a device to `platform`.
     /// - Parameters:
@@ -43,7 +43,7 @@ public final class MSIDevice: Sendable {
             return s.nextDeviceID
         }
         self.id = id
-        state = Mutex(MSIDeviceData(name: name, id: id, platform: platform, hasMSIParent: hasMSIParent, pci: pci,
+        state = PackageMutex(MSIDeviceData(name: name, id: id, platform: platform, hasMSIParent: hasMSIParent, pci: pci,
                                     storeLayout: storeLayout))
     }
 

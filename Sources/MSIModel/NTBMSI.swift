@@ -11,7 +11,7 @@
 // client), and the peer's side: a 32-bit write of the published data at the published offset
 // of its outbound window, which the NTB forwards to base + offset on this host — an MSI write
 // the platform delivers like any device's.
-import Synchronization
+import MSIShimCore
 
 /// `struct ntb_msi_desc`: what the peer needs to raise one interrupt — where in its memory
 /// window to write, and what.
@@ -91,7 +91,7 @@ public final class NTBMSIClient: Sendable {
         var warnings = WarningLog()
     }
 
-    let state = Mutex(State())
+    let state = PackageMutex(State())
 
     /// `ntb_msi_init(ntb, desc_changed)`: a context for `device`, one peer. `descChanged` is
     /// called after a requested interrupt's message was rewritten and re-published.

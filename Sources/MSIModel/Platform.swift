@@ -6,8 +6,8 @@
 // Locking: one Mutex for the allocation state (the kernel's sparse_irq_lock + vector_lock +
 // irq_2_ir_lock rolled into one), a separate one for the delivery tables. A device's lock is
 // always taken before the platform's; the platform never calls into a device or a chip.
-import Synchronization
 public import MSIShimCore
+import Synchronization  // inlinable code calls Mutex.withLock through PackageMutex
 
 /// Interrupt remapping (Intel VT-d) settings.
 public struct InterruptRemappingConfiguration: Hashable, Sendable {
@@ -168,7 +168,7 @@ public struct IRQDescription: Hashable, Sendable, CustomStringConvertible {
 public final class MSIPlatform: Sendable, MessageSink {
     /// The configuration the machine was built from.
     public let configuration: MSIPlatformConfiguration
-    let state: Mutex<PlatformState>
+    let state: PackageMutex<PlatformState>
     let table: DeliveryTable
     /// APIC ID → CPU (-1: none), indexed by APIC ID.
     let apicToCPU: [Int16]
@@ -246,7 +246,7 @@ public final class MSIPlatform: Sendable, MessageSink {
             }
         }
         self.table = table
-        state = Mutex(PlatformState(
+        state = PackageMutex(PlatformState(
             config: configuration, matrix: matrix, online: matrix.onlineCPUs, table: table, apics: apics,
             irteEntries: irteEntries))
     }

@@ -2,7 +2,6 @@
 // It is not the spec-faithful mock (MockDevice is): it stores what is written, applies the
 // read-only bits of the control words, and records. Tests use it to assert the kernel's exact
 // access sequences; benchmarks use it as a zero-cost backend.
-import Synchronization
 import MSIShimCore
 
 /// One hardware access, as a backend saw it.
@@ -118,7 +117,7 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
 
     /// What the function has.
     public let configuration: Configuration
-    let state: Mutex<State>
+    let state: PackageMutex<State>
 
     /// A function in its power-on state.
     public init(_ configuration: Configuration = Configuration()) {
@@ -137,7 +136,7 @@ public final class SimulatedPCIFunction: PCICommandHardware, MSIXHardware, MSIHa
             if configuration.msiPerVectorMask { c |= PCIReg.MSI.perVectorMask }
             s.msiControl = c
         }
-        state = Mutex(s)
+        state = PackageMutex(s)
     }
 
     /// The bundle the model takes: this object for every capability it has.

@@ -37,6 +37,7 @@ public struct MockConfigSpace: ConfigSpaceAccess {
 /// IMS slot array live, which behave as the spec says.
 public struct MockBARRegion: MMIORegion {
     let device: MockPCIDevice
+    /// The BAR register index, 0…5.
     public let index: Int
     public let size: Int
 

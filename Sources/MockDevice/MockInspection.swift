@@ -30,11 +30,11 @@ public struct MockInspectionConfigSpace: ConfigSpaceAccess {
         try device.state.withLock { try $0.peekConfig(offset, width: 4) }
     }
 
-    /// Refused: ``DeviceAccessError/notWritable(_:reason:)``.
+    /// Refused: `DeviceAccessError.notWritable`.
     public func write8(_ offset: Int, _ value: UInt8) throws { throw refusal }
-    /// Refused: ``DeviceAccessError/notWritable(_:reason:)``.
+    /// Refused: `DeviceAccessError.notWritable`.
     public func write16(_ offset: Int, _ value: UInt16) throws { throw refusal }
-    /// Refused: ``DeviceAccessError/notWritable(_:reason:)``.
+    /// Refused: `DeviceAccessError.notWritable`.
     public func write32(_ offset: Int, _ value: UInt32) throws { throw refusal }
 
     var refusal: DeviceAccessError { .notWritable(name, reason: "an inspection view only reads") }
@@ -64,9 +64,9 @@ public struct MockInspectionRegion: MMIORegion {
         try device.state.withLock { try $0.peekMMIOChecked(bar: index, offset, width: 8) }
     }
 
-    /// Refused: ``DeviceAccessError/notWritable(_:reason:)``.
+    /// Refused: `DeviceAccessError.notWritable`.
     public func write32(_ offset: Int, _ value: UInt32) throws { throw refusal }
-    /// Refused: ``DeviceAccessError/notWritable(_:reason:)``.
+    /// Refused: `DeviceAccessError.notWritable`.
     public func write64(_ offset: Int, _ value: UInt64) throws { throw refusal }
 
     var refusal: DeviceAccessError { .notWritable(name, reason: "an inspection view only reads") }

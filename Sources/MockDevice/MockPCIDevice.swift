@@ -1,5 +1,5 @@
-import Synchronization
 public import MSIShimCore
+import Synchronization  // inlinable code calls Mutex.withLock through PackageMutex
 
 /// One BAR of a mock device.
 public struct MockBARLayout: Hashable, Sendable {
@@ -7,9 +7,12 @@ public struct MockBARLayout: Hashable, Sendable {
     public var index: Int
     /// Size in bytes, a power of two ≥ 16.
     public var size: Int
+    /// A 64-bit memory BAR (its upper half takes register `index + 1`).
     public var is64Bit: Bool
+    /// Marked prefetchable in the BAR register.
     public var prefetchable: Bool
 
+    /// A memory BAR of `size` bytes at register `index`.
     public init(index: Int, size: Int, is64Bit: Bool = false, prefetchable: Bool = false) {
         self.index = index
         self.size = size
@@ -21,24 +24,32 @@ public struct MockBARLayout: Hashable, Sendable {
 /// Where a device-memory IMS slot array (IDXD style: 16-byte slots of address lo, address hi,
 /// data, control) lives. Control bit 0 masks, bit 3 enables PASID, bits 31:12 hold the PASID.
 public struct MockIMSLayout: Hashable, Sendable {
+    /// The BAR holding the slot array.
     public var bar: Int
+    /// Byte offset of slot 0 in that BAR.
     public var offset: Int
+    /// Number of slots.
     public var slots: Int
 
+    /// A slot array of `slots` slots at `offset` in BAR `bar`.
     public init(bar: Int, offset: Int, slots: Int) {
         self.bar = bar
         self.offset = offset
         self.slots = slots
     }
 
+    /// Bytes per slot: address lo, address hi, data, control (one DWORD each).
     public static let slotSize = 16
+    /// Control bit 0: the slot is masked.
     public static let controlMask: UInt32 = 1 << 0
+    /// Control bit 3: the slot's message carries the PASID in bits 31:12.
     public static let controlPASIDEnable: UInt32 = 1 << 3
+    /// Where the PASID starts in the control DWORD.
     public static let pasidShift: UInt32 = 12
 }
 
 /// A spec-faithful PCI function with MSI, MSI-X and an optional IMS slot array, behind the
-/// same ``ConfigSpaceAccess`` and ``MMIORegion`` protocols the hardware backends implement.
+/// same `ConfigSpaceAccess` and `MMIORegion` protocols the hardware backends implement.
 ///
 /// It honours the rules a real MSI-X device must (`Docs/mock-device-rules.md`): only Enable
 /// and Function Mask are writable in Message Control; reset leaves every entry masked; the effective mask is `!Enable ∨ FunctionMask ∨ entry.Mask`; an event while
@@ -49,17 +60,23 @@ public struct MockIMSLayout: Hashable, Sendable {
 /// ``MockViolation``. MSI honours Multiple Message Enable (the low data bits carry the vector)
 /// and per-vector masking with pending bits.
 ///
-/// Messages go to a ``MessageSink`` (an interrupt-controller model), called after the device's
-/// lock is released. Locking: one `Mutex` guards all device state; every access takes it once.
+/// Messages go to a `MessageSink` (an interrupt-controller model), called after the device's
+/// lock is released. Locking: one `PackageMutex` guards all device state; every access takes it once.
 public final class MockPCIDevice: Sendable {
+    /// The function's address (only for names and messages: the mock sits on no bus).
     public let address: PCIAddress
-    @usableFromInline let state: Mutex<MockState>
+    @usableFromInline let state: PackageMutex<MockState>
 
     /// Builds a device from raw config-space bytes (256 or 4096) and BAR layouts.
     ///
     /// - Parameters:
+    ///   - address: the address the device reports in names and messages.
+    ///   - config: config-space bytes, 256 or 4096; the capabilities in them define the device.
+    ///   - bars: the memory BARs (the MSI-X table, PBA and IMS slots must fit in them).
+    ///   - ims: a device-memory IMS slot array, or nil for none.
     ///   - reset: put MSI/MSI-X/IMS in their reset state (what a driver's probe finds after a
     ///     function reset). Pass `false` to keep the enable/mask bits the bytes hold.
+    ///   - sink: where the device's messages go; ``attach(sink:)`` can set it later.
     /// - Throws: ``MockDeviceError`` when the MSI-X table or PBA does not fit its BAR, they
     ///   overlap, or a BIR is invalid (rule 12).
     public init(
@@ -68,7 +85,7 @@ public final class MockPCIDevice: Sendable {
     ) throws {
         self.address = address
         let s = try MockState(address: address, config: config, bars: bars, ims: ims, sink: sink)
-        state = Mutex(s)
+        state = PackageMutex(s)
         if reset { self.reset() }
     }
 

@@ -111,7 +111,7 @@ struct MockState {
             let g = MSIXGeometry(
                 capOffset: cap.offset, tableSize: x.tableSize, tableBAR: x.tableBIR, tableOffset: Int(x.tableOffset),
                 pbaBAR: x.pbaBIR, pbaOffset: Int(x.pbaOffset))
-            try Self.validate(g, bars: bars)
+            try Self.validate(x, bars: bars)
             msix = g
             msixTableWord = barBase[g.tableBAR] + g.tableOffset / 4
             msixControlAt = g.capOffset + PCIReg.MSIX.flags
@@ -147,26 +147,21 @@ struct MockState {
         attach(sink)
     }
 
-    /// Rule 12: BIRs valid, table and PBA inside their BARs, no overlap.
-    static func validate(_ g: MSIXGeometry, bars: [MockBARLayout?]) throws {
-        func check(_ what: String, bir: Int, offset: Int, length: Int) throws {
-            guard bir < 6 else { throw MockDeviceError.invalidMSIXLayout("\(what) BIR \(bir) is reserved") }
-            guard let bar = bars[bir] else {
-                if bir > 0, let lower = bars[bir - 1], lower.is64Bit {
-                    throw MockDeviceError.invalidMSIXLayout("\(what) BIR \(bir) is the upper half of 64-bit BAR\(bir - 1)")
-                }
-                throw MockDeviceError.invalidMSIXLayout("\(what) is in BAR\(bir), which is not implemented")
+    /// Rule 12: BIRs valid, table and PBA inside their BARs, no overlap — the checks a
+    /// hardware backend makes (`MSIXLayout`), on the mock's BARs.
+    static func validate(_ capability: MSIXCapability, bars: [MockBARLayout?]) throws(MockDeviceError) {
+        let described = (0..<6).map { i -> PCIBAR in
+            if let bar = bars[i] {
+                return PCIBAR(index: i, kind: bar.is64Bit ? .memory64 : .memory32, size: UInt64(bar.size),
+                              prefetchable: bar.prefetchable)
             }
-            guard offset + length <= bar.size else {
-                throw MockDeviceError.invalidMSIXLayout(
-                    "\(what) [0x\(hex(offset, width: 1)), +0x\(hex(length, width: 1))) runs past the end of BAR\(bir) (size 0x\(hex(bar.size, width: 1)))")
-            }
+            if i > 0, let lower = bars[i - 1], lower.is64Bit { return PCIBAR(index: i, kind: .upperHalf(lower: i - 1)) }
+            return PCIBAR(index: i, kind: .unimplemented)
         }
-        try check("table", bir: g.tableBAR, offset: g.tableOffset, length: g.tableSize * 16)
-        try check("PBA", bir: g.pbaBAR, offset: g.pbaOffset, length: g.pbaLength)
-        if g.tableBAR == g.pbaBAR, g.tableOffset < g.pbaOffset + g.pbaLength,
-           g.pbaOffset < g.tableOffset + g.tableSize * 16 {
-            throw MockDeviceError.invalidMSIXLayout("table and PBA overlap in BAR\(g.tableBAR)")
+        do {
+            _ = try MSIXLayout.validate(capability, bars: described)
+        } catch {
+            throw .invalidMSIXLayout(error)
         }
     }
 

@@ -5,8 +5,10 @@ public import MSIShimCore
 public struct MockViolation: Hashable, Sendable, CustomStringConvertible {
     /// Rule number in `Docs/mock-device-rules.md`, 0 for others.
     public var rule: Int
+    /// What was done, with the offsets and values involved.
     public var message: String
 
+    /// A violation of `rule` (0 for one without a number).
     public init(rule: Int, message: String) {
         self.rule = rule
         self.message = message
@@ -17,16 +19,23 @@ public struct MockViolation: Hashable, Sendable, CustomStringConvertible {
 
 /// Access counters, by kind. `msictl mock`'s `counters` command and `scripts/bench tables`
 /// compare them with the kernel's number of accesses per operation.
-public struct MockCounters: Hashable, Sendable, Codable {
+public struct MockCounters: Hashable, Sendable {
+    /// Config-space reads of any width.
     public var configReads = 0
+    /// Config-space writes of any width.
     public var configWrites = 0
+    /// BAR reads (DWORD or QWORD).
     public var mmioReads = 0
+    /// BAR writes (DWORD or QWORD).
     public var mmioWrites = 0
 
+    /// All counters at zero.
     public init() {}
 
+    /// Every access of any kind.
     public var total: Int { configReads + configWrites + mmioReads + mmioWrites }
 
+    /// The accesses made between two readings (`a` taken after `b`), kind by kind.
     public static func - (a: MockCounters, b: MockCounters) -> MockCounters {
         var d = MockCounters()
         d.configReads = a.configReads - b.configReads
@@ -40,7 +49,7 @@ public struct MockCounters: Hashable, Sendable, Codable {
 /// Errors building a mock device.
 public enum MockDeviceError: ErrnoCarrying, Equatable, CustomStringConvertible {
     /// The MSI-X capability describes a layout no device could have (rule 12).
-    case invalidMSIXLayout(String)
+    case invalidMSIXLayout(MSIXLayoutError)
     /// The configuration describes something the mock cannot emulate.
     case unsupported(String)
 

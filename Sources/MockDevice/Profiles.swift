@@ -61,9 +61,13 @@ extension MockPCIDevice {
     /// smallest power of two (at least 4 KiB) that holds what the capabilities place in it;
     /// I/O BARs are not emulated.
     ///
-    /// - Parameter reset: start as a driver's probe finds the device after a function reset
-    ///   (MSI/MSI-X disabled, function mask clear, every entry masked); `false` keeps the
-    ///   dumped enable and mask bits.
+    /// - Parameters:
+    ///   - config: the function's config-space bytes (256 or 4096).
+    ///   - address: the address the mock reports.
+    ///   - reset: start as a driver's probe finds the device after a function reset
+    ///     (MSI/MSI-X disabled, function mask clear, every entry masked); `false` keeps the
+    ///     dumped enable and mask bits.
+    ///   - sink: where the device's messages go (settable later with `attach(sink:)`).
     public static func fromConfig(
         _ config: [UInt8], address: PCIAddress, reset: Bool = true, sink: (any MessageSink)? = nil
     ) throws -> MockPCIDevice {

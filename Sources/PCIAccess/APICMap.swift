@@ -7,6 +7,7 @@
 // the entry is stale (programmed before a migration the device has not seen yet), when
 // something other than the kernel wrote it, or when a hypervisor remaps it. Remappable
 // entries name an IRTE, whose destination only the IOMMU knows: not compared.
+import MSIShimCore
 
 /// APIC ID → Linux CPU number, from /proc/cpuinfo (x86 only; empty elsewhere).
 public struct APICMap: Hashable, Sendable {

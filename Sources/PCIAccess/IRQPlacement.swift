@@ -3,6 +3,7 @@
 // CONFIG_GENERIC_IRQ_EFFECTIVE_AFF_MASK) and node (the NUMA node of the irq descriptor, -1
 // for none). The files are absent on older kernels and unreadable to non-root users for
 // some irqs: absence is information (nil), never an error.
+import MSIShimCore
 
 /// A CPU list as the kernel prints it (`0-3,8,10-11`), parsed.
 public struct CPUList: Hashable, Sendable, CustomStringConvertible {

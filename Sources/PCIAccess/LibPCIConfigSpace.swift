@@ -10,7 +10,6 @@
 import Glibc
 #endif
 public import MSIShimCore
-import Synchronization
 
 /// `ConfigSpaceAccess` backed by a ``LibPCISession``.
 ///
@@ -27,7 +26,7 @@ public final class LibPCIConfigSpace: ConfigSpaceAccess {
     public let readableSize: Int
     public let isWritable: Bool
     private let session: LibPCISession
-    private let cache: Mutex<Cache>
+    private let cache: PackageMutex<Cache>
 
     private struct Cache: Sendable {
         var bytes = [UInt8](repeating: 0xFF, count: PCIReg.extendedSize)
@@ -72,7 +71,7 @@ public final class LibPCIConfigSpace: ConfigSpaceAccess {
             initial.bytes.replaceSubrange(0..<count, with: header)
             for d in 0..<(count / 4) { initial.mark(d) }
         }
-        cache = Mutex(initial)
+        cache = PackageMutex(initial)
     }
 
     /// Forgets every cached byte.

@@ -10,7 +10,6 @@ import Glibc
 import CMSIShim
 import CPCI
 public import MSIShimCore
-import Synchronization
 
 /// Where libpci reads devices from.
 public enum LibPCIMethod: Hashable, Sendable {
@@ -80,7 +79,7 @@ public final class LibPCISession: Sendable {
     public let method: LibPCIMethod
     /// Every function libpci found, sorted by address.
     public let addresses: [PCIAddress]
-    private let state: Mutex<State>
+    private let state: PackageMutex<State>
 
     /// A libpci pointer owned by this session. Sendable only so the Mutex-protected state
     /// can be; the pointee is touched only while `state` is locked (see the lock rule above).
@@ -145,7 +144,7 @@ public final class LibPCISession: Sendable {
         addresses = devices.keys.sorted()
         var initial = State(access: Handle(pointer: access), devices: devices.mapValues { Handle(pointer: $0) })
         initial.warnings = skipped + Self.drainWarnings()
-        state = Mutex(initial)
+        state = PackageMutex(initial)
     }
 
     deinit {

@@ -4,7 +4,6 @@
 import Glibc
 #endif
 import MSIShimCore
-import Synchronization
 
 /// Vendor, device and class names from libpci (udev hwdb first, then pci.ids: the same
 /// lookups and defaults lspci uses, so names compare fairly).
@@ -14,7 +13,7 @@ import Synchronization
 public final class PCINameDatabase: Sendable {
     /// A names-only libpci access (a dump session on /dev/null: no devices), opened on first
     /// use so that creating the database costs nothing on the caller's thread.
-    private let state = Mutex<Result<LibPCISession, LibPCIError>?>(nil)
+    private let state = PackageMutex<Result<LibPCISession, LibPCIError>?>(nil)
 
     /// A database; nothing is opened or loaded until the first use.
     public init() {}

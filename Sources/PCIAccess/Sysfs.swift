@@ -8,7 +8,7 @@ public import MSIShimCore
 ///
 /// Reads return `nil` for absent attributes (a device without a driver, a kernel without
 /// IOMMU groups) rather than throwing: absence is information, not an error. Writes throw
-/// ``SysfsError`` carrying the errno.
+/// `FileError` carrying the errno.
 public struct SysfsPCI: Sendable {
     /// The sysfs mount point, `/sys` on a live system.
     public var root: String
@@ -82,109 +82,23 @@ public struct SysfsPCI: Sendable {
     }
 
     /// Writes `value` to an attribute file (e.g. `driver_override`), as `echo value > file`.
-    public func writeAttribute(_ name: String, of address: PCIAddress, _ value: String) throws(SysfsError) {
+    public func writeAttribute(_ name: String, of address: PCIAddress, _ value: String) throws(FileError) {
         try writeFile(devicePath(address) + "/" + name, value)
     }
 
     /// Writes `value` to a file below the sysfs root (e.g. `bus/pci/drivers_probe`).
-    public func writeFile(relative path: String, _ value: String) throws(SysfsError) {
+    public func writeFile(relative path: String, _ value: String) throws(FileError) {
         try writeFile(root + "/" + path, value)
     }
 
     // MARK: - Small file helpers (no Foundation: probe must start fast)
 
-    func writeFile(_ path: String, _ value: String) throws(SysfsError) {
+    func writeFile(_ path: String, _ value: String) throws(FileError) {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SysfsError(path: path, operation: "open", errno: errno) }
+        guard fd >= 0 else { throw FileError(operation: "open", path: path, errno: errno) }
         defer { close(fd) }
         var bytes = Array(value.utf8)
         let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress, $0.count) }
-        guard n == bytes.count else { throw SysfsError(path: path, operation: "write", errno: n < 0 ? errno : EIO) }
-    }
-}
-
-/// A failed sysfs write, with the path and errno; the message tells `EACCES` (not root) from
-/// `EPERM` (refused even to root).
-public struct SysfsError: ErrnoCarrying, Equatable, CustomStringConvertible {
-    /// The file written.
-    public var path: String
-    /// What was being done (`open`, `write`…).
-    public var operation: String
-    /// The errno the kernel returned.
-    public var code: Int32
-
-    /// An error for `operation` on `path`.
-    public init(path: String, operation: String, errno code: Int32) {
-        self.path = path
-        self.operation = operation
-        self.code = code
-    }
-
-    public var errno: KernelErrno? { KernelErrno(code: code) }
-
-    public var description: String {
-        "\(operation) \(path): \(KernelErrno.describeWithReason(code))"
-    }
-}
-
-/// Reads a whole (small) file as text; nil if it cannot be opened or a read fails (a
-/// directory, EIO from a sysfs attribute), with `errno` saying why.
-public func readText(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 {
-            // A failed read is not an empty file (`--script /tmp` must not run nothing).
-            let failure = errno
-            close(fd)
-            errno = failure
-            return nil
-        }
-        if n == 0 { break }
-        out.append(contentsOf: chunk[0..<n])
-    }
-    close(fd)
-    return String(decoding: out, as: UTF8.self)
-}
-
-/// Names in a directory, without `.` and `..`; empty if it cannot be opened.
-public func listDirectory(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
-
-/// The target of a symlink as text, or nil if `path` is not a readable link.
-public func readLinkTarget(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink(path, &buffer, buffer.count - 1)
-    guard n > 0 else { return nil }
-    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// The last path component a symlink points to, or nil if `path` is not a readable link.
-public func readLinkBasename(_ path: String) -> String? {
-    readLinkTarget(path)?.split(separator: "/").last.map(String.init)
-}
-
-extension String {
-    /// The string without leading and trailing spaces, tabs and newlines.
-    public func trimmingWhitespace() -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
-        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
-            return ""
-        }
-        return String(self[first...last])
+        guard n == bytes.count else { throw FileError(operation: "write", path: path, errno: n < 0 ? errno : EIO) }
     }
 }

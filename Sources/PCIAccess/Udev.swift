@@ -9,7 +9,6 @@ import Glibc
 #endif
 import CUdev
 public import MSIShimCore
-import Synchronization
 
 /// A failed libudev call.
 public struct UdevError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
@@ -48,12 +47,12 @@ private struct UdevHandle: @unchecked Sendable {
 
 /// A `struct udev` context.
 public final class UdevContext: Sendable {
-    private let udev: Mutex<UdevHandle>
+    private let udev: PackageMutex<UdevHandle>
 
     /// A new libudev context (`udev_new`).
     public init() throws(UdevError) {
         guard let u = udev_new() else { throw UdevError(operation: "udev_new", code: errno == 0 ? ENOMEM : errno) }
-        udev = Mutex(UdevHandle(pointer: u))
+        udev = PackageMutex(UdevHandle(pointer: u))
     }
 
     deinit {
@@ -163,7 +162,7 @@ public final class UdevPCIMonitor: Sendable {
     }
 
     private let context: UdevContext
-    private let monitor: Mutex<UdevHandle>
+    private let monitor: PackageMutex<UdevHandle>
     /// The monitor's socket, for callers that poll several descriptors.
     public let fileDescriptor: Int32
 
@@ -190,7 +189,7 @@ public final class UdevPCIMonitor: Sendable {
         }
         let m = try made.get()
         fileDescriptor = udev_monitor_get_fd(m)
-        monitor = Mutex(UdevHandle(pointer: m))
+        monitor = PackageMutex(UdevHandle(pointer: m))
     }
 
     deinit {
@@ -233,10 +232,7 @@ private func monotonicMilliseconds() -> Int64 {
 
 /// The absolute, normalised target of a symlink (one level), or nil if `path` is not a link.
 func resolveSymlink(_ path: String) -> String? {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink(path, &buffer, buffer.count - 1)
-    guard n > 0 else { return nil }
-    let target = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    guard let target = readLinkTarget(path) else { return nil }
     var parts: [Substring] = target.hasPrefix("/") ? [] : path.split(separator: "/").dropLast()
     for component in target.split(separator: "/") {
         switch component {

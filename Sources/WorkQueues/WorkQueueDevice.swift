@@ -47,7 +47,7 @@ public final class WorkQueueDevice: Sendable {
     let signals: any QueueSignals
     let onInterrupt: IRQHandler?
     let controlCounter: CompletionCounter
-    let state: Mutex<State>
+    let state: PackageMutex<State>
 
     struct Queue {
         var consumer: QueueConsumer
@@ -113,7 +113,7 @@ public final class WorkQueueDevice: Sendable {
             if enabled { try? device.freeIRQVectors() }
             throw WorkQueueError(error.code, "requesting MSI-X vector 0 for the control block: \(error)")
         }
-        state = Mutex(State(usesIMS: usesIMS, controlVirq: control, controlRequested: requested, enabledMSIX: enabled))
+        state = PackageMutex(State(usesIMS: usesIMS, controlVirq: control, controlRequested: requested, enabledMSIX: enabled))
     }
 
     // MARK: queues

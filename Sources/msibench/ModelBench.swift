@@ -7,6 +7,7 @@ import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
+import MSIShimCore
 
 /// An IMS chip that does nothing: the benchmark measures the model, not a backend.
 private struct NullIMSChip: IMSChip {
@@ -162,7 +163,7 @@ func runModelBench(_ arguments: [String]) throws {
         // then drops the lock prefix from the mutex's atomics, which no lock shared between
         // threads can do (information only). Then a thread is started and joined, and every
         // locked C row below pays for real atomics, like the Mutex always does.
-        let bare = Mutex<UInt64>(0)
+        let bare = PackageMutex<UInt64>(0)
         func lockAlone(_ label: String, _ name: String) {
             let (sm, cm) = meter.pair(label, ops: lockedCount, swift: {
                 for k in 0..<lockedCount { bare.withLock { $0 &+= UInt64(k) } }

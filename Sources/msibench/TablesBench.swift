@@ -5,6 +5,7 @@ import BenchBaseline
 import MSIModel
 import MSIShimCore
 import MockDevice
+import MockHarness
 import Synchronization
 #if canImport(Glibc)
 import Glibc

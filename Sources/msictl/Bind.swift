@@ -21,8 +21,15 @@ struct SystemRootOptions: ParsableArguments {
         var env = DeviceIOEnvironment.msictl
         if let sysfsRoot { env.sysfs = SysfsPCI(root: sysfsRoot) }
         if let procRoot { env.procRoot = procRoot }
-        if let stateDir { env.stateDirectory = stateDir }
         return env
+    }
+
+    /// The binder over these roots, recording original drivers in the state directory.
+    func binder() -> DriverBinder {
+        let env = environment()
+        return DriverBinder(
+            sysfs: env.sysfs, procRoot: env.procRoot,
+            stateDirectory: stateDir ?? DeviceIOEnvironment.msictlStateDirectory)
     }
 }
 
@@ -52,7 +59,7 @@ func runPlan(
     make: (DriverBinder, PCIAddress) throws -> BindPlan, success: (PCIAddress, BindOutcome) -> String
 ) throws {
     let address = try parseSlot(slot)
-    let binder = DriverBinder(environment: roots.environment())
+    let binder = roots.binder()
     let plan: BindPlan
     do {
         plan = try make(binder, address)
@@ -60,7 +67,7 @@ func runPlan(
         printError(ErrorAdvice.message(for: error), command: command)
         throw ExitCode(1)
     }
-    let root = binder.environment.sysfs.root
+    let root = binder.sysfs.root
     print(plan.rendered(sysfsRoot: root, dryRun: dryRun, force: force))
     let refused = !plan.blockers.isEmpty || (!plan.inUse.isEmpty && !force)
     if refused {

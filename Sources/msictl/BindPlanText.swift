@@ -1,7 +1,7 @@
 // How `msictl bind` / `msictl unbind` show a plan: what is there, what would be refused and
 // why, every write, and the commands that fix what the plan cannot do itself. The library
 // computes the plan; the words about msictl's own flags and commands are added here.
-import DeviceIO
+import PCIAccess
 
 extension BindPlan {
     /// The plan as msictl prints it. With `dryRun` the verbs are conditional ("would write").

@@ -18,7 +18,13 @@ extension DeviceIOEnvironment {
         return DeviceIOEnvironment(
             sysfsRoot: value("MSICTL_SYSFS_ROOT") ?? live.sysfs.root,
             devRoot: value("MSICTL_DEV_ROOT") ?? live.devRoot,
-            procRoot: value("MSICTL_PROC_ROOT") ?? live.procRoot,
-            stateDirectory: value("MSICTL_STATE_DIR") ?? live.stateDirectory)
+            procRoot: value("MSICTL_PROC_ROOT") ?? live.procRoot)
+    }
+
+    /// Where `msictl bind` records original drivers for `unbind --restore`: `/run/msictl` (tmpfs,
+    /// gone at reboot like `driver_override` itself) unless MSICTL_STATE_DIR says otherwise.
+    static var msictlStateDirectory: String {
+        guard let raw = getenv("MSICTL_STATE_DIR"), raw.pointee != 0 else { return "/run/msictl" }
+        return String(cString: raw)
     }
 }

@@ -2,6 +2,7 @@
 // errors say what happened and why; only the CLI knows its own commands.
 import DeviceIO
 import MSIShimCore
+import PCIAccess
 
 enum ErrorAdvice {
     /// The command to type about `error`, when msictl has one.

@@ -3,7 +3,7 @@
 // counts, slots in their reset state summarized unless --all.
 import InterruptTables
 import MSIShimCore
-import MockDevice
+import MockHarness
 
 extension InspectReport {
     /// The IMS section of the text report (empty without an IMS view).

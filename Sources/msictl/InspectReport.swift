@@ -2,7 +2,7 @@
 // irqs, the kernel's view, the IMS table.
 import InterruptTables
 import MSIShimCore
-import MockDevice
+import MockHarness
 import PCIAccess
 
 /// Everything `inspect` shows about one device.

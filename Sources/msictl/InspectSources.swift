@@ -6,6 +6,7 @@ import InterruptTables
 import MSIModel
 import MSIShimCore
 import MockDevice
+import MockHarness
 import PCIAccess
 
 extension Inspect {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import MSIShimCore
 import MockDevice
+import MockHarness
 import PCIAccess
 
 #if canImport(Glibc)

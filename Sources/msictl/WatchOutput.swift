@@ -1,5 +1,4 @@
 import MSIShimCore
-import PCIAccess
 
 #if canImport(Glibc)
 import Glibc

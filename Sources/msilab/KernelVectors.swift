@@ -10,6 +10,7 @@ import Glibc
 #endif
 import MSIModel
 import PCIAccess
+import MSIShimCore
 
 struct KernelVectors {
     /// Vectors allocated now, per CPU.

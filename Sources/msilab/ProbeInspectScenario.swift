@@ -41,19 +41,11 @@ struct ProbeInspectScenario {
     let root = "/sys/bus/pci/devices"
 
     func driver(_ slot: String) -> String? {
-        var buf = [CChar](repeating: 0, count: 512)
-        let n = readlink("\(root)/\(slot)/driver", &buf, buf.count - 1)
-        guard n > 0 else { return nil }
-        let target = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return target.split(separator: "/").last.map(String.init)
+        readLinkBasename("\(root)/\(slot)/driver")
     }
 
     func iommuGroup(_ slot: String) -> Int? {
-        var buf = [CChar](repeating: 0, count: 512)
-        let n = readlink("\(root)/\(slot)/iommu_group", &buf, buf.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: "/").last
-            .flatMap { Int($0) }
+        readLinkBasename("\(root)/\(slot)/iommu_group").flatMap { Int($0) }
     }
 
     func msiIRQs(_ slot: String) -> [Int: String] {

@@ -6,12 +6,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Synchronization
+import MSIShimCore
 
 /// Collects the outcome of a scenario's checks and prints each as it happens.
 final class Report: Sendable {
-    private let failures = Mutex(0)
-    private let passes = Mutex(0)
+    private let failures = PackageMutex(0)
+    private let passes = PackageMutex(0)
 
     init() {}
 
@@ -126,16 +126,7 @@ func pollReadable(_ fds: [Int32], timeoutMs: Int) -> Set<Int32> {
 
 /// Entries of a directory (no . and ..); empty when it does not exist.
 func listDir(_ path: String) -> [String] {
-    guard let d = opendir(path) else { return [] }
-    defer { closedir(d) }
-    var names: [String] = []
-    while let e = readdir(d) {
-        let name = withUnsafeBytes(of: e.pointee.d_name) { raw in
-            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
+    listDirectory(path).sorted()
 }
 
 /// The kernel release (uname -r) as (major, minor).

@@ -11,7 +11,6 @@ import InterruptTables
 import MSIModel
 import MSIShimCore
 import PCIAccess
-import Synchronization
 
 struct UIOScenario {
     let address: PCIAddress
@@ -145,7 +144,7 @@ struct UIOScenario {
 
 /// Counts handler calls per Linux irq (thread-safe: handlers may run on any thread).
 final class HandlerTally: Sendable {
-    private let counts = Mutex<[Int: Int]>([:])
+    private let counts = PackageMutex<[Int: Int]>([:])
     func hit(_ virq: Int) { counts.withLock { $0[virq, default: 0] += 1 } }
     var snapshot: [Int: Int] { counts.withLock { $0 } }
 }

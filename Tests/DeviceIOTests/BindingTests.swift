@@ -32,23 +32,25 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
     return tree
 }
 
-@Test func parsesProcInterrupts() {
-    let rows = parseProcInterrupts("""
+@Test func interruptRowsCarryTheirLabel() {
+    let counts = ProcInterrupts(parsing: """
                    CPU0       CPU2
           0:         40          2   IO-APIC   2-edge      timer
          38:       8034          0   PCI-MSIX-0000:00:03.0   1-edge      virtio2-input.0
         NMI:          0          0   Non-maskable interrupts
         ERR:          0
         """)
-    #expect(rows.count == 2)
-    #expect(rows[0]?.total == 42 && rows[0]?.label == "IO-APIC 2-edge timer")
-    #expect(rows[38]?.total == 8034 && rows[38]?.label.contains("virtio2-input.0") == true)
-    #expect(parseProcInterrupts("").isEmpty)
+    #expect(counts.rows.count == 2)
+    #expect(counts.row(irq: 0)?.total == 42 && counts.row(irq: 0)?.label == "IO-APIC 2-edge timer")
+    #expect(counts.row(irq: 38)?.total == 8034 && counts.row(irq: 38)?.label.contains("virtio2-input.0") == true)
+    #expect(ProcInterrupts(parsing: "").rows.isEmpty)
+    // No /proc/interrupts: no rows, so no interrupt evidence (the other checks still run).
+    #expect(InterruptCountSource.proc(root: "/nonexistent-proc").read().rows.isEmpty)
 }
 
 @Test func bindPlanForABusyNetworkDevice() throws {
     let tree = bindTree()
-    let binder = DriverBinder(environment: tree.environment())
+    let binder = tree.binder()
     let plan = try binder.planBind(devA, to: .vfioPCI)
     #expect(plan.currentDriver == "virtio-pci" && plan.expectedDriver == "vfio-pci")
     #expect(plan.inUse.map(\.kind) == [.interrupts, .network])
@@ -91,7 +93,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
 
 @Test func forcedBindWritesTheFilesAndRemembersTheDriver() throws {
     let tree = bindTree()
-    let binder = DriverBinder(environment: tree.environment())
+    let binder = tree.binder()
     let plan = try binder.planBind(devA, to: .vfioPCI)
     let outcome = try binder.apply(plan, force: true)
     #expect(fileBytes(tree.devicePath(devA) + "/driver_override").starts(with: Array("vfio-pci".utf8)))
@@ -104,7 +106,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
 
 @Test func idleDeviceBindsWithoutForce() throws {
     let tree = bindTree(classCode: 0xFF0000, interrupts: (0, 0))
-    let binder = DriverBinder(environment: tree.environment())
+    let binder = tree.binder()
     let plan = try binder.planBind(devA, to: .uioPCIGeneric)
     #expect(plan.inUse.isEmpty)
     #expect(plan.notes.contains { $0.contains("no IOMMU isolation") && $0.contains("INTx") })
@@ -115,7 +117,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
 @Test func missingDriverModuleBlocksEvenWithForce() throws {
     let tree = bindTree()
     removeTree(tree.sysfs + "/bus/pci/drivers/vfio-pci")
-    let binder = DriverBinder(environment: tree.environment())
+    let binder = tree.binder()
     let plan = try binder.planBind(devA, to: .vfioPCI)
     #expect(plan.blockers == ["driver vfio-pci is not loaded (binding never loads modules; `modprobe vfio-pci` does)"])
     #expect(throws: BindError.self) { try binder.apply(plan, force: true) }
@@ -128,7 +130,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
 @Test func alreadyBoundIsNothingToDo() throws {
     let tree = bindTree()
     tree.setDriver(devA, "vfio-pci")
-    let plan = try DriverBinder(environment: tree.environment()).planBind(devA, to: .vfioPCI)
+    let plan = try tree.binder().planBind(devA, to: .vfioPCI)
     #expect(plan.isEmpty && plan.notes.contains("already bound to vfio-pci"))
     if let shown = try msictlShows(["bind", "00:03.0", "vfio-pci"], tree: tree) {
         #expect(shown.status == 0 && shown.output.contains("nothing to do"))
@@ -138,7 +140,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
 @Test func groupViabilityIsExplained() throws {
     let tree = bindTree()
     tree.add(FakeFunction(address: devB, driver: "snd_hda_intel", config: ConfigBuilder().bytes, iommuGroup: 3))
-    let plan = try DriverBinder(environment: tree.environment()).planBind(devA, to: .vfioPCI)
+    let plan = try tree.binder().planBind(devA, to: .vfioPCI)
     let note = try #require(plan.notes.first { $0.contains("IOMMU group 3") })
     #expect(note.contains("0000:00:04.0 (now snd_hda_intel)") && !note.contains("msictl"))
     #expect(plan.groupMembersToBind == [GroupMember(address: devB, driver: "snd_hda_intel")])
@@ -147,7 +149,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
         #expect(shown.output.contains("to make the group viable: `msictl bind 0000:00:04.0 vfio-pci`"))
     }
     unlink(tree.devicePath(devA) + "/iommu_group")
-    let noGroup = try DriverBinder(environment: tree.environment()).planBind(devA, to: .vfioPCI)
+    let noGroup = try tree.binder().planBind(devA, to: .vfioPCI)
     #expect(noGroup.notes.contains { $0.contains("no IOMMU group") })
 }
 
@@ -155,7 +157,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
     let tree = bindTree(classCode: 0x010000, interrupts: (0, 0))
     writeText(tree.proc + "/self/mountinfo", "22 1 0:21 / /proc rw - proc proc rw\n25 1 254:1 / / rw - ext4 /dev/vda1 rw\n")
     symlinkAt("../../devices/pci0000:00/0000:00:03.0/virtio1/block/vda/vda1", tree.sysfs + "/dev/block/254:1")
-    let binder = DriverBinder(environment: tree.environment())
+    let binder = tree.binder()
     let reasons = binder.inUseReasons(devA, driver: "virtio-pci")
     #expect(reasons.map(\.kind) == [.storage, .rootFilesystem])
     #expect(reasons[1].detail.contains("254:1"))
@@ -177,7 +179,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
 
 @Test func unbindRestoreReturnsTheOriginalDriver() throws {
     let tree = bindTree(classCode: 0xFF0000, interrupts: (0, 0))
-    let binder = DriverBinder(environment: tree.environment())
+    let binder = tree.binder()
     try binder.apply(binder.planBind(devA, to: .vfioPCI), force: false)
     // Pretend the kernel did bind it, and the user then wants it back.
     tree.setDriver(devA, "vfio-pci")
@@ -207,7 +209,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
     let tree = bindTree(classCode: 0xFF0000, interrupts: (0, 0))
     tree.setDriver(devA, "vfio-pci")
     writeText(tree.devicePath(devA) + "/driver_override", "vfio-pci\n")
-    let binder = DriverBinder(environment: tree.environment())
+    let binder = tree.binder()
     let restore = try binder.planUnbind(devA, restore: true)
     #expect(restore.notes.contains { $0.contains("no record of the original driver") })
     #expect(restore.expectedDriver == nil && restore.writes.count == 3)
@@ -222,9 +224,9 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
     #expect(try binder.planUnbind(devA, restore: false).isEmpty)
     // Unbinding a busy kernel driver needs --force.
     let busy = bindTree()
-    let busyPlan = try DriverBinder(environment: busy.environment()).planUnbind(devA, restore: false)
+    let busyPlan = try busy.binder().planUnbind(devA, restore: false)
     #expect(!busyPlan.inUse.isEmpty)
-    #expect(throws: BindError.self) { try DriverBinder(environment: busy.environment()).apply(busyPlan, force: false) }
+    #expect(throws: BindError.self) { try busy.binder().apply(busyPlan, force: false) }
     #expect(throws: BindError.noSuchDevice(devB)) { try binder.planBind(devB, to: .vfioPCI) }
 }
 
@@ -234,7 +236,7 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
     var texts: [String] = []
     let tree = bindTree()
     tree.add(FakeFunction(address: devB, driver: "snd_hda_intel", config: ConfigBuilder().bytes, iommuGroup: 3))
-    let binder = DriverBinder(environment: tree.environment())
+    let binder = tree.binder()
     let plan = try binder.planBind(devA, to: .vfioPCI)
     texts += plan.notes + plan.blockers + plan.inUse.map(\.detail)
     texts.append(BindError.inUse(devA, driver: "virtio-pci", reasons: plan.inUse).description)

@@ -6,6 +6,7 @@ import Glibc
 import Testing
 @testable import DeviceIO
 import MSIShimCore
+import PCIAccess
 import CMSIShim
 
 /// A vfio-pci device with BAR0 (16 KiB registers, MSI-X table at 0x2000 with 64 entries, PBA

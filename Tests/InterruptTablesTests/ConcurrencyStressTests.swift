@@ -14,6 +14,7 @@ import MSIShimCore
 import MSIModel
 import InterruptTables
 @testable import MockDevice
+import MockHarness
 
 /// Operations per thread.
 let stressOperations = ProcessInfo.processInfo.environment["MSISHIM_STRESS_OPS"].flatMap { Int($0) } ?? 3_000
@@ -51,7 +52,7 @@ final class HandlerTally: Sendable {
 
 /// Which thread holds each index (a second holder is a bug in the model).
 final class Claims: Sendable {
-    let owners = Mutex<[String: Int]>([:])
+    let owners = PackageMutex<[String: Int]>([:])
     func claim(_ key: String, by thread: Int) -> Int? {
         owners.withLock { o in
             if let other = o[key] { return other }
@@ -76,7 +77,7 @@ struct Owned {
 
 /// Failures found by the threads (recorded on the main thread afterwards).
 final class Failures: Sendable {
-    let list = Mutex<[String]>([])
+    let list = PackageMutex<[String]>([])
     func add(_ s: String) { list.withLock { if $0.count < 20 { $0.append(s) } } }
 }
 

@@ -5,6 +5,7 @@ import MSIModel
 import PCIAccess
 import InterruptTables
 @testable import MockDevice
+import MockHarness
 
 /// Runs script lines in a session, failing the test on any error.
 @discardableResult

@@ -8,6 +8,7 @@ import MSIModel
 import PCIAccess
 import InterruptTables
 @testable import MockDevice
+@testable import MockHarness
 
 /// Runs one script line and returns the error it fails with (nil when it succeeds).
 func failure(_ session: MockSession, _ line: String) -> MockCommandError? {

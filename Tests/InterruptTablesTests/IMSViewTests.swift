@@ -7,6 +7,7 @@ import MSIModel
 import PCIAccess
 import InterruptTables
 @testable import MockDevice
+import MockHarness
 
 @Test("show gains the ims object: slots with mask, pending, PASID, cookie, virq and handler count")
 func showIMSObject() throws {

@@ -1,11 +1,11 @@
-import Synchronization
 import Testing
 import MSIShimCore
 @testable import MockDevice
+import MockHarness
 
 /// A sink that records every message and reports it delivered to virq 100 + low data byte.
 final class RecordingSink: MessageSink {
-    let log = Mutex<[EmittedMessage]>([])
+    let log = PackageMutex<[EmittedMessage]>([])
     func deliver(_ message: EmittedMessage) -> DeliveryOutcome {
         log.withLock { $0.append(message) }
         return .delivered(virq: 100 + Int(message.data & 0xFF), cpu: 0, vector: Int(message.data & 0xFF))
@@ -188,7 +188,7 @@ func layoutValidation() throws {
     #expect(throws: MockDeviceError.self) { try MockPCIDevice(address: a, config: config(table: 0xE00, pba: 0x800), bars: bars) }
     #expect(throws: MockDeviceError.self) { try MockPCIDevice(address: a, config: config(table: 0, pba: 0x200), bars: bars) }
     #expect(throws: MockDeviceError.self) { try MockPCIDevice(address: a, config: config(table: 7, pba: 0x800), bars: bars) }
-    #expect(throws: MockDeviceError.invalidMSIXLayout("table BIR 1 is the upper half of 64-bit BAR0")) {
+    #expect(throws: MockDeviceError.invalidMSIXLayout(.upperHalfOf64BitBAR(.table, bir: 1, lower: 0))) {
         try MockPCIDevice(address: a, config: config(table: 1, pba: 0x800), bars: bars)
     }
     _ = try MockPCIDevice(address: a, config: config(table: 0, pba: 0x400 | 2), bars: bars)

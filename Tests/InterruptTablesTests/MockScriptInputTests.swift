@@ -4,6 +4,7 @@ import MSIShimCore
 import MSIModel
 import InterruptTables
 @testable import MockDevice
+import MockHarness
 
 @Suite("mock scripts: line ends, numbers, echoed input")
 struct MockScriptInputTests {

@@ -6,6 +6,7 @@ import MSIShimCore
 import MSIModel
 import PCIAccess
 @testable import MockDevice
+@testable import MockHarness
 
 /// Runs one line, returning the error instead of failing.
 private func attempt(_ s: MockSession, _ line: String) -> Result<JSONValue, MockCommandError> {

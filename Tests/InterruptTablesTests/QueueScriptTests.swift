@@ -6,6 +6,7 @@ import MSIModel
 import PCIAccess
 import InterruptTables
 @testable import MockDevice
+import MockHarness
 
 @Test("queue commands parse; bad consumers, PASIDs and queue numbers are errors naming the line")
 func queueScriptParsing() throws {

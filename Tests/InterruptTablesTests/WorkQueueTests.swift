@@ -1,7 +1,6 @@
 // Work queues shared by consumers (WorkQueues) on the mock device: MSI-X vector 0 for the
 // control block, completion interrupts from the IMS pool with the PASID as the cookie, MSI-X
 // fallback, ownership checks, the kernel's freeing order, and no leak on any failure path.
-import Synchronization
 import Testing
 import TestSupport
 import MSIShimCore
@@ -10,10 +9,11 @@ import PCIAccess
 import InterruptTables
 import WorkQueues
 @testable import MockDevice
+@testable import MockHarness
 
 /// Handler invocations per queue, recorded by the handlers given at creation.
 final class QueueHits: Sendable {
-    let hits = Mutex<[Int: Int]>([:])
+    let hits = PackageMutex<[Int: Int]>([:])
     func handler(_ q: Int) -> IRQHandler { { [self] _ in hits.withLock { $0[q, default: 0] += 1 } } }
     var snapshot: [Int: Int] { hits.withLock { $0 } }
 }

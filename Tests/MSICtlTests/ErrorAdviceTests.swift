@@ -1,6 +1,7 @@
 // msictl adds the command to type to a library's error; the library itself names none.
 import DeviceIO
 import MSIShimCore
+import PCIAccess
 import Testing
 @testable import msictl
 

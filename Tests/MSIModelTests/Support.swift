@@ -43,7 +43,7 @@ final class RecordingIMSChip: IMSChip, Sendable {
     let name: String
     let operations: IRQChipOperations
     let slotCount: Int?
-    private let state = Mutex(State())
+    private let state = PackageMutex(State())
 
     init(name: String = "IMS-TEST", operations: IRQChipOperations = [.mask, .unmask, .writeMessage], slots: Int? = nil) {
         self.name = name

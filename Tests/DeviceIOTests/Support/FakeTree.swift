@@ -108,7 +108,12 @@ final class FakeTree {
     }
 
     func environment(syscalls: any SystemCalls = LinuxSystemCalls()) -> DeviceIOEnvironment {
-        DeviceIOEnvironment(syscalls: syscalls, sysfsRoot: sysfs, devRoot: dev, procRoot: proc, stateDirectory: state)
+        DeviceIOEnvironment(syscalls: syscalls, sysfsRoot: sysfs, devRoot: dev, procRoot: proc)
+    }
+
+    /// A driver binder over this tree, recording state in its state folder.
+    func binder() -> DriverBinder {
+        DriverBinder(sysfs: SysfsPCI(root: sysfs), procRoot: proc, stateDirectory: state)
     }
 
     func devicePath(_ a: PCIAddress) -> String { sysfs + "/bus/pci/devices/" + a.description }

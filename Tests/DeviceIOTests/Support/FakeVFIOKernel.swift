@@ -9,7 +9,6 @@ import Glibc
 #endif
 @testable import DeviceIO
 import MSIShimCore
-import Synchronization
 
 /// A BAR of a fake device, backed by a memfd so mmap and pread see the same bytes.
 struct FakeBAR {
@@ -75,7 +74,7 @@ final class FakeVFIOKernel: SystemCalls, @unchecked Sendable {
         var regionQueries = 0
     }
 
-    let state = Mutex(State())
+    let state = PackageMutex(State())
     var vfioPresent = true
     var iommufdPresent = true
     var extensions: Set<UInt> = [VFIO.IOMMUType.type1, VFIO.IOMMUType.type1v2]

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import PCIAccess
+@testable import MSIShimCore
 
 @Suite("JSONWriter")
 struct JSONWriterTests {

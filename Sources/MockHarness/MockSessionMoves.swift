@@ -2,7 +2,6 @@
 // of the MSIModel on the mock device, and irq_set_affinity on its interrupts.
 import MSIModel
 import MSIShimCore
-import PCIAccess
 
 extension MockSession {
     /// The NTB client, created (`ntb_msi_init`) on first use.

@@ -1,8 +1,7 @@
 // The IMS table as `show` and `msictl inspect --mock` present it: every slot of a
 // device-memory array (read without going over the bus) or every piece of software storage,
 // joined with the model's descriptor (cookie, Linux irq) and the handler's count.
-import MSIShimCore
-public import PCIAccess
+public import MSIShimCore
 import MSIModel
 import InterruptTables
 

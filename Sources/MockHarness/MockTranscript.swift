@@ -1,6 +1,6 @@
 // One script line run and reported the way `msictl mock --json` reports it, shared by the CLI
 // and the fuzz target that checks every such line parses as JSON.
-public import PCIAccess
+public import MSIShimCore
 
 extension MockSession {
     /// Runs one parsed script line: its command, or its parse error as an EINVAL outcome.

@@ -1,8 +1,7 @@
 // What a function's six BAR registers describe, from sysfs `resource` (start, end, flags
 // per resource) or from the BAR registers plus sizes from elsewhere (VFIO region info).
 // Reading BAR registers never writes them: sizing by writing all-ones is a driver's job.
-public import MSIShimCore
-import PCIAccess
+// Pure decoding: DeviceIO reads the `resource` file and the registers of a live function.
 
 /// One of the six Base Address Registers of a type-0 function.
 public struct PCIBAR: Hashable, Sendable, CustomStringConvertible {
@@ -104,12 +103,6 @@ public struct PCIBAR: Hashable, Sendable, CustomStringConvertible {
             }
         }
         return bars
-    }
-
-    /// Reads `resource` of `address` from sysfs; nil when the device has none.
-    public static func fromSysfs(_ address: PCIAddress, sysfs: SysfsPCI) -> [PCIBAR]? {
-        guard let text = readText(sysfs.devicePath(address) + "/resource") else { return nil }
-        return parseSysfsResource(text)
     }
 
     /// Decodes the six BAR registers (read from config space, never written) with sizes

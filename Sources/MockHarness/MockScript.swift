@@ -1,14 +1,23 @@
 public import MSIShimCore
-import PCIAccess
 
 /// The kind of interrupt a mock-script command addresses.
 public enum InterruptKind: String, Hashable, Sendable, CaseIterable {
-    case msix, msi, ims
+    /// An MSI-X table entry.
+    case msix
+    /// A vector of the MSI capability.
+    case msi
+    /// An IMS interrupt (device slot or software store).
+    case ims
 }
 
 /// Which interrupt types `enable` may use (pci_alloc_irq_vectors' PCI_IRQ_* flags).
 public enum EnableKind: String, Hashable, Sendable, CaseIterable {
-    case msix, msi, any
+    /// `PCI_IRQ_MSIX`.
+    case msix
+    /// `PCI_IRQ_MSI`.
+    case msi
+    /// `PCI_IRQ_MSIX | PCI_IRQ_MSI`: MSI-X first, MSI if that fails.
+    case any
 }
 
 /// Where an IMS domain keeps its messages.
@@ -65,9 +74,12 @@ public enum MockCommand: Hashable, Sendable {
 
 /// A script line that could not be parsed.
 public struct MockScriptError: ErrnoCarrying, Equatable, CustomStringConvertible {
+    /// The 1-based line number.
     public var line: Int
+    /// Why the line does not parse.
     public var message: String
 
+    /// An error for `line`.
     public init(line: Int, message: String) {
         self.line = line
         self.message = message
@@ -79,8 +91,11 @@ public struct MockScriptError: ErrnoCarrying, Equatable, CustomStringConvertible
 
 /// One parsed line: its number, its text (comment stripped) and the command or the error.
 public struct MockScriptLine: Sendable {
+    /// The 1-based line number in the script.
     public var number: Int
+    /// The line without its comment and surrounding whitespace.
     public var text: String
+    /// The parsed command, or why the line is not one.
     public var command: Result<MockCommand, MockScriptError>
 }
 

@@ -1,17 +1,26 @@
-// The lock every layer uses, as ThreadSanitizer can see it.
+// The lock every module of the package uses, as ThreadSanitizer can see it.
 //
 // Normal builds use `Synchronization.Mutex` (a futex lock). ThreadSanitizer does not see that
 // lock's acquire/release: its fast path runs inside the Synchronization library, which is not
 // instrumented, so every access a Mutex guards looks unsynchronized and TSan reports races that
 // are not there. Sanitizer builds (`scripts/sanitize thread`, which passes
-// `-DMSISHIM_PTHREAD_MUTEX`) swap in this pthread mutex, whose lock and unlock TSan intercepts.
-// Each module that takes a lock has one file declaring
-//     #if MSISHIM_PTHREAD_MUTEX
-//     typealias Mutex<Value: ~Copyable> = PthreadMutex<Value>
-//     #endif
-// which shadows `Synchronization.Mutex` inside that module only; no other source changes, and
-// normal builds compile exactly the code they always did. CONTRIBUTING.md has the control
-// experiment that showed the stock Mutex reports to be false.
+// `-DMSISHIM_PTHREAD_MUTEX`) make `PackageMutex` this file's pthread mutex instead, whose lock
+// and unlock TSan intercepts. Code everywhere writes `PackageMutex`; this file is the only
+// place that chooses. CONTRIBUTING.md has the control experiment that showed the stock Mutex
+// reports to be false.
+#if MSISHIM_PTHREAD_MUTEX
+/// The package's mutex: `PthreadMutex` in this sanitizer build (`-DMSISHIM_PTHREAD_MUTEX`),
+/// `Synchronization.Mutex` in normal builds. Same API either way (`init(_:)`, `withLock(_:)`).
+public typealias PackageMutex<Value: ~Copyable> = PthreadMutex<Value>
+#else
+public import Synchronization
+
+/// The package's mutex: `Synchronization.Mutex` in normal builds, `PthreadMutex` in sanitizer
+/// builds (`-DMSISHIM_PTHREAD_MUTEX`), where ThreadSanitizer must see the lock. Same API either
+/// way (`init(_:)`, `withLock(_:)`).
+public typealias PackageMutex<Value: ~Copyable> = Mutex<Value>
+#endif
+
 #if MSISHIM_PTHREAD_MUTEX
 #if canImport(Glibc)
 import Glibc

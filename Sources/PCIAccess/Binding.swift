@@ -1,12 +1,11 @@
 // Handing a PCI function to a userspace driver and back, the way driverctl does:
 // driver_override + unbind + drivers_probe. Plans are computed first (a caller can show them
 // before anything is written), then applied; the original driver is remembered in a state file so
-// `unbind --restore` can give the device back.
+// a restoring unbind can give the device back.
 #if canImport(Glibc)
 import Glibc
 #endif
 public import MSIShimCore
-import PCIAccess
 
 /// The userspace-I/O drivers a device can be handed to.
 public enum UserspaceDriver: String, CaseIterable, Sendable {
@@ -78,7 +77,7 @@ public struct BindPlan: Sendable {
     public var blockers: [String]
     /// Explanations: IOMMU group viability, what each driver gives, leftovers.
     public var notes: [String]
-    /// State file to write first (path, contents), for `unbind --restore`.
+    /// State file to write first (path, contents), for a later restoring unbind.
     public var stateToRecord: (path: String, contents: String)?
     /// State file to delete after the writes.
     public var stateToRemove: String?
@@ -110,7 +109,7 @@ public enum BindError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertib
     /// Something `force` cannot override.
     case blocked(PCIAddress, reasons: [String])
     /// A sysfs write failed.
-    case write(SysfsError)
+    case write(FileError)
     /// The state file could not be written or removed.
     case state(path: String, errno: Int32)
 
@@ -137,28 +136,33 @@ public enum BindError: ErrnoCarrying, Equatable, Sendable, CustomStringConvertib
 }
 
 /// Plans and applies driver changes through sysfs (`driver_override`, `unbind`,
-/// `drivers_probe`), all below the environment's sysfs root.
+/// `drivers_probe`), all below the sysfs root.
 ///
 /// The original driver is remembered in `<stateDirectory>/<bdf>` when a device is first
-/// handed to a userspace driver (two lines, `driver=` and `override=`), so that
-/// `unbind --restore` can reinstate the previous `driver_override` and let the original driver
-/// probe it again. The state directory defaults to `/run/msictl` (tmpfs: like
-/// `driver_override` itself, it does not survive a reboot).
+/// handed to a userspace driver (two lines, `driver=` and `override=`), so that a restoring
+/// unbind can reinstate the previous `driver_override` and let the original driver probe it
+/// again. The caller chooses the state directory; a tmpfs such as `/run` suits it, since, like
+/// `driver_override` itself, the record should not survive a reboot.
 public struct DriverBinder: Sendable {
-    /// The roots and system calls.
-    public var environment: DeviceIOEnvironment
-    /// Interrupt totals (swappable for the PCIAccess /proc/interrupts parser).
+    /// The sysfs tree the writes go to.
+    public var sysfs: SysfsPCI
+    /// The procfs mount point (`/proc` on a live system): mountinfo for the root filesystem.
+    public var procRoot: String
+    /// Where the original drivers are recorded.
+    public var stateDirectory: String
+    /// Interrupt counts (swappable for the /proc/interrupts reader).
     public var interrupts: InterruptCountSource
 
-    /// Creates a binder over `environment`, reading `<procRoot>/interrupts` by default.
-    public init(environment: DeviceIOEnvironment = .live, interrupts: InterruptCountSource? = nil) {
-        self.environment = environment
-        self.interrupts = interrupts ?? .proc(root: environment.procRoot)
+    /// Creates a binder over `sysfs`, keeping its records in `stateDirectory` and reading
+    /// `<procRoot>/interrupts` unless `interrupts` is given.
+    public init(sysfs: SysfsPCI, procRoot: String = "/proc", stateDirectory: String, interrupts: InterruptCountSource? = nil) {
+        self.sysfs = sysfs
+        self.procRoot = procRoot
+        self.stateDirectory = stateDirectory
+        self.interrupts = interrupts ?? .proc(root: procRoot)
     }
 
-    var sysfs: SysfsPCI { environment.sysfs }
-
-    func statePath(_ address: PCIAddress) -> String { environment.stateDirectory + "/" + address.description }
+    func statePath(_ address: PCIAddress) -> String { stateDirectory + "/" + address.description }
 
     // MARK: - Plans
 
@@ -171,7 +175,7 @@ public struct DriverBinder: Sendable {
             address: address, currentDriver: current, expectedDriver: target.rawValue, writes: [], inUse: [],
             blockers: [], notes: [], stateToRecord: nil, stateToRemove: nil)
         plan.notes += driverNotes(address, target: target)
-        if target == .vfioPCI { plan.groupMembersToBind = VFIODevice.groupBlockers(of: address, sysfs: sysfs) }
+        if target == .vfioPCI { plan.groupMembersToBind = sysfs.vfioGroupBlockers(of: address) }
         if current == target.rawValue {
             plan.notes.append("already bound to \(target.rawValue)")
             return plan
@@ -267,13 +271,13 @@ public struct DriverBinder: Sendable {
     /// class, the boot display, a bridge, or the block device holding `/`.
     public func inUseReasons(_ address: PCIAddress, driver: String) -> [InUseReason] {
         var reasons: [InUseReason] = []
-        let totals = interrupts.read()
+        let counts = interrupts.read()
         var irqs = sysfs.msiIRQs(of: address).map(\.irq)
         if let line = sysfs.attribute("irq", of: address).flatMap({ Int($0) }), line > 0, irqs.isEmpty,
-           let row = totals[line], row.label.contains(driver) {
+           let row = counts.row(irq: line), row.label.contains(driver) {
             irqs.append(line)
         }
-        let fired = irqs.compactMap { totals[$0] }.filter { $0.total > 0 }
+        let fired = irqs.compactMap { counts.row(irq: $0) }.filter { $0.total > 0 }
         if !fired.isEmpty {
             let list = fired.prefix(4).map { "IRQ \($0.irq) (\($0.label)): \($0.total)" }.joined(separator: ", ")
             reasons.append(InUseReason(
@@ -297,7 +301,7 @@ public struct DriverBinder: Sendable {
 
     /// `major:minor` of the filesystem mounted at `/`, from `<procRoot>/self/mountinfo`.
     func rootFilesystemDevice() -> String? {
-        guard let text = readText(environment.procRoot + "/self/mountinfo") else { return nil }
+        guard let text = readText(procRoot + "/self/mountinfo") else { return nil }
         for line in text.split(separator: "\n") {
             let f = line.split(separator: " ")
             if f.count > 4, f[4] == "/", !f[2].hasPrefix("0:") { return String(f[2]) }
@@ -335,7 +339,7 @@ public struct DriverBinder: Sendable {
             }
             let others = sysfs.iommuGroupMembers(of: address).filter { $0 != address }
             if others.isEmpty { return ["IOMMU group \(group) holds only this device: viable once bound"] }
-            let blockers = VFIODevice.groupBlockers(of: address, sysfs: sysfs)
+            let blockers = sysfs.vfioGroupBlockers(of: address)
             if blockers.isEmpty {
                 return ["IOMMU group \(group) also holds " + others.map(\.description).joined(separator: ", ")
                     + ": each is unbound, on vfio/pci-stub or a bridge, so the group is viable once this is bound"]
@@ -367,8 +371,8 @@ public struct DriverBinder: Sendable {
 
     func writeState(_ path: String, _ contents: String) throws(BindError) {
         // mkdir -p: /run may be missing (minimal initramfs) or the directory may be new.
-        var dir = environment.stateDirectory.hasPrefix("/") ? "" : "."
-        for part in environment.stateDirectory.split(separator: "/") {
+        var dir = stateDirectory.hasPrefix("/") ? "" : "."
+        for part in stateDirectory.split(separator: "/") {
             dir += "/" + part
             if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw .state(path: dir, errno: errno) }
         }
@@ -381,7 +385,7 @@ public struct DriverBinder: Sendable {
     }
 
     func isUserspaceOrStub(_ driver: String) -> Bool {
-        WritePolicy.userspaceDrivers.contains(driver) || driver == "pci-stub" || driver.hasPrefix("vfio")
+        UserspaceDriver(rawValue: driver) != nil || driver == "pci-stub" || driver.hasPrefix("vfio")
     }
 
     /// sysfs prints `(null)` for an unset driver_override.

@@ -2,10 +2,9 @@
 // maps to the kernel function it is named for (see MockScript.swift); the model programs the
 // mock's MSI-X table, MSI capability and IMS slots through the InterruptTables chips, exactly
 // as it would program hardware, and the mock delivers its messages to the model's platform.
-import Synchronization
 public import MSIModel
 public import MSIShimCore
-public import PCIAccess
+public import MockDevice
 import InterruptTables
 import WorkQueues
 
@@ -17,6 +16,7 @@ public struct MockSessionOptions: Sendable {
     /// instead of the x86 vector domain.
     public var remap: Bool
 
+    /// Options for a platform of `cpus` CPUs, with or without interrupt remapping.
     public init(cpus: Int = 2, remap: Bool = false) {
         self.cpus = cpus
         self.remap = remap
@@ -25,9 +25,12 @@ public struct MockSessionOptions: Sendable {
 
 /// An error a session command reports, with the kernel errno where there is one.
 public struct MockCommandError: ErrnoCarrying, CustomStringConvertible {
+    /// The errno the kernel call would return, nil where it has none.
     public var errno: KernelErrno?
+    /// What went wrong, in words.
     public var message: String
 
+    /// An error with `errno` and `message`.
     public init(_ errno: KernelErrno?, _ message: String) {
         self.errno = errno
         self.message = message
@@ -45,7 +48,7 @@ public struct MockCommandError: ErrnoCarrying, CustomStringConvertible {
 /// Records what the platform did with every message the device (or the IMS store) sent.
 final class RecordingSink: MessageSink {
     let platform: MSIPlatform
-    let log = Mutex<[(EmittedMessage, DeliveryOutcome)]>([])
+    let log = PackageMutex<[(EmittedMessage, DeliveryOutcome)]>([])
 
     init(platform: MSIPlatform) { self.platform = platform }
 
@@ -65,7 +68,7 @@ final class RecordingSink: MessageSink {
 
 /// Handler invocations per Linux irq (the handler every `request` installs).
 final class HandlerCounts: Sendable {
-    let counts = Mutex<[Int: Int]>([:])
+    let counts = PackageMutex<[Int: Int]>([:])
     func count(_ virq: Int) { counts.withLock { $0[virq, default: 0] += 1 } }
     var snapshot: [Int: Int] { counts.withLock { $0 } }
 }
@@ -75,8 +78,11 @@ final class HandlerCounts: Sendable {
 /// Not for concurrent use: one script runs its commands in order (the model and the mock
 /// are thread-safe, the session's bookkeeping is not shared).
 public final class MockSession {
+    /// The mock device the script drives.
     public let device: MockPCIDevice
+    /// The platform its messages go to (CPUs, vector matrix, optional remapping).
     public let platform: MSIPlatform
+    /// The kernel model's view of the device: the `pci_*` calls of the script go here.
     public let model: MSIDevice
     let sink: RecordingSink
     let handled = HandlerCounts()

@@ -4,7 +4,7 @@
 public import WorkQueues
 import MSIModel
 import MSIShimCore
-import PCIAccess
+import MockDevice
 
 /// A `queue` command of a mock script.
 public enum QueueCommand: Hashable, Sendable {

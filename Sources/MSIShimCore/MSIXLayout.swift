@@ -1,6 +1,6 @@
 // Where the MSI-X table and PBA live, validated against the BARs before anything maps or
-// touches them. The interrupt-tables layer calls this before programming a table.
-public import MSIShimCore
+// touches them. Pure arithmetic on decoded BARs: hardware backends, the interrupt-tables layer
+// and the mock device all check placements here.
 
 /// The MSI-X table and PBA placement of a function, checked against its BARs.
 public struct MSIXLayout: Hashable, Sendable {
@@ -34,7 +34,7 @@ public struct MSIXLayout: Hashable, Sendable {
     /// the structure lies inside the BAR. Then, when both share a BAR, that they do not overlap.
     /// - Parameters:
     ///   - capability: the decoded MSI-X capability.
-    ///   - bars: the six BARs (``PCIBAR/fromSysfs(_:sysfs:)``, ``PCIBAR/decode(registers:sizes:)``).
+    ///   - bars: the six BARs (``PCIBAR/parseSysfsResource(_:)``, ``PCIBAR/decode(registers:sizes:)``).
     ///   - pageSize: the host page size, for the notes.
     public static func validate(
         _ capability: MSIXCapability, bars: [PCIBAR], pageSize: Int = systemPageSize
