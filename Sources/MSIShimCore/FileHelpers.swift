@@ -6,11 +6,11 @@
 import Glibc
 #endif
 
-/// A failed file operation: the step, the path and the errno. Sysfs attribute writes and
-/// atomic file replacement both report their failures with it; the message tells `EACCES`
+/// A failed file operation: the step, the path and the errno. Whole-file reads, sysfs
+/// attribute writes and atomic file replacement report their failures with it; the message tells `EACCES`
 /// (not root) from `EPERM` (refused even to root).
 public struct FileError: ErrnoCarrying, Hashable, Sendable, CustomStringConvertible {
-    /// What was being done: `open`, `create`, `write`, `sync`, `chmod` or `rename`.
+    /// What was being done: `open`, `read`, `create`, `write`, `sync`, `chmod` or `rename`.
     public var operation: String
     /// The file the step worked on.
     public var path: String
@@ -34,26 +34,31 @@ public struct FileError: ErrnoCarrying, Hashable, Sendable, CustomStringConverti
 }
 
 /// Reads a whole (small) file as text; nil if it cannot be opened or a read fails (a
-/// directory, EIO from a sysfs attribute), with `errno` saying why.
+/// directory, EIO from a sysfs attribute). Callers that must say why use ``readTextFile(_:)``.
 public func readText(_ path: String) -> String? {
+    try? readTextFile(path)
+}
+
+/// Reads a whole (small) file as text, or throws the step that failed with its errno: `open`
+/// (ENOENT, EACCES) or `read` (EISDIR for a directory, EIO from a sysfs attribute). A failed
+/// read is never an empty file. The errno travels in the error, so no caller has to read the
+/// global `errno` after the fact, when other calls may already have changed it.
+public func readTextFile(_ path: String) throws(FileError) -> String {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
+    guard fd >= 0 else { throw FileError(operation: "open", path: path, errno: errno) }
+    defer { close(fd) }
     var out: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 4096)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
         if n < 0 {
-            // A failed read is not an empty file (`--script /tmp` must not run nothing).
             let failure = errno
-            close(fd)
-            errno = failure
-            return nil
+            if failure == EINTR { continue }
+            throw FileError(operation: "read", path: path, errno: failure)
         }
         if n == 0 { break }
         out.append(contentsOf: chunk[0..<n])
     }
-    close(fd)
     return String(decoding: out, as: UTF8.self)
 }
 

@@ -151,13 +151,14 @@ struct Mock: ParsableCommand {
 /// The text of a mock script: `path`, or stdin when nil. A file that cannot be opened or
 /// read (a directory, EIO) is an error naming the file and the reason, never an empty script.
 func readScript(_ path: String?) throws(ValidationError) -> String {
-    let name = path ?? "/dev/stdin"
-    guard let text = readText(name) else {
-        let code = errno
-        let reason = strerror(code).map { String(cString: $0) } ?? "errno \(code)"
-        throw ValidationError("cannot read script \(path.map { echoed($0, limit: 256) } ?? "from stdin"): \(reason)")
+    do {
+        return try readTextFile(path ?? "/dev/stdin")
+    } catch {
+        // The errno comes with the error (reading the global errno here could see a later
+        // call's value), described the way every other message of the package describes one.
+        throw ValidationError("cannot read script \(path.map { echoed($0, limit: 256) } ?? "from stdin"): "
+            + KernelErrno.describeWithReason(error.code))
     }
-    return text
 }
 
 /// An error as one line: the errno name first when there is one.

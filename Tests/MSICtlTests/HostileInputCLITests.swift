@@ -70,9 +70,9 @@ struct HostileInputCLITests {
         let r = try msictl(["mock", "--script", "/tmp"])
         #expect(r.status == 2 && r.stdout.isEmpty)
         expectOneErrorLine(r.stderr)
-        #expect(r.stderr.contains("/tmp") && r.stderr.contains("Is a directory"))
+        #expect(r.stderr.contains("/tmp") && r.stderr.contains("EISDIR (is a directory)"))
         let i = try msictl(["inspect", "--mock", "--script", "/tmp"])
-        #expect(i.status == 2 && i.stderr.contains("Is a directory"))
+        #expect(i.status == 2 && i.stderr.contains("EISDIR (is a directory)"))
     }
 
     @Test("vector 0x-1 is a parse error like -1")

@@ -33,6 +33,19 @@ struct FileHelpersTests {
         #expect(readLinkTarget(dir + "/a") == nil)
     }
 
+    @Test("a failed whole-file read says which step failed and carries its errno")
+    func readFailures() throws {
+        let dir = try folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(throws: FileError(operation: "open", path: dir + "/missing", errno: ENOENT)) {
+            try readTextFile(dir + "/missing")
+        }
+        // A directory opens but cannot be read: EISDIR from read(2), not an empty text.
+        #expect(throws: FileError(operation: "read", path: dir, errno: EISDIR)) { try readTextFile(dir) }
+        try writeFileAtomically(dir + "/a", Array("x".utf8))
+        #expect(try readTextFile(dir + "/a") == "x")
+    }
+
     @Test("a failed write names the step, the path and the errno the package's one way")
     func failures() throws {
         #expect(throws: FileError(operation: "create", path: "/nonexistent-dir/x", errno: ENOENT)) {
