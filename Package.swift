@@ -123,8 +123,9 @@ let package = Package(
 
         // MARK: Tests (Swift Testing)
         .testTarget(name: "MSIShimCoreTests", dependencies: ["MSIShimCore"]),
-        .testTarget(name: "MSIModelTests", dependencies: ["MSIModel", "MSIShimCore"]),
-        // Helpers several test targets share (lspci output parser, paths, running programs).
+        .testTarget(name: "MSIModelTests", dependencies: ["MSIModel", "MSIShimCore", "TestSupport"]),
+        // Helpers several test targets share (lspci output parser, paths, running programs, the
+        // seeded random generator).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "PCIAccessTests", dependencies: ["PCIAccess", "MSIShimCore", "TestSupport"]),
         .testTarget(name: "DeviceIOTests", dependencies: ["DeviceIO", "PCIAccess", "MSIShimCore", "CMSIShim", "TestSupport"]),

@@ -15,23 +15,14 @@ import MSIModel
 import InterruptTables
 @testable import MockDevice
 import MockHarness
+import TestSupport
 
 /// Operations per thread.
 let stressOperations = ProcessInfo.processInfo.environment["MSISHIM_STRESS_OPS"].flatMap { Int($0) } ?? 3_000
 let stressThreads = 8
 
-/// SplitMix64, seeded per thread so a failing walk can be replayed.
-struct StressRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Seeded per thread so a failing walk can be replayed.
+typealias StressRNG = SplitMix64
 
 /// Forwards to the platform and counts what it delivered.
 final class CountingSink: MessageSink {

@@ -229,17 +229,7 @@ struct DumpFileTests {
 /// bytes (so it is safe to hand libpci the file), and nothing may crash.
 @Suite("dump fuzzing")
 struct DumpFuzzTests {
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
+    typealias SplitMix = SplitMix64
 
     @Test(
         "600 damaged dumps: accepted ones read identically by libpci and both probe readers")
@@ -249,7 +239,7 @@ struct DumpFuzzTests {
         var seed = Array(source.utf8.prefix(6000))
         while seed.last != 0x0A { seed.removeLast() }
         let alphabet = Array("0123456789abcdefABCDEF :.\n\n  0f\r\tx".utf8) + [0]
-        var rng = SplitMix(state: 0x5EED)
+        var rng = SplitMix(seed: 0x5EED)
         let dir = try TestEnvironment.temporaryDirectory("fuzz")
         var accepted = 0
         for round in 0..<600 {
