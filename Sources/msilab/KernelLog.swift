@@ -8,6 +8,7 @@
 // "callbacks suppressed" line — so raises are paced (``UnhandledVectorPacer``).
 #if canImport(Glibc)
 import Glibc
+import MSIShimCore
 #endif
 
 /// One record of /dev/kmsg.
@@ -23,7 +24,7 @@ final class KernelLog {
     /// `fromStart`: from the oldest record the kernel still holds, else from now on.
     init(fromStart: Bool = false) throws {
         fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { throw LabError("open /dev/kmsg: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw LabError("open /dev/kmsg: " + KernelErrno.describe(errno)) }
         if !fromStart { lseek(fd, 0, SEEK_END) }
     }
 
