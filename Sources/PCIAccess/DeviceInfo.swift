@@ -2,8 +2,10 @@
 // from config bytes (any ConfigSpaceAccess) plus what libpci and the kernel add.
 public import MSIShimCore
 
-/// One base address register as lspci shows it ("Region N").
-public struct PCIBar: Hashable, Sendable {
+/// One base address register as `msictl probe` and lspci show it ("Region N"): address, size
+/// and lspci's annotations. MSIShimCore's `PCIBAR` is the other view of a BAR, decoded from
+/// sysfs `resource` or VFIO region info for mapping it.
+public struct ProbedBAR: Hashable, Sendable {
     /// BAR register index (0…5); a 64-bit BAR is reported at its lower register.
     public var index: Int
     /// Address without the flag bits; 0 when unassigned.
@@ -30,8 +32,8 @@ public struct PCIBar: Hashable, Sendable {
     ///   - bases: libpci's `base_addr[]` (address | flags, 64-bit value at the lower slot).
     ///   - sizes: libpci's `size[]`, nil when unknown.
     ///   - command: the command register.
-    public static func decode(registers: [UInt32], bases: [UInt64], sizes: [UInt64]?, command: UInt16) -> [PCIBar] {
-        var bars: [PCIBar] = []
+    public static func decode(registers: [UInt32], bases: [UInt64], sizes: [UInt64]?, command: UInt16) -> [ProbedBAR] {
+        var bars: [ProbedBAR] = []
         let count = registers.count
         var i = 0
         while i < count {
@@ -47,7 +49,7 @@ public struct PCIBar: Hashable, Sendable {
             }
             let index = i
             if flags & 1 != 0 {
-                bars.append(PCIBar(
+                bars.append(ProbedBAR(
                     index: index, base: pos & ~0x3, size: size, is64Bit: false, prefetchable: false, isIO: true,
                     isVirtual: isVirtual, isDisabled: !isVirtual && command & PCIReg.Command.io == 0,
                     isInvalid64BitSlot: false))
@@ -58,7 +60,7 @@ public struct PCIBar: Hashable, Sendable {
             if type == 0x4 {
                 if i >= count - 1 { invalidSlot = true } else { i += 1 }
             }
-            bars.append(PCIBar(
+            bars.append(ProbedBAR(
                 index: index, base: invalidSlot ? 0 : pos & ~0xF, size: size, is64Bit: type == 0x4,
                 prefetchable: flags & 0x8 != 0, isIO: false, isVirtual: isVirtual,
                 isDisabled: !isVirtual && command & PCIReg.Command.memory == 0, isInvalid64BitSlot: invalidSlot))
@@ -73,8 +75,8 @@ public struct PCIBar: Hashable, Sendable {
     public static func decode(
         resources bases: [UInt64], sizes: [UInt64]?, flags: [UInt64], count: Int, command: UInt16,
         register: (Int) -> UInt32
-    ) -> [PCIBar] {
-        var bars: [PCIBar] = []
+    ) -> [ProbedBAR] {
+        var bars: [ProbedBAR] = []
         for i in 0..<min(count, bases.count, flags.count) {
             let pos = bases[i]
             let size = sizes.flatMap { i < $0.count ? $0[i] : nil }
@@ -97,7 +99,7 @@ public struct PCIBar: Hashable, Sendable {
                     isVirtual = hardware == 0 && upper == 0
                 }
             }
-            bars.append(PCIBar(
+            bars.append(ProbedBAR(
                 index: i, base: brokenSlot ? 0 : pos & (isIO ? ~0x3 : ~0xF), size: size, is64Bit: is64Bit,
                 prefetchable: isMemory && flags[i] & 0x2000 != 0, isIO: isIO, isVirtual: isVirtual,
                 isDisabled: !isVirtual && command & (isIO ? PCIReg.Command.io : PCIReg.Command.memory) == 0,
@@ -224,7 +226,7 @@ public struct PCIDeviceInfo: Hashable, Sendable {
     /// Config bytes readable (4096, 256, 64 for a non-root reader, or what a dump holds).
     public var configSize: Int
     /// Implemented BARs, in register order.
-    public var bars: [PCIBar] = []
+    public var bars: [ProbedBAR] = []
     /// Standard then extended capabilities, in list order.
     public var capabilities: [PCICapability] = []
     /// How the walk of the standard capability list ended.

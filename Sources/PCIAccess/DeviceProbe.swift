@@ -233,12 +233,12 @@ public enum PCIProbe {
         func r8(_ o: Int) -> UInt8 { (try? config.read8(o)) ?? 0xFF }
         func r16(_ o: Int) -> UInt16 { (try? config.read16(o)) ?? 0xFFFF }
         func r32(_ o: Int) -> UInt32 { (try? config.read32(o)) ?? 0xFFFF_FFFF }
-        let count = PCIBar.count(headerType: r8(PCIReg.headerType))
+        let count = ProbedBAR.count(headerType: r8(PCIReg.headerType))
         let registers = (0..<count).map { r32(PCIReg.bar0 + 4 * $0) }
         return LibPCIDeviceFields(
             vendorID: r16(PCIReg.vendorID), deviceID: r16(PCIReg.deviceID), classCode: r16(0x0A),
             programmingInterface: r8(PCIReg.classProgIF), revision: r8(PCIReg.revisionID),
-            baseAddresses: PCIBar.genericBaseAddresses(registers: registers), sizes: nil)
+            baseAddresses: ProbedBAR.genericBaseAddresses(registers: registers), sizes: nil)
     }
 
     // MARK: Decoding shared by every source
@@ -261,16 +261,16 @@ public enum PCIProbe {
             info.problems.append(.gone)
             return info
         }
-        let barCount = PCIBar.count(headerType: headerType)
+        let barCount = ProbedBAR.count(headerType: headerType)
         if headerType > 2 { info.problems.append(.unknownHeaderType(headerType)) }
         let command = (try? config.read16(PCIReg.command)) ?? 0
         if let flags = fields.resourceFlags {
-            info.bars = PCIBar.decode(
+            info.bars = ProbedBAR.decode(
                 resources: fields.baseAddresses, sizes: fields.sizes, flags: flags, count: barCount, command: command,
                 register: { (try? config.read32(PCIReg.bar0 + 4 * $0)) ?? 0 })
         } else {
             let registers = (0..<barCount).map { (try? config.read32(PCIReg.bar0 + 4 * $0)) ?? 0 }
-            info.bars = PCIBar.decode(registers: registers, bases: fields.baseAddresses, sizes: fields.sizes, command: command)
+            info.bars = ProbedBAR.decode(registers: registers, bases: fields.baseAddresses, sizes: fields.sizes, command: command)
         }
         if headerType <= 2 { info.decodeCapabilities(from: config, fromDump: fromDump) }
         return info

@@ -101,7 +101,7 @@ enum ProbeText {
         return cls + ": " + who
     }
 
-    static func barText(_ bar: PCIBar) -> String {
+    static func barText(_ bar: ProbedBAR) -> String {
         var s: String
         if bar.isIO {
             s = "I/O ports at " + (bar.base != 0 ? hex(bar.base, width: 1) : "<unassigned>")

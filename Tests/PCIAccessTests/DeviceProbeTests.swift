@@ -82,14 +82,14 @@ struct DeviceProbeTests {
         // BAR0: 64-bit prefetchable at 0x38_0000_0000 (two registers), BAR2: I/O at 0xc000,
         // BAR3: 32-bit unassigned, BAR5: 64-bit in the last register (broken).
         let registers: [UInt32] = [0x0000_000C, 0x38, 0xC001, 0x0000_0000, 0, 0x4]
-        let bases = PCIBar.genericBaseAddresses(registers: registers)
+        let bases = ProbedBAR.genericBaseAddresses(registers: registers)
         #expect(bases == [0x38_0000_000C, 0, 0xC001, 0, 0, 0])
-        let bars = PCIBar.decode(registers: registers, bases: bases, sizes: nil, command: 0x3)
+        let bars = ProbedBAR.decode(registers: registers, bases: bases, sizes: nil, command: 0x3)
         #expect(bars.map(\.index) == [0, 2, 5])
         #expect(bars[0].base == 0x38_0000_0000 && bars[0].is64Bit && bars[0].prefetchable && !bars[0].isIO)
         #expect(bars[1].isIO && bars[1].base == 0xC000 && !bars[1].isDisabled)
         #expect(bars[2].isInvalid64BitSlot && bars[2].base == 0)
-        let disabled = PCIBar.decode(registers: registers, bases: bases, sizes: nil, command: 0)
+        let disabled = ProbedBAR.decode(registers: registers, bases: bases, sizes: nil, command: 0)
         #expect(disabled.allSatisfy { $0.isDisabled })
     }
 
