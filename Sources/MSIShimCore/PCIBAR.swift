@@ -3,7 +3,8 @@
 // Reading BAR registers never writes them: sizing by writing all-ones is a driver's job.
 // Pure decoding: DeviceIO reads the `resource` file and the registers of a live function.
 
-/// One of the six Base Address Registers of a type-0 function.
+/// One of the six Base Address Registers of a type-0 function, as needed to map it. (PCIAccess's
+/// `ProbedBAR` is the report view: a BAR as `msictl probe` and lspci print it.)
 public struct PCIBAR: Hashable, Sendable, CustomStringConvertible {
     /// What the BAR register holds.
     public enum Kind: Hashable, Sendable {
