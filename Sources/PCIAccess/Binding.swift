@@ -30,7 +30,7 @@ public struct SysfsWrite: Hashable, Sendable {
 
     /// `write "value" to <root>/<path>`, with control characters escaped.
     public func rendered(root: String) -> String {
-        let shown = value == "\n" ? "\\n\" (clears it)" : value.replacingNewlines() + "\""
+        let shown = value == "\n" ? "\\n\" (clears it)" : escapingControlCharacters(value) + "\""
         return "write \"\(shown) to \(root)/\(relativePath)"
     }
 }
@@ -376,12 +376,12 @@ public struct DriverBinder: Sendable {
             dir += "/" + part
             if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw .state(path: dir, errno: errno) }
         }
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .state(path: path, errno: errno) }
-        defer { close(fd) }
-        let bytes = Array(contents.utf8)
-        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        if n != bytes.count { throw .state(path: path, errno: n < 0 ? errno : EIO) }
+        // Atomic, so that an interrupted bind never leaves a half-written record for unbind.
+        do {
+            try writeFileAtomically(path, Array(contents.utf8))
+        } catch {
+            throw .state(path: path, errno: error.code)
+        }
     }
 
     func isUserspaceOrStub(_ driver: String) -> Bool {
@@ -395,11 +395,3 @@ public struct DriverBinder: Sendable {
     }
 }
 
-
-extension String {
-    func replacingNewlines() -> String {
-        var out = ""
-        for c in self { out += c == "\n" ? "\\n" : String(c) }
-        return out
-    }
-}

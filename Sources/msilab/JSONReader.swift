@@ -5,7 +5,6 @@
 // ICU and its data into the static guest binary, which would triple msilab's size in the
 // initramfs for one parse.
 import FoundationEssentials
-import PCIAccess
 import MSIShimCore
 
 enum JSONReader {

@@ -100,8 +100,19 @@ func bindTree(classCode: UInt32 = 0x020000, interrupts: (UInt64, UInt64) = (120,
     #expect(readText(tree.sysfs + "/bus/pci/drivers/virtio-pci/unbind") == "0000:00:03.0")
     #expect(readText(tree.sysfs + "/bus/pci/drivers_probe") == "0000:00:03.0")
     #expect(readText(tree.state + "/0000:00:03.0") == "driver=virtio-pci\noverride=\n")
+    // The record is replaced atomically: no temporary file is left beside it, and it is 0644.
+    #expect(listDirectory(tree.state) == ["0000:00:03.0"])
+    var info = stat()
+    #expect(stat(tree.state + "/0000:00:03.0", &info) == 0 && info.st_mode & 0o777 == 0o644)
     // The fake tree has no kernel to bind it: the outcome says so.
     #expect(outcome.driver == "virtio-pci" && !outcome.matchesExpectation)
+}
+
+@Test func plannedWritesShowEveryControlCharacterEscaped() {
+    // A value is shown on one line of a dry run: every control character escaped, not only \n.
+    #expect(SysfsWrite("x/driver_override", "a\u{1B}[2Jb\tc").rendered(root: "/sys")
+            == "write \"a\\e[2Jb\\tc\" to /sys/x/driver_override")
+    #expect(SysfsWrite("x/driver_override", "\n").rendered(root: "/sys") == "write \"\\n\" (clears it) to /sys/x/driver_override")
 }
 
 @Test func idleDeviceBindsWithoutForce() throws {
