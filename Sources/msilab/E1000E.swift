@@ -9,8 +9,11 @@
 // Throttling: QEMU 7.2 resets ITR/EITR to 500 (x 256 ns = 128 µs) and clamps any write to at
 // least that, so a second interrupt on a vector within 128 µs of the first is postponed to the
 // timer — and QEMU 7.2 never clears the "postponed" flag, so every later timer expiry sends one
-// more: back-to-back raises give duplicates. Scenarios therefore space raises by milliseconds
-// and count exactly. Never set CTRL_EXT bit 31 (PBA_CLR in QEMU): an IMS write would then clear
+// more: back-to-back raises give duplicates. The timer runs in QEMU's main loop, which a
+// loaded host starves for milliseconds, so "within 128 µs" can mean "before the next step":
+// the duplicate then lands after a later mask and sets a pending bit the mock never sets.
+// Every raise therefore waits the timer out before the next step (letThrottlingTimersExpire),
+// and scenarios count exactly. Never set CTRL_EXT bit 31 (PBA_CLR in QEMU): an IMS write would then clear
 // the vector's pending bit, which the PBA checks must observe.
 import MSIShimCore
 
@@ -50,7 +53,8 @@ enum E1000E {
     /// fires, that the device is still in the mode that armed it — QEMU aborts otherwise
     /// (`e1000e_intrmgr_on_throttling_timer: Assertion !msix_enabled`, and the reverse for
     /// EITR). A loaded host delays the callback far past 128 µs, so before the interrupt mode
-    /// changes (MSI-X or MSI enabled or disabled) the lab lets every armed timer run out.
+    /// changes (MSI-X or MSI enabled or disabled), and after every raise, the lab lets every
+    /// armed timer run out.
     static func letThrottlingTimersExpire() { sleepMs(50) }
 
     /// Makes the device raise the cause routed to `vector` (IMS then ICS).

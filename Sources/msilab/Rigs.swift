@@ -155,6 +155,9 @@ final class UIOE1000ERig: ModelRig {
     }
 
     func raise(_ vector: Int) throws -> (outcome: RaiseOutcome, detail: String) {
+        // The send arms the vector's throttling timer; a raise or a mask before it ran out
+        // would meet QEMU 7.2's late duplicate message (E1000E.letThrottlingTimersExpire).
+        defer { E1000E.letThrottlingTimersExpire() }
         try E1000E.raise(bar0, vector: vector)
         if try msiEnabled() {
             // MSI (no per-vector mask on the 82574): the device sends vector 0's message at
